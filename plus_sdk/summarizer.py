@@ -1,0 +1,249 @@
+"""Summarizer: writes a short text summary z of a user from their context c.
+
+Works over any ``ChatBackend`` (a local model with an optional LoRA adapter by default).
+Summaries are cached by (context hash, summarizer id, prompt version), so each user is
+summarized once; a ``SummaryStore`` can be given to keep them durably per user id.
+
+Over-long contexts: when the rendered prompt exceeds ``max_context_tokens``, the oldest
+examples and conversations are dropped one at a time (the most recent are kept) and a
+``ContextTruncatedWarning`` is issued; if a single item is still too long its texts are cut.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from plus_sdk import prompts
+from plus_sdk.backends.base import ChatBackend, Messages
+from plus_sdk.cache import SummaryCache, cache_key
+from plus_sdk.models import is_bundle, read_card
+from plus_sdk.types import AdapterCard, SamplingConfig, Summary, UserContext
+
+logger = logging.getLogger(__name__)
+
+#: Default decoding for summaries: greedy, enough tokens for ~50 words plus the marker.
+DEFAULT_SUMMARY_SAMPLING = SamplingConfig(max_new_tokens=96)
+#: Default prompt budget of the summarizer, in tokens.
+DEFAULT_MAX_CONTEXT_TOKENS = 2048
+
+
+class ContextTruncatedWarning(UserWarning):
+    """A user's context was cut to fit the summarizer's token budget."""
+
+
+def as_context(value: UserContext | dict[str, Any]) -> UserContext:
+    """Validate a dict into a ``UserContext`` (a ``UserContext`` passes through)."""
+    return value if isinstance(value, UserContext) else UserContext.model_validate(value)
+
+
+class Summarizer:
+    """Turns a ``UserContext`` into a ``Summary``."""
+
+    def __init__(self, backend: ChatBackend, *, task: str = "generic", context_kind: str = "pairs",
+                 sampling: SamplingConfig = DEFAULT_SUMMARY_SAMPLING, max_words: int = prompts.SUMMARY_MAX_WORDS,
+                 max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS, cache: SummaryCache | None = None,
+                 store: Any = None, card: AdapterCard | None = None) -> None:
+        if task not in prompts.SUMMARY_TASKS:
+            raise ValueError(f"task={task!r} is unknown; use one of {', '.join(prompts.SUMMARY_TASKS)}")
+        if context_kind not in ("pairs", "conversations"):
+            raise ValueError(f"context_kind={context_kind!r} is unknown; use 'pairs' or 'conversations'")
+        self.backend = backend
+        self.task = task
+        self.context_kind = context_kind
+        self.sampling = sampling
+        self.max_words = max_words
+        self.max_context_tokens = max_context_tokens
+        self.cache = cache if cache is not None else SummaryCache()
+        self.store = store
+        self.card = card
+
+    @classmethod
+    def from_pretrained(cls, base: str | os.PathLike[str] | None = None, adapter: str | os.PathLike[str] | None = None,
+                        *, device: str | None = None, dtype: str | torch.dtype | None = None,
+                        cache_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> Summarizer:
+        """A local summarizer.
+
+        ``base``: a bundle folder (``card.json`` + ``summarizer/``), a model name or folder,
+        or ``None`` for the trained default bundle when it exists, else the default base.
+        """
+        from plus_sdk.backends.local import LocalBackend, LocalModel
+        from plus_sdk.models import default_bundle_dir
+
+        card = None
+        if base is None and adapter is None:
+            base = default_bundle_dir()
+        if is_bundle(base):
+            card = read_card(base)
+            adapter = Path(str(base)) / "summarizer"
+            base = card.base_model
+            kwargs.setdefault("task", card.summary_task)
+            kwargs.setdefault("context_kind", card.context_kind)
+        model = LocalModel.load(None if base is None else str(base), adapter, role="summarizer",
+                                device=device, dtype=dtype)
+        cache = kwargs.pop("cache", None)
+        if cache is None:
+            cache = SummaryCache(cache_dir)
+        return cls(LocalBackend(model), card=card, cache=cache, **kwargs)
+
+    def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
+        """Save the LoRA adapter of a local summarizer into ``folder``."""
+        model = getattr(self.backend, "model", None)
+        if model is None or model.adapter is None:
+            raise ValueError("only a local summarizer with a LoRA adapter can be saved")
+        model.base.model.save_pretrained(str(folder), selected_adapters=[model.adapter])
+        nested = Path(folder) / model.adapter
+        if nested.is_dir():
+            for file in nested.iterdir():
+                os.replace(file, Path(folder) / file.name)
+            nested.rmdir()
+
+    # ------------------------------------------------------------------
+    @property
+    def summarizer_id(self) -> str:
+        """Identity used in cache keys: model, adapter, task and context kind."""
+        return f"{self.backend.model_id}:{self.task}:{self.context_kind}:{self.max_words}"
+
+    def messages_for(self, context: UserContext) -> Messages:
+        """The prompt for ``context``, truncated to the token budget (see module doc)."""
+        messages = prompts.summarizer_messages(context, self.task, max_words=self.max_words,
+                                               context_kind=self.context_kind)  # type: ignore[arg-type]
+        count = getattr(getattr(self.backend, "model", None), "count_tokens", None)
+        if count is None or count(messages) <= self.max_context_tokens:
+            return messages
+        original = count(messages)
+        trimmed = context
+        while count(messages) > self.max_context_tokens:
+            trimmed = _drop_oldest(trimmed)
+            if trimmed is None:
+                raise ValueError(
+                    f"the context cannot fit max_context_tokens={self.max_context_tokens}; raise it"
+                )
+            messages = prompts.summarizer_messages(trimmed, self.task, max_words=self.max_words,
+                                                   context_kind=self.context_kind)  # type: ignore[arg-type]
+        warnings.warn(
+            f"context of user {context.user_id or '?'} had {original} tokens > max_context_tokens="
+            f"{self.max_context_tokens}; kept the most recent items ({count(messages)} tokens)",
+            ContextTruncatedWarning, stacklevel=3,
+        )
+        return messages
+
+    def summarize(self, context: UserContext | dict[str, Any], *, sampling: SamplingConfig | None = None) -> Summary:
+        """The summary of one user's context."""
+        return self.summarize_batch([context], sampling=sampling)[0]
+
+    def summarize_batch(self, contexts: Sequence[UserContext | dict[str, Any]], *,
+                        sampling: SamplingConfig | None = None, progress: bool = False,
+                        use_cache: bool = True) -> list[Summary]:
+        """Summaries of many contexts; cached ones are reused, the rest generated in batches.
+
+        Sampled summaries (``sampling.do_sample``) bypass the cache.
+        """
+        sampling = sampling or self.sampling
+        use_cache = use_cache and not sampling.do_sample
+        parsed = [as_context(c) for c in contexts]
+        results: list[Summary | None] = [None] * len(parsed)
+        by_key: dict[str, list[int]] = {}
+        for i, context in enumerate(parsed):
+            key = cache_key(context.source_hash(), self.summarizer_id, prompts.PROMPT_VERSION)
+            if sampling.do_sample:  # every row gets its own sample
+                key = f"{key}#{i}"
+            by_key.setdefault(key, []).append(i)
+        todo: dict[str, list[int]] = {}
+        for key, rows in by_key.items():
+            cached = self.cache.get(key) if use_cache else None
+            if cached is None:
+                todo[key] = rows
+            for i in rows if cached is not None else ():
+                results[i] = cached
+        keys = list(todo)
+        batch = self.backend_batch_size
+        bar = tqdm(total=len(keys), desc="summarize", unit="user", disable=not progress or not keys)
+        for start in range(0, len(keys), batch):
+            chunk = keys[start : start + batch]
+            firsts = [parsed[todo[k][0]] for k in chunk]
+            texts = self.backend.chat([self.messages_for(c) for c in firsts], sampling)
+            for key, context, raw in zip(chunk, firsts, texts, strict=False):
+                summary = self._make_summary(raw, context)
+                if use_cache:
+                    self.cache.put(key, summary)
+                for i in todo[key]:
+                    results[i] = summary
+            bar.update(len(chunk))
+        bar.close()
+        return [r for r in results if r is not None]
+
+    @property
+    def backend_batch_size(self) -> int:
+        return int(getattr(self.backend, "batch_size", 8))
+
+    def _make_summary(self, raw: str, context: UserContext) -> Summary:
+        text = prompts.extract_summary(raw, max_words=2 * self.max_words) or prompts.EMPTY_SUMMARY
+        return Summary(text=text, model_id=self.summarizer_id, prompt_version=prompts.PROMPT_VERSION,
+                       source_hash=context.source_hash())
+
+
+def _drop_oldest(context: UserContext) -> UserContext | None:
+    """The context without its oldest item, or with its single item's texts halved."""
+    examples, conversations = list(context.examples), list(context.conversations)
+    if len(examples) + len(conversations) > 1:
+        if examples:
+            examples.pop(0)
+        else:
+            conversations.pop(0)
+        return context.model_copy(update={"examples": examples, "conversations": conversations})
+    if examples:
+        ex = examples[0]
+        if min(len(ex.prompt), len(ex.chosen), len(ex.rejected)) < 8:
+            return None
+        half = {f: getattr(ex, f)[: len(getattr(ex, f)) // 2] for f in ("prompt", "chosen", "rejected")}
+        if half["chosen"] == half["rejected"]:
+            half["rejected"] += " (cut)"
+        return context.model_copy(update={"examples": [ex.model_copy(update=half)]})
+    if conversations:
+        conv = conversations[0]
+        if all(len(t.content) < 8 for t in conv.turns):
+            return None
+        turns = [t.model_copy(update={"content": t.content[: max(len(t.content) // 2, 1)]}) for t in conv.turns]
+        return context.model_copy(update={"conversations": [conv.model_copy(update={"turns": turns})]})
+    return None
+
+
+ContextOrSummary = UserContext | Summary | dict[str, Any] | str | None
+
+
+def resolve_summaries(values: Sequence[ContextOrSummary], summarizer: Summarizer | None) -> list[Summary | None]:
+    """Turn what a caller passed into summaries, summarizing contexts in one batch.
+
+    A ``Summary`` is used as is (e.g. one the user edited), a ``str`` is a summary text
+    written by hand, a ``UserContext`` or dict is summarized, ``None`` means unpersonalized.
+    """
+    out: list[Summary | None] = [None] * len(values)
+    pending: list[tuple[int, UserContext]] = []
+    for i, value in enumerate(values):
+        if value is None or isinstance(value, Summary):
+            out[i] = value
+        elif isinstance(value, str):
+            if not value.strip():
+                raise ValueError("summary text is empty: pass a non-empty summary, a UserContext or None")
+            out[i] = Summary.from_text(value)
+        elif isinstance(value, (UserContext, dict)):
+            pending.append((i, as_context(value)))
+        else:
+            raise TypeError(
+                f"context must be a UserContext, dict, Summary, str or None, not {type(value).__name__}"
+            )
+    if pending:
+        if summarizer is None:
+            raise ValueError("a context was given but this object has no summarizer; pass a Summary instead")
+        summaries = summarizer.summarize_batch([c for _, c in pending])
+        for (i, _), summary in zip(pending, summaries, strict=False):
+            out[i] = summary
+    return out

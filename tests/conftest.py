@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny random-init Llama models with the real SmolLM2 tokenizer.
+
+The tokenizer comes from the embedded default model (converted once into the plus-sdk
+cache); the weights are random and tiny so backend tests run in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from plus_sdk.models import default_model_dir
+from plus_sdk.types import PreferenceExample, UserContext
+
+TINY_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True)
+
+
+def build_tiny_model(folder: Path, seed: int = 0) -> Path:
+    """Save a tiny random Llama causal LM + the SmolLM2 tokenizer into ``folder``."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **TINY_CONFIG)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture()
+def cat_context() -> UserContext:
+    return UserContext(user_id="u-cat", examples=[
+        PreferenceExample(prompt="Talk about a pet.", chosen="Cats purr when content.", rejected="Dogs fetch sticks."),
+        PreferenceExample(prompt="Tell me about pets.", chosen="A cat naps in the sun.", rejected="A dog barks."),
+    ])
+
+
+@pytest.fixture()
+def dog_context() -> UserContext:
+    return UserContext(user_id="u-dog", examples=[
+        PreferenceExample(prompt="Talk about a pet.", chosen="Dogs fetch sticks.", rejected="Cats purr when content."),
+    ])

@@ -1,0 +1,59 @@
+"""The `plus` command and the real default model end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plus_sdk import PersonalizedJudge, Preference, UserContext
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "plus_sdk.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_import_is_light() -> None:
+    code = "import plus_sdk, sys; bad = [m for m in ('vllm', 'openai', 'deepspeed') if m in sys.modules]; print(bad)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_cli_judge_prints_a_valid_preference(tiny_model_dir: Path, tmp_path: Path, cat_context: UserContext) -> None:
+    user = tmp_path / "user.json"
+    user.write_text(cat_context.model_dump_json())
+    result = _run("judge", "--model", str(tiny_model_dir), "--context", str(user), "--prompt", "Talk about a pet.",
+                  "-a", "Cats purr.", "-b", "Dogs bark.")
+    assert result.returncode == 0, result.stderr
+    pref = Preference.model_validate_json(result.stdout)
+    assert pref.choice in ("a", "b") and pref.summary is not None
+
+
+def test_cli_bad_context_names_the_problem(tiny_model_dir: Path, tmp_path: Path) -> None:
+    user = tmp_path / "user.json"
+    user.write_text(json.dumps({"examples": [{"prompt": "p", "chosen": "x", "rejected": "x"}]}))
+    result = _run("judge", "--model", str(tiny_model_dir), "--context", str(user),
+                  "--prompt", "Q", "-a", "1", "-b", "2")
+    assert result.returncode != 0 and "identical" in result.stderr
+    missing = _run("summarize", "--model", str(tiny_model_dir), "--context", str(tmp_path / "nope.json"))
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
+@pytest.mark.default_model
+def test_default_model_end_to_end(cat_context: UserContext) -> None:
+    judge = PersonalizedJudge.from_pretrained()
+    pref = judge.prefer(cat_context, "Talk about a pet.", "Cats purr when happy.", "Dogs wag their tails.")
+    assert pref.summary is not None and len(pref.summary.text.split()) >= 3
+    again = judge.prefer(cat_context, "Talk about a pet.", "Cats purr when happy.", "Dogs wag their tails.")
+    assert again.summary == pref.summary and again.probability == pytest.approx(pref.probability, abs=1e-6)
+
+
+@pytest.mark.default_model
+def test_demo_runs(tmp_path: Path) -> None:
+    result = _run("demo", "--json", str(tmp_path / "demo.json"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "demo.json").read_text())
+    assert len(report["items"]) >= 6 and "summary" in result.stdout
