@@ -1,0 +1,81 @@
+"""The one training record every method and evaluation reads.
+
+A record is one target preference pair of one user together with that user's context (the
+input of the summarizer, ICL and VPL) and what is known about the user (type, true
+description for the oracle). Stored as JSONL (one record per line) or a Hugging Face
+``datasets`` folder with the same fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from plus_sdk.models import atomic_write_text
+from plus_sdk.types import PreferenceExample, UserContext
+
+Split = Literal["train", "test", "ood"]
+
+
+class TrainingRecord(BaseModel):
+    """One (user context, target pair) row."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    dataset: str = Field(description="Dataset name, e.g. 'pets', 'pets-ood', 'uf-p2', 'prism'.")
+    split: Split = Field(description="'train', 'test' or 'ood'.")
+    user_id: str = Field(min_length=1, description="Stable id of the user.")
+    user_type: str | None = Field(default=None, description="Known user type (analysis, oracle), if any.")
+    oracle: str | None = Field(default=None, description="True description of the user, for oracle models.")
+    context: UserContext = Field(description="What the summarizer / ICL / VPL may see about the user.")
+    prompt: str = Field(min_length=1, description="Prompt of the target pair.")
+    chosen: str = Field(min_length=1, description="Response this user prefers.")
+    rejected: str = Field(min_length=1, description="Response this user does not prefer.")
+    controversial: bool = Field(default=False, description="True if user types disagree on this pair.")
+    meta: dict[str, Any] = Field(default_factory=dict, description="Builder-specific extras (pair type, ...).")
+
+    @model_validator(mode="after")
+    def _target_not_in_context(self) -> TrainingRecord:
+        if self.chosen == self.rejected:
+            raise ValueError("chosen and rejected are identical")
+        for example in self.context.examples:
+            if example.prompt == self.prompt and {example.chosen, example.rejected} == {self.chosen, self.rejected}:
+                raise ValueError("the target pair also appears in its own context (leak)")
+        return self
+
+    @property
+    def pair(self) -> PreferenceExample:
+        return PreferenceExample(prompt=self.prompt, chosen=self.chosen, rejected=self.rejected)
+
+
+class RecordError(ValueError):
+    """A malformed record, with the file and line where it was found."""
+
+
+def write_jsonl(records: Iterable[TrainingRecord], path: str | os.PathLike[str]) -> int:
+    """Write records to a JSONL file atomically; returns the count."""
+    lines = [r.model_dump_json() for r in records]
+    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+    return len(lines)
+
+
+def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[TrainingRecord]:
+    """Records of a JSONL file; a bad line raises ``RecordError`` naming the line number."""
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield TrainingRecord.model_validate(json.loads(line))
+            except (json.JSONDecodeError, ValidationError) as exc:
+                raise RecordError(f"{path}:{number}: invalid record: {exc}") from exc
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[TrainingRecord]:
+    """All records of a JSONL file."""
+    return list(iter_jsonl(path))
