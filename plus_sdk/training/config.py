@@ -1,0 +1,79 @@
+"""Typed training configs: pydantic models loaded from YAML and overridden from the CLI.
+
+Every config class is a pydantic model whose fields carry a one-line ``description``.
+``load_config(Model, "recipe.yaml", ["optim.lr=1e-4", "steps=200"])`` reads the YAML, applies
+dotted ``key=value`` overrides (values parsed as YAML scalars), and validates; an unknown key
+or a bad value raises ``ConfigError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit its schema."""
+
+
+class StrictConfig(BaseModel):
+    """Base class of training configs: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"a.b=3"`` → (["a", "b"], 3); the value is parsed as a YAML scalar."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key=value (e.g. optim.lr=1e-4)")
+    key, raw = item.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"override {item!r} has an empty key")
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply dotted overrides to a nested dict (returns the same dict)."""
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def load_config(model: type[T], path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> T:
+    """Load ``model`` from a YAML file (optional) plus CLI overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping at top level")
+        data = loaded or {}
+    apply_overrides(data, overrides or [])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid config{where}: {problems}") from exc
+
+
+def dump_config(config: BaseModel, path: str | os.PathLike[str]) -> None:
+    """Write a config as YAML (atomically), e.g. next to a run's checkpoints."""
+    from plus_sdk.models import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
