@@ -3,13 +3,16 @@
 A record is one target preference pair of one user together with that user's context (the
 input of the summarizer, ICL and VPL) and what is known about the user (type, true
 description for the oracle). Stored as JSONL (one record per line) or a Hugging Face
-``datasets`` folder with the same fields.
+``datasets`` folder (Arrow) with the same fields; in Arrow the nested ``context`` and ``meta``
+fields are stored as JSON strings so that every row has the same schema.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -79,3 +82,69 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[TrainingRecord]:
 def read_jsonl(path: str | os.PathLike[str]) -> list[TrainingRecord]:
     """All records of a JSONL file."""
     return list(iter_jsonl(path))
+
+
+#: fields stored as JSON strings in Arrow (their nested shape varies between rows)
+_JSON_FIELDS = ("context", "meta")
+
+
+def to_arrow_row(record: TrainingRecord) -> dict[str, Any]:
+    """One record as a flat row: nested fields become JSON strings."""
+    row = record.model_dump(mode="json")
+    for name in _JSON_FIELDS:
+        row[name] = json.dumps(row[name], ensure_ascii=False, sort_keys=True)
+    return row
+
+
+def from_arrow_row(row: dict[str, Any]) -> TrainingRecord:
+    """Inverse of ``to_arrow_row``."""
+    data = dict(row)
+    for name in _JSON_FIELDS:
+        if isinstance(data.get(name), str):
+            data[name] = json.loads(data[name])
+    return TrainingRecord.model_validate(data)
+
+
+def write_arrow(records: Iterable[TrainingRecord], folder: str | os.PathLike[str]) -> int:
+    """Save records as a Hugging Face ``datasets`` folder (``load_from_disk``), atomically."""
+    from datasets import Dataset
+
+    rows = [to_arrow_row(r) for r in records]
+    names = list(TrainingRecord.model_fields)
+    dataset = Dataset.from_dict({name: [row[name] for row in rows] for name in names})
+    target = Path(folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        dataset.save_to_disk(str(staging))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return len(rows)
+
+
+def read_arrow(folder: str | os.PathLike[str]) -> list[TrainingRecord]:
+    """Records of a folder written by ``write_arrow``; a bad row raises ``RecordError`` naming it."""
+    from datasets import load_from_disk
+
+    state = Path(folder) / "state.json"
+    if state.exists() and not json.loads(state.read_text(encoding="utf-8")).get("_data_files"):
+        return []  # an empty split: datasets writes no Arrow file for it
+    dataset = load_from_disk(str(folder))
+    records = []
+    for number, row in enumerate(dataset, start=1):
+        try:
+            records.append(from_arrow_row(row))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise RecordError(f"{folder}: row {number}: invalid record: {exc}") from exc
+    return records
+
+
+def read_records(path: str | os.PathLike[str]) -> list[TrainingRecord]:
+    """Records of a JSONL file or of a ``datasets`` folder, whichever ``path`` is."""
+    if Path(path).is_dir():
+        return read_arrow(path)
+    return read_jsonl(path)

@@ -1,0 +1,133 @@
+"""``plus data build NAME --out DIR`` and ``plus data stats DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from typing import Any
+
+from plus_sdk.training.config import ConfigError, load_config
+from plus_sdk.training.data.contexts import CONTEXT_KINDS
+
+logger = logging.getLogger(__name__)
+
+#: CLI flag -> config field, per dataset family (None: the flag does not apply)
+_FLAGS: dict[str, dict[str, str]] = {
+    "pets": {"seed": "seed", "n_train": "n_train", "n_test": "n_test", "n_context": "n_context"},
+    "uf": {
+        "seed": "seed",
+        "source": "source",
+        "max_train": "max_train",
+        "max_test": "max_test",
+        "max_rows": "max_rows",
+    },
+    "prism": {
+        "seed": "seed",
+        "source": "source",
+        "max_train": "max_train",
+        "max_test": "max_test",
+        "n_context": "n_context",
+    },
+}
+
+
+def _family(dataset: str) -> str:
+    return "pets" if dataset.startswith("pets") else "uf" if dataset.startswith("uf") else "prism"
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """Dotted overrides from the convenience flags, then ``--set`` items."""
+    family = _family(args.dataset)
+    overrides = []
+    for flag in ("seed", "n_train", "n_test", "n_context", "source", "max_train", "max_test", "max_rows"):
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if flag == "n_context" and family == "uf":
+            low = value if args.dataset == "uf-p2" else min(2, value)
+            overrides += [f"n_context_min={low}", f"n_context_max={value}"]
+            continue
+        if flag not in _FLAGS[family]:
+            usable = ", ".join("--" + f.replace("_", "-") for f in _FLAGS[family])
+            raise SystemExit(f"error: --{flag.replace('_', '-')} does not apply to {args.dataset}; its flags: {usable}")
+        overrides.append(f"{_FLAGS[family][flag]}={json.dumps(value) if isinstance(value, str) else value}")
+    return overrides + list(args.set or [])
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from plus_sdk.training.data.build import build_dataset, config_class, write_dataset
+    from plus_sdk.training.data.sources import SourceError
+
+    try:
+        config = load_config(config_class(args.dataset), args.config, _overrides(args))
+        result = build_dataset(args.dataset, config, context_kind=args.context_kind, guideline=args.guideline)
+    except (ConfigError, SourceError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    report = write_dataset(result, args.out, fmt=args.format)
+    print(json.dumps({k: report[k] for k in ("dataset", "sizes", "skipped", "files", "context_kind")}, indent=2))
+    return 0
+
+
+def _print_table(stats: dict[str, Any]) -> None:
+    for split, info in stats.items():
+        print(
+            f"[{split}] rows {info['rows']}, users {info['users']} {info['users_per_type']}, "
+            f"controversial {info['controversial_share']:.1%}"
+        )
+        for key in ("context_pairs", "context_conversations", "context_tokens", "summarizer_prompt_tokens"):
+            if info.get(key, {}).get("max"):  # skip absent or all-zero distributions
+                values = " ".join(f"{name} {value:g}" for name, value in info[key].items())
+                print(f"    {key:<26} {values}")
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from plus_sdk.training.data.stats import dataset_stats
+
+    tokenizer = None
+    if not args.no_tokens:
+        from plus_sdk.models import load_tokenizer
+
+        tokenizer = load_tokenizer(args.tokenizer)
+    try:
+        stats = dataset_stats(args.dir, tokenizer)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        _print_table(stats)
+    return 0
+
+
+def add_data_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``plus data build`` and ``plus data stats``."""
+    from plus_sdk.training.data.build import DATASETS
+
+    data = sub.add_parser("data", help="Build training datasets and show their statistics.")
+    actions = data.add_subparsers(dest="data_command", required=True)
+
+    build = actions.add_parser("build", help="Build a dataset into DIR (train/test/ood .jsonl + build.json).")
+    build.add_argument("dataset", choices=DATASETS, help="Which dataset to build.")
+    build.add_argument("--out", required=True, help="Output folder.")
+    build.add_argument("--seed", type=int, help="Seed of the builder.")
+    build.add_argument("--n-train", type=int, help="Pets: train rows.")
+    build.add_argument("--n-test", type=int, help="Pets: test rows; Pets-OOD: OOD rows.")
+    build.add_argument("--n-context", type=int, help="Context pairs (Pets, PRISM; UF: the most pairs).")
+    build.add_argument("--source", help="UF/PRISM: hub name or local file/folder in the upstream format.")
+    build.add_argument("--max-train", type=int, help="UF/PRISM: cap on train records.")
+    build.add_argument("--max-test", type=int, help="UF/PRISM: cap on test records.")
+    build.add_argument("--max-rows", type=int, help="UF: read at most this many upstream rows.")
+    build.add_argument("--context-kind", choices=CONTEXT_KINDS, default="pairs", help="How contexts are shown.")
+    build.add_argument("--guideline", help="Guideline text for --context-kind guideline (default: per dataset).")
+    build.add_argument("--format", choices=("jsonl", "arrow"), default="jsonl", help="Output format.")
+    build.add_argument("--config", help="YAML file with builder settings.")
+    build.add_argument("--set", action="append", metavar="KEY=VALUE", help="Override any builder setting.")
+    build.set_defaults(func=cmd_data_build)
+
+    stats = actions.add_parser("stats", help="Rows, users per type, controversial share, context lengths.")
+    stats.add_argument("dir", help="A folder written by `plus data build`.")
+    stats.add_argument("--tokenizer", default=None, help="Tokenizer for token counts (default: embedded SmolLM2).")
+    stats.add_argument("--no-tokens", action="store_true", help="Skip token counts (no tokenizer needed).")
+    stats.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    stats.set_defaults(func=cmd_data_stats)

@@ -1,0 +1,412 @@
+"""PRISM: real users' choices between model replies, with their stated preferences.
+
+Upstream files (``HannahRoseKirk/prism-alignment``, or a local folder holding them):
+
+* ``survey.jsonl`` - one row per user: ``user_id``, ``stated_prefs`` (0-100 scores for values,
+  creativity, fluency, factuality, diversity, safety, personalisation, helpfulness), ...;
+* ``conversations.jsonl`` - one row per conversation: ``conversation_id``, ``user_id``,
+  ``conversation_type``, ``generated_datetime`` and ``conversation_history``, a list of
+  ``{turn, role ("user" | "model"), content, model_name, score, if_chosen, within_turn_id}``;
+* ``utterances.jsonl`` - one row per model reply (``conversation_id``, ``turn``, ``user_prompt``,
+  ``model_response``, ``model_name``, ``score``, ``if_chosen``, ...). Read only when
+  ``conversations.jsonl`` is absent, to rebuild the conversations from it.
+
+Records: in every turn the reply with ``if_chosen`` true is the chosen one and each other reply
+of the turn a rejected one (turn 0 has up to four replies, later turns two); the prompt is the
+dialogue so far (earlier user messages and *chosen* replies, then the new user message).
+Users are kept when they are in the survey with all eight stated preferences and have at least
+``min_conversations`` (6) usable conversations. A seeded share of them (308 of 1,308 in the
+paper) is held out as unseen users (``test``); the others are the seen users (``train``), of
+whom ``seen_test_conversations`` last conversations can also go to ``test``. The context of a
+target is ``n_context`` (3) pairs from *other* conversations of the same user (for held-out
+conversations of seen users: from their training conversations), at most one per turn.
+``stated_prefs`` are kept in ``meta`` and written out as the oracle description.
+
+A turn without exactly one user message, two replies and one chosen reply is skipped (and the
+later turns of that conversation with it, their history being broken); rows that are not
+shaped as above are skipped. Every skip is counted in the build report.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from tqdm.auto import tqdm
+
+from plus_sdk.training.config import StrictConfig
+from plus_sdk.training.data.records import TrainingRecord
+from plus_sdk.training.data.result import BuildResult, cap
+from plus_sdk.training.data.sources import SourceError, iter_rows
+from plus_sdk.types import PreferenceExample, UserContext
+
+logger = logging.getLogger(__name__)
+
+STATED_PREFS: tuple[str, ...] = (
+    "values",
+    "creativity",
+    "fluency",
+    "factuality",
+    "diversity",
+    "safety",
+    "personalisation",
+    "helpfulness",
+)
+
+
+class PrismConfig(StrictConfig):
+    """How the PRISM records are built."""
+
+    source: str = Field(
+        default="HannahRoseKirk/prism-alignment",
+        description="Hub name, or a local folder with survey.jsonl and conversations.jsonl (or utterances.jsonl).",
+    )
+    min_conversations: int = Field(default=6, ge=1, description="Keep users with at least this many conversations.")
+    unseen_fraction: float = Field(
+        default=308 / 1308, gt=0.0, lt=1.0, description="Share of kept users held out as unseen (test)."
+    )
+    n_unseen_users: int | None = Field(default=None, ge=1, description="Number of unseen users (overrides the share).")
+    seen_test_conversations: int = Field(
+        default=0, ge=0, description="Last conversations of each seen user that go to test instead of train."
+    )
+    n_context: int = Field(default=3, ge=1, description="Past pairs in each context.")
+    seed: int = Field(default=0, description="Seed of context sampling and caps.")
+    split_seed: int = Field(default=42, description="Seed of the seen/unseen user split.")
+    max_train: int | None = Field(default=None, ge=1, description="Cap on train records (seeded subset).")
+    max_test: int | None = Field(default=None, ge=1, description="Cap on test records (seeded subset).")
+
+
+@dataclass(frozen=True)
+class _Reply:
+    content: str
+    score: float | None
+    model_name: str | None
+
+
+@dataclass
+class _Turn:
+    index: int
+    user: str
+    chosen: _Reply
+    rejected: list[_Reply]
+
+
+@dataclass
+class _Conversation:
+    conversation_id: str
+    user_id: str
+    conversation_type: str
+    when: str
+    order: int
+    turns: list[_Turn] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Target:
+    conversation: _Conversation
+    turn: _Turn
+    rejected: _Reply
+
+
+def oracle_text(stated_prefs: dict[str, float]) -> str:
+    """The oracle description of a PRISM user from their stated-preference scores."""
+    ranked = sorted(stated_prefs.items(), key=lambda kv: (-kv[1], kv[0]))
+    scores = ", ".join(f"{name} {value:g}" for name, value in ranked)
+    return f"How much each quality of a reply matters to this user (0-100, higher matters more): {scores}."
+
+
+def _local_file(source: str, name: str) -> Path | None:
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        return None
+    path = folder / f"{name}.jsonl"
+    return path if path.exists() else None
+
+
+def _rows(config: PrismConfig, name: str) -> Any:
+    folder = Path(config.source).expanduser()
+    if folder.is_dir():
+        path = _local_file(config.source, name)
+        if path is None:
+            raise SourceError(
+                f"{folder} has no {name}.jsonl (the PRISM folder needs survey.jsonl and conversations.jsonl)"
+            )
+        return iter_rows(path)
+    return iter_rows(config.source, name=name)
+
+
+def load_survey(config: PrismConfig, skipped: Counter[str]) -> dict[str, dict[str, float]]:
+    """user_id -> stated-preference scores, for survey rows with all eight scores."""
+    users: dict[str, dict[str, float]] = {}
+    for row in _rows(config, "survey"):
+        prefs = row.get("stated_prefs") if isinstance(row, dict) else None
+        if not isinstance(row, dict) or not isinstance(row.get("user_id"), str) or not isinstance(prefs, dict):
+            skipped["survey_rows_malformed"] += 1
+            continue
+        try:
+            scores = {name: float(prefs[name]) for name in STATED_PREFS}
+        except (KeyError, TypeError, ValueError):
+            skipped["survey_rows_without_all_stated_prefs"] += 1
+            continue
+        users[row["user_id"]] = scores
+    return users
+
+
+def _reply(item: dict[str, Any]) -> _Reply | None:
+    content = item.get("content")
+    if not isinstance(content, str) or not content.strip():
+        return None
+    score = item.get("score")
+    return _Reply(
+        content=content.strip(),
+        score=float(score) if isinstance(score, (int, float)) else None,
+        model_name=item.get("model_name"),
+    )
+
+
+def _turns(history: list[Any], skipped: Counter[str]) -> list[_Turn]:
+    """Usable turns of one conversation, in order; stops at the first malformed turn."""
+    grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for item in history:
+        if isinstance(item, dict) and isinstance(item.get("turn"), int):
+            grouped[item["turn"]].append(item)
+        else:
+            skipped["history_items_malformed"] += 1
+    turns: list[_Turn] = []
+    for index in sorted(grouped):
+        items = grouped[index]
+        users = [
+            i for i in items if i.get("role") == "user" and isinstance(i.get("content"), str) and i["content"].strip()
+        ]
+        replies = [(i, _reply(i)) for i in items if i.get("role") in ("model", "assistant")]
+        chosen = [r for i, r in replies if r is not None and i.get("if_chosen") is True]
+        rejected = [r for i, r in replies if r is not None and i.get("if_chosen") is not True]
+        rejected = [r for r in rejected if chosen and r.content != chosen[0].content]
+        if len(users) != 1 or len(chosen) != 1 or not rejected:
+            skipped["turns_malformed"] += 1
+            skipped["turns_after_a_malformed_turn"] += len(grouped) - len(turns) - 1
+            break
+        turns.append(_Turn(index=index, user=users[0]["content"].strip(), chosen=chosen[0], rejected=rejected))
+    return turns
+
+
+def _conversations_from_utterances(config: PrismConfig, skipped: Counter[str]) -> list[dict[str, Any]]:
+    """Rebuild ``conversations.jsonl``-shaped rows from ``utterances.jsonl``."""
+    rows: dict[str, dict[str, Any]] = {}
+    for row in _rows(config, "utterances"):
+        needed = ("conversation_id", "user_id", "turn", "user_prompt", "model_response")
+        if not isinstance(row, dict) or any(row.get(k) is None for k in needed):
+            skipped["utterance_rows_malformed"] += 1
+            continue
+        conversation = rows.setdefault(
+            row["conversation_id"],
+            {
+                "conversation_id": row["conversation_id"],
+                "user_id": row["user_id"],
+                "conversation_type": row.get("conversation_type", ""),
+                "generated_datetime": row.get("generated_datetime", ""),
+                "conversation_history": [],
+                "_prompts": set(),
+            },
+        )
+        history = conversation["conversation_history"]
+        if row["turn"] not in conversation["_prompts"]:
+            conversation["_prompts"].add(row["turn"])
+            history.append({"turn": row["turn"], "role": "user", "content": row["user_prompt"]})
+        history.append(
+            {
+                "turn": row["turn"],
+                "role": "model",
+                "content": row["model_response"],
+                "model_name": row.get("model_name"),
+                "score": row.get("score"),
+                "if_chosen": row.get("if_chosen"),
+                "within_turn_id": row.get("within_turn_id"),
+            }
+        )
+    for conversation in rows.values():
+        del conversation["_prompts"]
+    return list(rows.values())
+
+
+def load_conversations(config: PrismConfig, skipped: Counter[str]) -> list[_Conversation]:
+    """Conversations with at least one usable turn."""
+    folder = Path(config.source).expanduser()
+    if folder.is_dir() and _local_file(config.source, "conversations") is None:
+        logger.info("%s has no conversations.jsonl; rebuilding conversations from utterances.jsonl", folder)
+        rows: Any = _conversations_from_utterances(config, skipped)
+    else:
+        rows = _rows(config, "conversations")
+    conversations = []
+    for order, row in enumerate(tqdm(rows, desc="PRISM conversations", disable=None)):
+        history = row.get("conversation_history") if isinstance(row, dict) else None
+        if (
+            not isinstance(row, dict)
+            or not isinstance(history, list)
+            or not isinstance(row.get("conversation_id"), str)
+            or not isinstance(row.get("user_id"), str)
+        ):
+            skipped["conversation_rows_malformed"] += 1
+            continue
+        turns = _turns(history, skipped)
+        if not turns:
+            skipped["conversations_without_a_usable_turn"] += 1
+            continue
+        conversations.append(
+            _Conversation(
+                conversation_id=row["conversation_id"],
+                user_id=row["user_id"],
+                conversation_type=str(row.get("conversation_type") or ""),
+                when=str(row.get("generated_datetime") or ""),
+                order=order,
+                turns=turns,
+            )
+        )
+    return conversations
+
+
+def _messages(conversation: _Conversation, turn: _Turn) -> list[dict[str, str]]:
+    """The dialogue up to and including the user message of ``turn``."""
+    messages = []
+    for earlier in conversation.turns:
+        if earlier.index >= turn.index:
+            break
+        messages += [
+            {"role": "user", "content": earlier.user},
+            {"role": "assistant", "content": earlier.chosen.content},
+        ]
+    return [*messages, {"role": "user", "content": turn.user}]
+
+
+def dialogue_prompt(messages: list[dict[str, str]]) -> str:
+    """A dialogue as one prompt string: the message itself for a first turn, else a transcript."""
+    if len(messages) == 1:
+        return messages[0]["content"]
+    return "\n\n".join(f"{'User' if m['role'] == 'user' else 'Assistant'}: {m['content']}" for m in messages)
+
+
+def _targets(conversations: list[_Conversation]) -> list[_Target]:
+    return [_Target(c, t, r) for c in conversations for t in c.turns for r in t.rejected]
+
+
+def _pair(target: _Target) -> PreferenceExample:
+    prompt = dialogue_prompt(_messages(target.conversation, target.turn))
+    return PreferenceExample(prompt=prompt, chosen=target.turn.chosen.content, rejected=target.rejected.content)
+
+
+def _context(target: _Target, history: list[_Conversation], n: int, rng: random.Random) -> list[PreferenceExample]:
+    """Up to ``n`` pairs from other conversations of the user, at most one per turn."""
+    turns = [(c, t) for c in history if c.conversation_id != target.conversation.conversation_id for t in c.turns]
+    picked = rng.sample(turns, min(n, len(turns)))
+    return [_pair(_Target(c, t, rng.choice(t.rejected))) for c, t in picked]
+
+
+def _record(
+    target: _Target, split: str, user_split: str, prefs: dict[str, float], context: list[PreferenceExample]
+) -> TrainingRecord:
+    conversation, turn = target.conversation, target.turn
+    pair = _pair(target)
+    return TrainingRecord(
+        dataset="prism",
+        split=split,  # type: ignore[arg-type]
+        user_id=conversation.user_id,
+        user_type=None,
+        oracle=oracle_text(prefs),
+        context=UserContext(user_id=conversation.user_id, examples=context),
+        prompt=pair.prompt,
+        chosen=pair.chosen,
+        rejected=pair.rejected,
+        controversial=False,
+        meta={
+            "conversation_id": conversation.conversation_id,
+            "conversation_type": conversation.conversation_type,
+            "turn": turn.index,
+            "user_split": user_split,
+            "stated_prefs": prefs,
+            "chosen_score": turn.chosen.score,
+            "rejected_score": target.rejected.score,
+            "chosen_model": turn.chosen.model_name,
+            "rejected_model": target.rejected.model_name,
+            "messages": _messages(conversation, turn),
+            "n_context": len(context),
+        },
+    )
+
+
+def split_users(users: list[str], config: PrismConfig) -> set[str]:
+    """The held-out (unseen) users: a seeded share of ``users``."""
+    shuffled = sorted(users)
+    random.Random(config.split_seed).shuffle(shuffled)
+    count = config.n_unseen_users or max(1, round(config.unseen_fraction * len(shuffled)))
+    if count >= len(shuffled):
+        raise ValueError(
+            f"{count} unseen users requested but only {len(shuffled)} users are kept; lower n_unseen_users"
+        )
+    return set(shuffled[:count])
+
+
+def build_prism(config: PrismConfig | None = None, **overrides: Any) -> BuildResult:
+    """PRISM train/test records (see the module docstring)."""
+    given = config.model_dump(exclude_unset=True) if config is not None else {}
+    config = PrismConfig.model_validate({**given, **overrides})
+    skipped: Counter[str] = Counter()
+    prefs = load_survey(config, skipped)
+    by_user: dict[str, list[_Conversation]] = defaultdict(list)
+    for conversation in load_conversations(config, skipped):
+        by_user[conversation.user_id].append(conversation)
+    kept = []
+    for user, conversations in sorted(by_user.items()):
+        if user not in prefs:
+            skipped["users_without_a_complete_survey"] += 1
+        elif len(conversations) < config.min_conversations:
+            skipped["users_with_too_few_conversations"] += 1
+        else:
+            conversations.sort(key=lambda c: (c.when, c.order))
+            kept.append(user)
+    if len(kept) < 2:
+        raise ValueError(
+            f"{config.source}: only {len(kept)} PRISM users pass the filter (survey + "
+            f">= {config.min_conversations} conversations); lower min_conversations or check the files"
+        )
+    unseen = split_users(kept, config)
+    rng = random.Random(f"prism/{config.seed}")
+    planned: dict[str, list[tuple[_Target, str, list[_Conversation]]]] = {"train": [], "test": []}
+    for user in kept:
+        conversations = by_user[user]
+        if user in unseen:
+            planned["test"] += [(t, "unseen", conversations) for t in _targets(conversations)]
+            continue
+        cut = len(conversations) - config.seen_test_conversations
+        seen_train, seen_test = conversations[:cut], conversations[cut:]
+        planned["train"] += [(t, "seen", seen_train) for t in _targets(seen_train)]
+        planned["test"] += [(t, "seen", seen_train) for t in _targets(seen_test)]
+    limits = {"train": config.max_train, "test": config.max_test}
+    splits: dict[str, list[TrainingRecord]] = {}
+    for split, items in planned.items():
+        records = []
+        for target, user_split, history in tqdm(cap(items, limits[split], rng), desc=f"prism {split}", disable=None):
+            context = _context(target, history, config.n_context, rng)
+            if not context:
+                skipped[f"{split}_targets_without_context"] += 1
+                continue
+            try:
+                records.append(_record(target, split, user_split, prefs[target.conversation.user_id], context))
+            except ValidationError as exc:  # e.g. a context pair identical to its target
+                logger.debug("prism: record skipped: %s", exc)
+                skipped[f"{split}_records_invalid"] += 1
+        splits[split] = records
+    result = BuildResult(
+        splits=splits,
+        skipped=skipped,
+        info={
+            "users": {"kept": len(kept), "seen": len(kept) - len(unseen), "unseen": len(unseen)},
+            "config": config.model_dump(),
+        },
+    )
+    result.log_skips("prism")
+    return result
