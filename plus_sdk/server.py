@@ -1,0 +1,507 @@
+"""``plus serve``: an HTTP server for local models and the PLUS classes (FastAPI + uvicorn).
+
+Routes (all JSON, described by the OpenAPI document at ``/openapi.json`` and ``/docs``):
+
+- ``POST /v1/chat/completions``: the OpenAI chat-completions schema (a subset: string
+  contents, ``n=1``, no streaming) for the local model, so ``OpenAIBackend`` or the
+  ``openai`` client can talk to it;
+- ``GET /v1/models``: the served model;
+- ``POST /v1/summarize``, ``/v1/judge``, ``/v1/generate``: ``Summarizer``,
+  ``PersonalizedJudge`` and ``PersonalizedGenerator`` over HTTP;
+- ``GET /health``.
+
+A bearer token (``--token`` or ``$PLUS_SERVE_TOKEN``) protects every ``/v1`` route when set.
+Bodies above ``max_body_bytes`` get 413; malformed requests get 400 with an OpenAI-style
+``{"error": {"message", "type", "param"}}`` body naming the field.
+
+For tests, ``create_app(..., faults=FaultInjector())`` installs a middleware that fails or
+delays the next requests on demand (429 with ``Retry-After``, 500, a delay beyond a client's
+timeout) and counts requests in flight; ``serve_in_thread`` runs the app on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hmac
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from plus_sdk.types import Preference, SamplingConfig, Summary, UserContext
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable read for the bearer token when no ``--token`` is given.
+TOKEN_ENV = "PLUS_SERVE_TOKEN"
+#: Default cap on request bodies (1 MiB).
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+
+
+class ServeConfig(BaseModel):
+    """Settings of ``plus serve``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, description="Base model name or folder (None: the embedded default).")
+    bundle: str | None = Field(default=None, description="Adapter bundle folder: its summarizer and reward-model "
+                                                         "judge are served (else the LLM judge on the base).")
+    served_model_name: str = Field(default="plus-local", description="Model name clients put in requests.")
+    summary_task: str = Field(default="generic", description="Summarizer prompt family when no bundle is given.")
+    device: str | None = Field(default=None, description="Torch device (None: auto).")
+    token: SecretStr | None = Field(default=None, description="Bearer token required on /v1 routes (None: open).")
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1, description="Largest accepted request body.")
+    max_tokens_limit: int = Field(default=1024, ge=1, description="Largest max_tokens a request may ask for.")
+    batch_size: int = Field(default=8, ge=1, description="Generation batch size of the local backend.")
+    store: str | None = Field(default=None, description="SummaryStore location (SQLite file): enables "
+                                                        "/v1/summaries/* and user_id-aware summarizing.")
+
+
+# ---------------------------------------------------------------------------------------
+# Request / response schemas
+# ---------------------------------------------------------------------------------------
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChatMessage(_Schema):
+    role: Literal["system", "user", "assistant"] = Field(description="Who speaks.")
+    content: str = Field(description="The text of the message.")
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI chat-completions request (fields outside this subset are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(description="Must match the served model name (see GET /v1/models).")
+    messages: list[ChatMessage] = Field(min_length=1, description="The conversation so far.")
+    max_tokens: int | None = Field(default=None, ge=1, description="Most new tokens (default 256).")
+    max_completion_tokens: int | None = Field(default=None, ge=1, description="Alias of max_tokens.")
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="0 or unset: greedy decoding.")
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    seed: int | None = Field(default=None, description="Seed for sampling.")
+    n: int = Field(default=1, description="Only 1 is supported.")
+    stream: bool = Field(default=False, description="Streaming is not supported.")
+
+
+class ChatChoiceMessage(_Schema):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(_Schema):
+    index: int
+    message: ChatChoiceMessage
+    finish_reason: Literal["stop", "length"]
+
+
+class UsageInfo(_Schema):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletionResponse(_Schema):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: UsageInfo
+
+
+class SummarizeRequest(_Schema):
+    context: UserContext = Field(description="What is known about the user.")
+
+
+class _Personalized(_Schema):
+    context: UserContext | None = Field(default=None, description="The user's context (summarized, cached).")
+    summary: str | None = Field(default=None, min_length=1, description="A summary text to use instead.")
+
+
+class JudgeRequest(_Personalized):
+    prompt: str = Field(min_length=1, description="The user's request.")
+    a: str = Field(min_length=1, description="Response a.")
+    b: str = Field(min_length=1, description="Response b.")
+
+
+class GenerateRequest(_Personalized):
+    prompt: str = Field(min_length=1, description="The user's request.")
+    max_words: int = Field(default=100, ge=1, le=2000, description="Word budget of the reply.")
+
+
+class GenerateResponse(_Schema):
+    text: str
+    summary: Summary | None
+
+
+# ---------------------------------------------------------------------------------------
+# Test-only fault injection
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    """What to do to one request: answer ``status`` (with ``retry_after``) and/or sleep ``delay_s`` first."""
+
+    status: int | None = None
+    retry_after: str | None = None
+    delay_s: float = 0.0
+
+
+@dataclass
+class FaultInjector:
+    """Fails or delays the next requests on demand, and counts requests (for tests)."""
+
+    hold_s: float = 0.0  # every request sleeps this long (to measure concurrency)
+    queue: list[Fault] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail_next(self, count: int, status: int, *, retry_after: float | str | None = None) -> None:
+        with self.lock:
+            after = None if retry_after is None else str(retry_after)
+            self.queue += [Fault(status=status, retry_after=after) for _ in range(count)]
+
+    def delay_next(self, count: int, seconds: float) -> None:
+        with self.lock:
+            self.queue += [Fault(delay_s=seconds) for _ in range(count)]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.queue.clear()
+            self.arrivals.clear()
+            self.statuses.clear()
+            self.hold_s = 0.0
+            self.max_in_flight = 0
+
+    def _enter(self) -> Fault | None:
+        with self.lock:
+            self.arrivals.append(time.monotonic())
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return self.queue.pop(0) if self.queue else None
+
+    def _leave(self, status: int) -> None:
+        with self.lock:
+            self.in_flight -= 1
+            self.statuses.append(status)
+
+
+class FaultMiddleware:
+    """ASGI middleware applying a ``FaultInjector`` to every ``/v1`` request."""
+
+    def __init__(self, app: Any, faults: FaultInjector) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        import asyncio
+
+        from starlette.responses import JSONResponse
+
+        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
+        fault = self.faults._enter()
+        status_seen = 0
+
+        async def watch(message: dict[str, Any]) -> None:
+            nonlocal status_seen
+            if message["type"] == "http.response.start":
+                status_seen = message["status"]
+            await send(message)
+
+        try:
+            delay = self.faults.hold_s + (fault.delay_s if fault else 0.0)
+            if delay:
+                await asyncio.sleep(delay)
+            if fault is not None and fault.status is not None:
+                headers = {"retry-after": fault.retry_after} if fault.retry_after is not None else None
+                body = _error_body(f"injected fault {fault.status}", "injected_fault")
+                await JSONResponse(body, status_code=fault.status, headers=headers)(scope, receive, watch)
+                return
+            await self.app(scope, receive, watch)
+        finally:
+            self.faults._leave(status_seen)
+
+
+# ---------------------------------------------------------------------------------------
+# Request size limit
+# ---------------------------------------------------------------------------------------
+
+
+class BodyLimitMiddleware:
+    """Answers 413 to bodies over ``max_bytes``: by Content-Length, else while reading the body in.
+
+    The body (at most ``max_bytes``) is read before the app runs and replayed to it.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        from starlette.responses import JSONResponse
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = JSONResponse(_error_body(f"request body exceeds max_body_bytes={self.max_bytes}",
+                                             "request_too_large"), status_code=413)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+# ---------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------
+
+
+def _error_body(message: str, kind: str, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": None}}
+
+
+class Services:
+    """The models behind the routes, loaded once."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        from plus_sdk.backends.local import LocalBackend, LocalModel
+        from plus_sdk.generator import PersonalizedGenerator
+        from plus_sdk.judge import PersonalizedJudge
+        from plus_sdk.summarizer import Summarizer
+
+        self.config = config
+        model = LocalModel.load(config.model, device=config.device)
+        self.model = model
+        self.chat_backend = LocalBackend(model, batch_size=config.batch_size)
+        if config.bundle:
+            self.summarizer = Summarizer.from_pretrained(config.bundle, device=config.device)
+            self.judge = PersonalizedJudge.from_pretrained(config.bundle, device=config.device)
+        else:
+            self.summarizer = Summarizer(self.chat_backend, task=config.summary_task)
+            self.judge = PersonalizedJudge(backend=self.chat_backend, summarizer=self.summarizer, debias=True)
+        self.generator = PersonalizedGenerator(self.chat_backend, self.summarizer)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _personal(request: _Personalized) -> UserContext | str | None:
+    if request.context is not None and request.summary is not None:
+        from fastapi import HTTPException
+
+        raise HTTPException(400, "give either context or summary, not both")
+    return request.summary if request.summary is not None else request.context
+
+
+def create_app(config: ServeConfig | None = None, *, faults: FaultInjector | None = None,
+               services: Services | None = None) -> Any:
+    """The FastAPI app. ``faults`` (tests only) installs the fault-injection middleware."""
+    from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    config = config or ServeConfig()
+    svc = services or Services(config)
+    app = FastAPI(title="plus-sdk server", version="1",
+                  description="OpenAI-compatible chat completions for local models, and PLUS summaries, "
+                              "judgements and personalized generation.")
+    app.state.services = svc
+    app.state.faults = faults
+    bearer = HTTPBearer(auto_error=False, description="Required when the server was started with a token.")
+
+    def check_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
+        if config.token is None:
+            return
+        expected = config.token.get_secret_value()
+        given = credentials.credentials if credentials is not None else ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {401: "authentication_error", 404: "not_found_error", 413: "request_too_large"}.get(
+            exc.status_code, "invalid_request_error")
+        return JSONResponse(_error_body(str(exc.detail), kind), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"] if p != "body")
+            problems.append(f"{where or 'body'}: {error['msg']}")
+        first = ".".join(str(p) for p in exc.errors()[0]["loc"] if p != "body") if exc.errors() else None
+        return JSONResponse(_error_body("invalid request: " + "; ".join(problems), "invalid_request_error", first),
+                            status_code=400)
+
+    @app.exception_handler(ValueError)
+    async def value_error(request: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse(_error_body(str(exc), "invalid_request_error"), status_code=400)
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "model": config.served_model_name}
+
+    router = APIRouter(prefix="/v1", dependencies=[Depends(check_token)])
+
+    @router.get("/models", tags=["openai"])
+    def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": config.served_model_name, "object": "model",
+                                            "owned_by": "plus-sdk"}]}
+
+    @router.post("/chat/completions", response_model=ChatCompletionResponse, tags=["openai"])
+    def chat_completions(request: ChatCompletionRequest) -> ChatCompletionResponse:
+        if request.model != config.served_model_name:
+            raise HTTPException(404, f"model {request.model!r} is not served here; use {config.served_model_name!r}")
+        if request.stream:
+            raise HTTPException(400, "stream=true is not supported by this server; send stream=false")
+        if request.n != 1:
+            raise HTTPException(400, f"n={request.n} is not supported; send n=1")
+        max_tokens = request.max_completion_tokens or request.max_tokens or 256
+        if max_tokens > config.max_tokens_limit:
+            raise HTTPException(400, f"max_tokens={max_tokens} is above this server's limit {config.max_tokens_limit}")
+        sample = bool(request.temperature)
+        sampling = SamplingConfig(max_new_tokens=max_tokens, do_sample=sample,
+                                  temperature=request.temperature if sample else 1.0,
+                                  top_p=request.top_p or 1.0, seed=request.seed)
+        messages = [m.model_dump() for m in request.messages]
+        text = svc.chat_backend.chat([messages], sampling)[0]
+        prompt_tokens = svc.model.count_tokens(messages)
+        completion_tokens = svc.count_tokens(text)
+        finish = "length" if completion_tokens >= max_tokens else "stop"
+        return ChatCompletionResponse(
+            id=f"chatcmpl-{uuid.uuid4().hex[:24]}", created=int(time.time()), model=config.served_model_name,
+            choices=[ChatChoice(index=0, message=ChatChoiceMessage(content=text), finish_reason=finish)],
+            usage=UsageInfo(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                            total_tokens=prompt_tokens + completion_tokens))
+
+    @router.post("/summarize", response_model=Summary, tags=["plus"])
+    def summarize(request: SummarizeRequest) -> Summary:
+        return svc.summarizer.summarize(request.context)
+
+    @router.post("/judge", response_model=Preference, tags=["plus"])
+    def judge(request: JudgeRequest) -> Preference:
+        return svc.judge.prefer(_personal(request), request.prompt, request.a, request.b)
+
+    @router.post("/generate", response_model=GenerateResponse, tags=["plus"])
+    def generate(request: GenerateRequest) -> GenerateResponse:
+        from plus_sdk.summarizer import resolve_summaries
+
+        summary = resolve_summaries([_personal(request)], svc.summarizer)[0]
+        text = svc.generator.generate(summary, request.prompt, max_words=request.max_words)
+        return GenerateResponse(text=text, summary=summary)
+
+    app.include_router(router)
+    if config.store:
+        from plus_sdk.store import SummaryStore, add_store_routes, attach_store
+
+        store = SummaryStore(config.store)
+        attach_store(svc.summarizer, store)
+        add_store_routes(app, store, check_token)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    if faults is not None:
+        app.add_middleware(FaultMiddleware, faults=faults)
+    return app
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
+                    start_timeout: float = 60.0) -> Iterator[str]:
+    """Run ``app`` with uvicorn in a background thread; yields its base URL (``http://host:port``)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off"))
+    thread = threading.Thread(target=server.run, name="plus-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the server did not start on {host}:{port} within {start_timeout:.0f} s")
+        time.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+# ---------------------------------------------------------------------------------------
+# CLI: plus serve
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    config = ServeConfig(model=args.model, bundle=args.bundle, served_model_name=args.served_model_name,
+                         summary_task=args.summary_task, device=args.device,
+                         token=SecretStr(token) if token else None, max_body_bytes=args.max_body_bytes,
+                         store=args.store)
+    app = create_app(config)
+    logger.warning("serving %s on http://%s:%d (auth: %s)", config.served_model_name, args.host, args.port,
+                   "bearer token" if token else "none")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
+    return 0
+
+
+def add_serve_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``plus serve``."""
+    p = sub.add_parser("serve", help="serve local models over HTTP (OpenAI chat completions + PLUS routes)")
+    p.add_argument("--model", default=None, help="base model name or folder (default: embedded default)")
+    p.add_argument("--bundle", default=None, help="adapter bundle: serve its summarizer and reward-model judge")
+    p.add_argument("--served-model-name", default="plus-local", help="model name clients send (default plus-local)")
+    p.add_argument("--summary-task", default="generic", help="summarizer prompt family without a bundle")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--token", default=None, help=f"require this bearer token (default: ${TOKEN_ENV} if set)")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument("--store", default=None, help="SummaryStore SQLite file: serve /v1/summaries/* routes")
+    p.set_defaults(func=cmd_serve)
