@@ -1,0 +1,1 @@
+"""Reward-model training: one trainer, one module per method (see ``registry``)."""

@@ -1,0 +1,366 @@
+"""``plus train-rm``: one training run of any reward-model method, with eval, checkpoints and resume.
+
+A run folder holds ``config.yaml``, ``metrics.jsonl`` (one JSON line per logged step and per
+evaluation), ``last/`` and ``best/`` checkpoints (model files + ``trainer.pt``; each written to
+a temporary folder and renamed into place), and at the end ``eval.json`` / ``eval.md``.
+Rerunning the same command resumes from ``last/`` at the step where it stopped; batches are a
+pure function of (seed, step), so a resumed run sees the same data as an uninterrupted one.
+
+LM methods (btl, dpl-*, icl, summary, oracle) train a LoRA adapter + head saved in
+``PersonalizedRewardModel`` format; ``vpl`` saves its own network (see ``vpl.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+from tqdm.auto import tqdm
+
+from plus_sdk.models import atomic_write_text
+from plus_sdk.training.config import StrictConfig, dump_config, load_config
+from plus_sdk.training.data.records import TrainingRecord, read_records
+from plus_sdk.training.rm.registry import METHODS, make_method
+from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
+from plus_sdk.training.rm.vpl import VPLConfig, VPLTrainer
+
+logger = logging.getLogger(__name__)
+
+MethodName = Literal["btl", "dpl-meanvar", "dpl-categorical", "icl", "summary", "oracle", "vpl"]
+
+
+class RMData(StrictConfig):
+    """Where the records come from: built on the fly (pets) or read from files."""
+
+    dataset: Literal["pets", "files"] = Field("pets", description="'pets' builds Pets (+ Pets-OOD); "
+                                              "'files' reads the paths below.")
+    n_train: int = Field(2000, ge=1, description="Pets train rows.")
+    n_test: int = Field(200, ge=1, description="Pets test rows.")
+    n_ood: int = Field(200, ge=0, description="Pets-OOD rows (0: no OOD evaluation).")
+    n_context: int = Field(8, ge=1, description="Context pairs per user.")
+    seed: int = Field(0, description="Data seed.")
+    train_path: str | None = Field(None, description="Train records (JSONL or Arrow folder) when dataset=files.")
+    test_path: str | None = Field(None, description="Test records when dataset=files.")
+    ood_path: str | None = Field(None, description="Optional OOD records when dataset=files.")
+
+
+class SummarySettings(StrictConfig):
+    """Summarizer used by method=summary."""
+
+    adapter: str | None = Field(None, description="Trained summarizer LoRA folder; none = untrained (PLUS-untrained).")
+    task: str = Field("pets", description="Summarizer prompt family (generic, pets, ultrafeedback, prism).")
+    cache_dir: str | None = Field(None, description="Summary cache folder (default: run_dir/../summary_cache).")
+    max_new_tokens: int = Field(96, ge=8, description="Longest generated summary, in tokens.")
+    batch_size: int = Field(8, ge=1, description="Contexts summarized per generation batch.")
+
+
+class RMRunConfig(StrictConfig):
+    """One reward-model training run."""
+
+    method: MethodName = Field("btl", description=f"Reward-model method: {', '.join(METHODS)}.")
+    run_dir: str = Field("runs/rm", description="Output folder (checkpoints, metrics, results).")
+    base: str | None = Field(None, description="Backbone model name or folder (default: the embedded SmolLM2-135M).")
+    device: str | None = Field(None, description="cpu, cuda, ... (default: the accelerator's device).")
+    dtype: str | None = Field(None, description="Backbone dtype (default: bf16 on capable GPUs, else float32).")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads.")
+    steps: int = Field(150, ge=1, description="Optimizer steps.")
+    eval_every: int = Field(50, ge=1, description="Evaluate on eval_rows test pairs every N steps.")
+    eval_rows: int = Field(100, ge=1, description="Test pairs used by periodic evaluations (the final one uses all).")
+    log_every: int = Field(10, ge=1, description="Write train metrics every N steps.")
+    stop_after: int | None = Field(None, ge=1, description="Stop (with a checkpoint) after this many steps in this "
+                                   "invocation; rerun to resume (time-sliced or preemptible jobs).")
+    seed: int = Field(0, description="Seed of batch order and initialisation.")
+    progress: bool = Field(True, description="Show progress bars.")
+    icl_max_tokens: int | None = Field(None, ge=32, description="ICL token budget (default: train.max_length).")
+    data: RMData = Field(default_factory=RMData, description="Records.")
+    train: RMTrainConfig = Field(default_factory=RMTrainConfig, description="LM reward-model trainer settings.")
+    summary: SummarySettings = Field(default_factory=SummarySettings, description="Summarizer for method=summary.")
+    vpl: VPLConfig = Field(default_factory=VPLConfig, description="VPL settings for method=vpl.")
+
+
+# ---------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------
+
+
+def load_records(cfg: RMData) -> tuple[list[TrainingRecord], list[TrainingRecord], list[TrainingRecord]]:
+    """(train, test, ood) records."""
+    if cfg.dataset == "pets":
+        from plus_sdk.training.data.pets import build_pets, build_pets_ood
+
+        pets = build_pets(cfg.n_train, cfg.n_test, cfg.n_context, cfg.seed)
+        ood = build_pets_ood(cfg.n_ood, cfg.n_context, cfg.seed) if cfg.n_ood else []
+        return pets["train"], pets["test"], ood
+    if not cfg.train_path or not cfg.test_path:
+        raise ValueError("data.dataset=files needs data.train_path and data.test_path")
+    ood = read_records(cfg.ood_path) if cfg.ood_path else []
+    return read_records(cfg.train_path), read_records(cfg.test_path), ood
+
+
+def batch_for_step(records: list[TrainingRecord], step: int, size: int, seed: int) -> list[TrainingRecord]:
+    """The training batch of ``step``: epochs of seeded shuffles, a pure function of (seed, step)."""
+    per_epoch = max(len(records) // size, 1)
+    epoch, index = divmod(step, per_epoch)
+    order = list(range(len(records)))
+    random.Random(f"{seed}/{epoch}").shuffle(order)
+    return [records[i] for i in order[index * size : (index + 1) * size]]
+
+
+def used_records(train: list[TrainingRecord], config: RMRunConfig, world: int = 1) -> list[TrainingRecord]:
+    """The train records the run's batches will actually visit (no summaries or embeddings for the rest)."""
+    size = config.train.batch_size * world
+    seen: dict[int, TrainingRecord] = {}
+    for step in range(config.steps):
+        for record in batch_for_step(train, step, size, config.seed):
+            seen.setdefault(id(record), record)
+        if len(seen) == len(train):
+            break
+    return list(seen.values())
+
+
+# ---------------------------------------------------------------------------------------
+# One learner interface over the LM trainer and VPL
+# ---------------------------------------------------------------------------------------
+
+
+class LMLearner:
+    """A LoRA reward model + head trained by ``RewardTrainer`` with a method's conditioning and loss."""
+
+    def __init__(self, config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> None:
+        from plus_sdk.backends.local import SharedBase
+
+        device = config.device or (str(accelerator.device) if accelerator is not None else None)
+        options: dict[str, Any] = {"max_tokens": config.icl_max_tokens, **config.summary.model_dump()}
+        if options["cache_dir"] is None:
+            options["cache_dir"] = str(Path(config.run_dir).parent / "summary_cache")
+        self.method = make_method(config.method, **options)
+        self.base = SharedBase.load(config.base, device=device, dtype=config.dtype, share=False)
+        self.rm = add_reward_lora(self.base, config.train, out_features=self.method.out_features)
+        self.trainer = RewardTrainer(self.rm, config.train, total_steps=config.steps, method=self.method,
+                                     accelerator=accelerator)
+        self.method.prepare(records, self.rm)
+
+    def step(self, records: list[TrainingRecord]) -> dict[str, float]:
+        return self.trainer.step(self.method.examples(records))
+
+    def predict(self, records: list[TrainingRecord]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.trainer.predict(self.method.examples(records))
+
+    @property
+    def step_count(self) -> int:
+        return self.trainer.step_count
+
+    def save(self, folder: Path) -> None:
+        self.rm.save_pretrained(folder)
+        torch.save(self.trainer.state_dict(), folder / "trainer.pt")
+
+    def load(self, folder: Path) -> None:
+        self.trainer.load_state_dict(torch.load(folder / "trainer.pt", weights_only=False))
+
+
+class VPLLearner:
+    """The VPL network on frozen embeddings."""
+
+    def __init__(self, config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> None:
+        device = config.device or (str(accelerator.device) if accelerator is not None else None)
+        self.trainer = VPLTrainer(config.vpl, total_steps=config.steps, backbone=config.base, device=device)
+        self.trainer.prepare(records)
+
+    def step(self, records: list[TrainingRecord]) -> dict[str, float]:
+        return self.trainer.step(records)
+
+    def predict(self, records: list[TrainingRecord]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.trainer.predict(records)
+
+    @property
+    def step_count(self) -> int:
+        return self.trainer.step_count
+
+    def save(self, folder: Path) -> None:
+        self.trainer.save_pretrained(folder)
+        torch.save(self.trainer.state_dict(), folder / "trainer.pt")
+
+    def load(self, folder: Path) -> None:
+        self.trainer.load_state_dict(torch.load(folder / "trainer.pt", weights_only=False))
+
+
+def make_learner(config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> LMLearner | VPLLearner:
+    cls = VPLLearner if config.method == "vpl" else LMLearner
+    return cls(config, records, accelerator)
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoints and logs
+# ---------------------------------------------------------------------------------------
+
+
+def save_checkpoint(learner: LMLearner | VPLLearner, folder: Path, extra: dict[str, Any]) -> None:
+    """Write a checkpoint into a temporary sibling folder, then swap it into place."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    learner.save(tmp)
+    atomic_write_text(tmp / "state.json", json.dumps(extra, indent=2))
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make_accelerator(config: RMRunConfig) -> Any:
+    """An ``accelerate.Accelerator`` (works without ``accelerate launch`` for one process)."""
+    from accelerate import Accelerator
+
+    cpu = config.device == "cpu" or (config.device is None and not torch.cuda.is_available())
+    return Accelerator(cpu=cpu)
+
+
+# ---------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------
+
+
+def evaluate_learner(learner: LMLearner | VPLLearner, test: list[TrainingRecord],
+                     ood: list[TrainingRecord]) -> dict[str, Any]:
+    from plus_sdk.training.evaluate import pair_metrics
+
+    results: dict[str, Any] = {"test": pair_metrics(test, *learner.predict(test))}
+    if ood:
+        results["ood"] = pair_metrics(ood, *learner.predict(ood))
+    return results
+
+
+def train_rm(config: RMRunConfig, *, accelerator: Any = None) -> dict[str, Any]:
+    """Train (or resume) one run; returns the final evaluation results."""
+    from plus_sdk.training.evaluate import write_results
+
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    accelerator = accelerator if accelerator is not None else make_accelerator(config)
+    main = bool(getattr(accelerator, "is_main_process", True))
+    rank = int(getattr(accelerator, "process_index", 0))
+    world = int(getattr(accelerator, "num_processes", 1))
+    torch.manual_seed(config.seed)
+    if main:
+        dump_config(config, run_dir / "config.yaml")
+    train, test, ood = load_records(config.data)
+    started = time.perf_counter()
+    learner = make_learner(config, used_records(train, config, world) + test + ood, accelerator)
+    prepare_seconds = time.perf_counter() - started
+    best_accuracy = -1.0
+    last = run_dir / "last"
+    if (last / "trainer.pt").exists():
+        learner.load(last)
+        state = json.loads((last / "state.json").read_text(encoding="utf-8"))
+        best_accuracy = float(state.get("best_accuracy", -1.0))
+        logger.info("Resumed %s at step %d", run_dir, learner.step_count)
+    metrics_path = run_dir / "metrics.jsonl"
+    eval_set = test[: config.eval_rows]
+    size = config.train.batch_size
+    train_started = time.perf_counter()
+    bar = tqdm(total=config.steps, initial=learner.step_count, desc=f"train-rm {config.method}",
+               disable=not (config.progress and main))
+    first_step = learner.step_count
+    while learner.step_count < config.steps:
+        step = learner.step_count
+        if config.stop_after is not None and step - first_step >= config.stop_after:
+            if main:
+                save_checkpoint(learner, last, {"step": step, "best_accuracy": best_accuracy})
+            logger.info("Stopping at step %d (stop_after=%d); rerun to resume", step, config.stop_after)
+            bar.close()
+            return {"stopped_at": step}
+        batch = batch_for_step(train, step, size * world, config.seed)[rank * size : (rank + 1) * size]
+        out = learner.step(batch)
+        bar.update(1)
+        bar.set_postfix(loss=f"{out['loss']:.3f}", acc=f"{out['accuracy']:.2f}")
+        done = learner.step_count
+        if main and (done % config.log_every == 0 or done == config.steps):
+            append_jsonl(metrics_path, {"kind": "train", **out, "time": time.perf_counter() - train_started})
+        if done % config.eval_every == 0 or done == config.steps:
+            results = evaluate_learner(learner, eval_set, [])
+            accuracy = results["test"]["accuracy"]
+            if main:
+                append_jsonl(metrics_path, {"kind": "eval", "step": done, "accuracy": accuracy,
+                                            "margin": results["test"]["margin"], "ece": results["test"]["ece"]})
+                if accuracy > best_accuracy:
+                    best_accuracy = accuracy
+                    save_checkpoint(learner, run_dir / "best", {"step": done, "accuracy": accuracy})
+                save_checkpoint(learner, last, {"step": done, "best_accuracy": best_accuracy})
+    bar.close()
+    train_seconds = time.perf_counter() - train_started
+    eval_started = time.perf_counter()
+    results = evaluate_learner(learner, test, ood)
+    results["cost"] = {"prepare_seconds": prepare_seconds, "train_seconds": train_seconds,
+                       "eval_seconds": time.perf_counter() - eval_started, "peak_rss_mb": peak_rss_mb(),
+                       "steps": config.steps, "batch_size": size}
+    if torch.cuda.is_available():
+        results["cost"]["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    results["method"] = config.method
+    results["best_eval_accuracy"] = best_accuracy
+    if main:
+        write_results(results, run_dir, config.method)
+    return results
+
+
+def evaluate_run(config: RMRunConfig, *, checkpoint: Path) -> dict[str, Any]:
+    """Evaluate a saved checkpoint of a run on the run's test and OOD records."""
+    if not (checkpoint / "trainer.pt").exists():
+        raise FileNotFoundError(f"{checkpoint} is not a checkpoint (no trainer.pt); train with `plus train-rm`")
+    _train, test, ood = load_records(config.data)
+    learner = make_learner(config.model_copy(update={"steps": max(config.steps, 1)}), test + ood)
+    learner.load(checkpoint)
+    results = evaluate_learner(learner, test, ood)
+    results["method"] = config.method
+    results["checkpoint"] = str(checkpoint)
+    return results
+
+
+# ---------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_train_rm(args: argparse.Namespace) -> int:
+    from plus_sdk.training.evaluate import markdown_header, markdown_row
+
+    config = load_config(RMRunConfig, args.config, args.overrides)
+    results = train_rm(config)
+    print(markdown_header())
+    print(markdown_row(config.method, results))
+    print(f"run folder: {config.run_dir}")
+    return 0
+
+
+def add_rm_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``plus train-rm`` and ``plus eval``."""
+    from plus_sdk.training.evaluate import add_eval_commands
+
+    p = sub.add_parser("train-rm", help="train a reward model (btl, dpl-*, icl, summary, oracle, vpl)",
+                       description="Train a reward model. Settings: " + ", ".join(RMRunConfig.model_fields))
+    p.add_argument("--config", default=None, help="YAML recipe, e.g. training/pets/btl.yaml")
+    p.add_argument("overrides", nargs="*", help="settings as key=value, e.g. steps=20 train.lr=3e-4")
+    p.set_defaults(func=cmd_train_rm)
+    add_eval_commands(sub)
