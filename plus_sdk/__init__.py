@@ -7,6 +7,7 @@ from plus_sdk.generator import PersonalizedGenerator
 from plus_sdk.judge import PersonalizedJudge
 from plus_sdk.prompts import PROMPT_VERSION
 from plus_sdk.reward import PersonalizedRewardModel
+from plus_sdk.store import SummaryStore
 from plus_sdk.summarizer import Summarizer
 from plus_sdk.types import (
     AdapterCard,
@@ -33,6 +34,7 @@ __all__ = [
     "SamplingConfig",
     "Summarizer",
     "Summary",
+    "SummaryStore",
     "Turn",
     "UserContext",
     "__version__",

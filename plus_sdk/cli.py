@@ -18,6 +18,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from plus_sdk.server import add_serve_commands
+from plus_sdk.store import add_summaries_commands
+
 logger = logging.getLogger("plus_sdk.cli")
 
 
@@ -128,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     common(p)
     p.set_defaults(func=cmd_demo)
+
+    add_serve_commands(sub)
+    add_summaries_commands(sub)
 
     try:
         from plus_sdk.training.cli import add_commands

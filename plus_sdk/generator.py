@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from plus_sdk import prompts
+from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend
 from plus_sdk.summarizer import ContextOrSummary, Summarizer, resolve_summaries
 from plus_sdk.types import SamplingConfig
@@ -26,10 +27,18 @@ DEFAULT_GENERATION_SAMPLING = SamplingConfig(max_new_tokens=192)
 class PersonalizedGenerator:
     """Writes replies personalized by a user summary."""
 
-    def __init__(self, backend: ChatBackend, summarizer: Summarizer | None = None, *,
-                 max_words: int = DEFAULT_MAX_WORDS, sampling: SamplingConfig = DEFAULT_GENERATION_SAMPLING) -> None:
-        self.backend = backend
+    def __init__(self, backend: ChatBackend | str, summarizer: Summarizer | None = None, *,
+                 max_words: int = DEFAULT_MAX_WORDS, sampling: SamplingConfig = DEFAULT_GENERATION_SAMPLING,
+                 backend_options: dict[str, Any] | None = None, store: Any = None) -> None:
+        """``backend``: a ``ChatBackend`` or a kind (``"local"``, ``"openai"``, ``"vllm"``) built with
+        ``backend_options``. Replies are asked to stay under ``max_words`` words, decoded with at most
+        ~2 tokens per word of budget, and cut at the budget if the model runs over."""
+        self.backend = as_backend(backend, backend_options)
         self.summarizer = summarizer
+        if store is not None:  # a SummaryStore: generate(..., user_id=) reuses and records summaries
+            from plus_sdk.store import attach_store
+
+            attach_store(summarizer, store)
         self.max_words = max_words
         self.sampling = sampling
 
@@ -55,18 +64,38 @@ class PersonalizedGenerator:
         return cls(LocalBackend(model), summarizer, **kwargs)
 
     def generate(self, context: ContextOrSummary, prompt: str, *, max_words: int | None = None,
-                 sampling: SamplingConfig | None = None) -> str:
-        """A reply to ``prompt`` for the user described by ``context`` (or a summary)."""
-        return self.generate_batch([(context, prompt)], max_words=max_words, sampling=sampling)[0]
+                 sampling: SamplingConfig | None = None, user_id: str | None = None, refresh: bool = False) -> str:
+        """A reply to ``prompt`` for the user described by ``context`` (or a summary).
+
+        ``user_id``: use and update that user's stored summary (needs ``store=``)."""
+        return self.generate_batch([(context, prompt)], max_words=max_words, sampling=sampling,
+                                   user_ids=None if user_id is None else [user_id], refresh=refresh)[0]
 
     def generate_batch(self, items: Sequence[tuple[ContextOrSummary, str]], *, max_words: int | None = None,
-                       sampling: SamplingConfig | None = None) -> list[str]:
-        """Replies for many (context or summary, prompt) pairs."""
+                       sampling: SamplingConfig | None = None, user_ids: Sequence[str | None] | None = None,
+                       refresh: bool = False) -> list[str]:
+        """Replies for many (context or summary, prompt) pairs (``user_ids``: one per pair, see ``generate``)."""
         for _, prompt in items:
             if not isinstance(prompt, str) or not prompt.strip():
                 raise ValueError("prompt must be a non-empty string")
-        summaries = resolve_summaries([c for c, _ in items], self.summarizer)
+        summaries = resolve_summaries([c for c, _ in items], self.summarizer, user_ids=user_ids, refresh=refresh)
         budget = max_words or self.max_words
         conversations = [prompts.generation_messages(p, s.text if s else None, max_words=budget)
                          for (_, p), s in zip(items, summaries, strict=False)]
-        return self.backend.chat(conversations, sampling or self.sampling)
+        sampling = sampling or self.sampling
+        token_cap = 2 * budget + 16
+        if sampling.max_new_tokens > token_cap:
+            sampling = sampling.model_copy(update={"max_new_tokens": token_cap})
+        return [clip_words(text, budget) for text in self.backend.chat(conversations, sampling)]
+
+
+def clip_words(text: str, max_words: int) -> str:
+    """``text`` cut to ``max_words`` words, at the last sentence end within the budget when there is one."""
+    words = text.split()
+    if len(words) <= max_words:
+        return text.strip()
+    clipped = " ".join(words[:max_words])
+    end = max(clipped.rfind(". "), clipped.rfind("! "), clipped.rfind("? "), clipped.rfind("\n"))
+    if clipped[-1:] in ".!?":
+        return clipped
+    return clipped[: end + 1].strip() if end > len(clipped) // 2 else clipped

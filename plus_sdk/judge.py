@@ -12,6 +12,7 @@ Two modes behind one API, both returning a ``Preference``:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from plus_sdk import prompts
+from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend
 from plus_sdk.reward import PersonalizedRewardModel
 from plus_sdk.summarizer import ContextOrSummary, Summarizer, resolve_summaries
@@ -30,8 +32,10 @@ logger = logging.getLogger(__name__)
 
 #: One judging request: (context or summary, prompt, response a, response b).
 JudgeItem = tuple[ContextOrSummary, str, str, str]
-#: Decoding for an LLM judge's short answer.
-JUDGE_SAMPLING = SamplingConfig(max_new_tokens=8)
+#: Decoding for an LLM judge's short answer (room for "The user would prefer Option 2.").
+JUDGE_SAMPLING = SamplingConfig(max_new_tokens=32)
+#: LLM-judge prompt layouts: the summary in the system turn (default) or inline before the question.
+JUDGE_PROMPTS = {"system": prompts.judge_messages_system, "inline": prompts.judge_messages}
 
 
 def _check_item(prompt: str, a: str, b: str) -> None:
@@ -42,6 +46,23 @@ def _check_item(prompt: str, a: str, b: str) -> None:
         raise ValueError("responses a and b are identical; the judge needs two different responses")
 
 
+def parse_choice(answer: str, option_1: str, option_2: str) -> int | None:
+    """Which option (1 or 2) a judge's answer picks, or None.
+
+    First the ``Option 1`` / ``Option 2`` forms (``prompts.parse_judge_answer``); failing that,
+    an answer that quotes the start of exactly one option's text picks that option.
+    """
+    picked = prompts.parse_judge_answer(answer)
+    if picked is not None:
+        return picked
+    text = " ".join(answer.lower().split())
+    heads = [" ".join(option.lower().split())[:40] for option in (option_1, option_2)]
+    quoted = [bool(head) and head in text for head in heads]
+    if quoted[0] != quoted[1]:
+        return 1 if quoted[0] else 2
+    return None
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
@@ -50,14 +71,29 @@ class PersonalizedJudge:
     """Predicts a user's preference between two responses."""
 
     def __init__(self, reward_model: PersonalizedRewardModel | None = None, summarizer: Summarizer | None = None,
-                 *, backend: ChatBackend | None = None, debias: bool = False,
-                 sampling: SamplingConfig = JUDGE_SAMPLING) -> None:
+                 *, backend: ChatBackend | str | None = None, backend_options: dict[str, Any] | None = None,
+                 debias: bool = False, order_seed: int | None = None, prompt_style: str = "system",
+                 sampling: SamplingConfig = JUDGE_SAMPLING, store: Any = None) -> None:
+        """``backend``: a ``ChatBackend`` or a kind (``"local"``, ``"openai"``, ``"vllm"``) built with
+        ``backend_options``. LLM-judge options: ``debias`` asks both option orders; ``order_seed``
+        shuffles which response is shown first, per query (the same query always gets the same
+        order, with or without a summary); ``None`` shows ``a`` first; ``prompt_style``: ``"system"``
+        (summary in the system turn) or ``"inline"`` (just before the question). ``store``: a ``SummaryStore``
+        (attached to the summarizer) so ``prefer(..., user_id=)`` reuses and records summaries."""
+        if prompt_style not in JUDGE_PROMPTS:
+            raise ValueError(f"prompt_style={prompt_style!r} is unknown; use one of {', '.join(JUDGE_PROMPTS)}")
         if reward_model is None and backend is None:
             raise ValueError("give a reward_model (reward-model judge) or a backend (LLM judge)")
         self.reward_model = reward_model
         self.summarizer = summarizer
-        self.backend = backend
+        if store is not None:
+            from plus_sdk.store import attach_store
+
+            attach_store(summarizer, store)
+        self.backend = as_backend(backend, backend_options) if backend is not None else None
         self.debias = debias
+        self.order_seed = order_seed
+        self.prompt_style = prompt_style
         self.sampling = sampling
 
     @classmethod
@@ -78,19 +114,26 @@ class PersonalizedJudge:
         """True when the reward model comes from a trained bundle."""
         return self.reward_model is not None and self.reward_model.trained
 
-    def summary_for(self, context: ContextOrSummary) -> Summary | None:
-        """The summary the judge would use for ``context``."""
-        return resolve_summaries([context], self.summarizer)[0]
+    def summary_for(self, context: ContextOrSummary, *, user_id: str | None = None) -> Summary | None:
+        """The summary the judge would use for ``context`` (and ``user_id``, with a store)."""
+        return resolve_summaries([context], self.summarizer, user_ids=None if user_id is None else [user_id])[0]
 
-    def prefer(self, context: ContextOrSummary, prompt: str, a: str, b: str) -> Preference:
-        """Which of ``a`` and ``b`` the user described by ``context`` prefers."""
-        return self.prefer_batch([(context, prompt, a, b)])[0]
+    def prefer(self, context: ContextOrSummary, prompt: str, a: str, b: str, *, user_id: str | None = None,
+               refresh: bool = False) -> Preference:
+        """Which of ``a`` and ``b`` the user described by ``context`` prefers.
 
-    def prefer_batch(self, items: Sequence[JudgeItem]) -> list[Preference]:
-        """Many judgements; each distinct context is summarized once."""
+        ``user_id``: use and update that user's stored summary (needs ``store=``); ``context``
+        may then be ``None`` to judge with the stored summary alone."""
+        return self.prefer_batch([(context, prompt, a, b)], user_ids=None if user_id is None else [user_id],
+                                 refresh=refresh)[0]
+
+    def prefer_batch(self, items: Sequence[JudgeItem], *, user_ids: Sequence[str | None] | None = None,
+                     refresh: bool = False) -> list[Preference]:
+        """Many judgements; each distinct context is summarized once (``user_ids``: see ``prefer``)."""
         for _, prompt, a, b in items:
             _check_item(prompt, a, b)
-        summaries = resolve_summaries([item[0] for item in items], self.summarizer)
+        summaries = resolve_summaries([item[0] for item in items], self.summarizer, user_ids=user_ids,
+                                      refresh=refresh)
         if self.backend is not None and self.reward_model is None:
             return self._prefer_llm(items, summaries)
         return self._prefer_reward(items, summaries)
@@ -109,26 +152,40 @@ class PersonalizedJudge:
                                       summary=summary, method="reward_model"))
         return results
 
+    def a_shown_first(self, prompt: str, a: str, b: str) -> bool:
+        """Whether the LLM judge shows ``a`` as Option 1 (seeded per query; see ``order_seed``)."""
+        if self.order_seed is None:
+            return True
+        blob = f"{self.order_seed}\x1f{prompt}\x1f{a}\x1f{b}".encode()
+        return hashlib.sha256(blob).digest()[0] % 2 == 0
+
     def _prefer_llm(self, items: Sequence[JudgeItem], summaries: list[Summary | None]) -> list[Preference]:
         assert self.backend is not None
         conversations = []
+        a_first_flags: list[bool] = []
         for (_, prompt, a, b), summary in zip(items, summaries, strict=False):
             text = summary.text if summary else None
-            conversations.append(prompts.judge_messages(prompt, a, b, text))
+            orders = [self.a_shown_first(prompt, a, b)]
             if self.debias:
-                conversations.append(prompts.judge_messages(prompt, b, a, text))
+                orders.append(not orders[0])
+            for a_first in orders:
+                first, second = (a, b) if a_first else (b, a)
+                conversations.append(JUDGE_PROMPTS[self.prompt_style](prompt, first, second, text))
+                a_first_flags.append(a_first)
         answers = self.backend.chat(conversations, self.sampling)
         per_item = 2 if self.debias else 1
         results = []
         for i, summary in enumerate(summaries):
             votes = []  # 1.0 = a preferred, 0.0 = b preferred, 0.5 = unparseable
+            _, _, a, b = items[i]
             for k in range(per_item):
-                picked = prompts.parse_judge_answer(answers[i * per_item + k])
+                a_first = a_first_flags[i * per_item + k]
+                answer = answers[i * per_item + k]
+                picked = parse_choice(answer, *((a, b) if a_first else (b, a)))
                 if picked is None:
-                    logger.warning("LLM judge answer not understood: %r", answers[i * per_item + k][:80])
+                    logger.warning("LLM judge answer not understood: %r", answer[:80])
                     votes.append(0.5)
                 else:
-                    a_first = k == 0
                     votes.append(1.0 if (picked == 1) == a_first else 0.0)
             p = sum(votes) / len(votes)
             results.append(Preference(choice="a" if p >= 0.5 else "b", probability=p, summary=summary,

@@ -150,6 +150,8 @@ def summarizer_messages(
 
 
 _MARKER_RE = re.compile(r"#+\s*summary\s*#*\s*:?", re.IGNORECASE)
+#: Public name of the marker pattern (the summarizer stops generating on it).
+SUMMARY_MARKER_RE = _MARKER_RE
 
 
 def extract_summary(text: str, *, max_words: int = 2 * SUMMARY_MAX_WORDS, max_chars: int = 1200) -> str:
@@ -226,6 +228,22 @@ def judge_messages(prompt: str, option_1: str, option_2: str, summary_text: str 
         body += "Decide which option the user would prefer. "
     body += "Answer with exactly 'Option 1' or 'Option 2'."
     return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": body}]
+
+
+def judge_messages_system(prompt: str, option_1: str, option_2: str, summary_text: str | None = None) -> Messages:
+    """Like ``judge_messages``, but the summary goes into the system message.
+
+    Small models tend to repeat a summary placed just before the question instead of
+    answering it; with the summary in the system turn the user turn ends on the question.
+    """
+    system = JUDGE_SYSTEM
+    if summary_text:
+        system += f" Here is what is known about this user's preferences: {summary_text}"
+    body = (
+        f"The user asked: {prompt}\n\nOption 1: {option_1}\n\nOption 2: {option_2}\n\n"
+        "Which option would the user prefer? Answer with exactly 'Option 1' or 'Option 2'."
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": body}]
 
 
 _OPTION_RE = re.compile(r"option\s*[:#]?\s*([12])", re.IGNORECASE)

@@ -23,6 +23,7 @@ from torch import nn
 
 from plus_sdk import prompts
 from plus_sdk.backends.local import LocalModel
+from plus_sdk.fast_scoring import DEFAULT_TOKENS_PER_BATCH, score_prefix_shared
 from plus_sdk.models import DEFAULT_MODEL, is_bundle, read_card, write_card
 from plus_sdk.types import AdapterCard, Summary
 
@@ -69,12 +70,17 @@ class PersonalizedRewardModel:
     """Scores a response for a user described by a summary."""
 
     def __init__(self, model: LocalModel, head: RewardHead, *, card: AdapterCard | None = None,
-                 max_length: int = 1024, batch_size: int = 16) -> None:
+                 max_length: int = 1024, batch_size: int = 16, prefix_sharing: bool = True,
+                 tokens_per_batch: int = DEFAULT_TOKENS_PER_BATCH) -> None:
         self.model = model
         self.head = head.to(model.device)
         self.card = card
         self.max_length = max_length
         self.batch_size = batch_size
+        #: Score with each (condition, prompt) prefix encoded once (``False``: one full pass per item).
+        self.prefix_sharing = prefix_sharing
+        #: Token slots per forward batch of the prefix-shared path (bounds memory).
+        self.tokens_per_batch = tokens_per_batch
         self._suffix_cache: dict[str, str] = {}
 
     # ------------------------------------------------------------------ loading / saving
@@ -242,7 +248,59 @@ class PersonalizedRewardModel:
         """r(prompt, response | summary) for one response."""
         return self.score_batch([(summary, prompt, response)])[0]
 
-    def score_batch(self, items: Sequence[tuple[SummaryLike, str, str]]) -> list[float]:
-        """Rewards for many (summary, prompt, response) triples."""
-        sequences = [self.encode(prompt, response, self.condition_for(summary)) for summary, prompt, response in items]
-        return self.score_ids(sequences).tolist() if sequences else []
+    def score_batch(self, items: Sequence[tuple[SummaryLike, str, str]], *,
+                    prefix_sharing: bool | None = None) -> list[float]:
+        """Rewards for many (summary, prompt, response) triples.
+
+        With prefix sharing (the default, see ``plus_sdk.fast_scoring``) each distinct
+        (summary, prompt) prefix is encoded once; ``prefix_sharing=False`` scores every
+        item as one full sequence (the reference computation, same results).
+        """
+        if not items:
+            return []
+        sharing = self.prefix_sharing if prefix_sharing is None else prefix_sharing
+        if not sharing:
+            sequences = [self.encode(prompt, response, self.condition_for(summary))
+                         for summary, prompt, response in items]
+            return self.score_ids(sequences).tolist()
+        keys = [self.condition_for(summary) for summary, _, _ in items]  # one encoded head per user
+        return self.score_split(self.encode_items(items), keys=keys).tolist()
+
+    def encode_items(self, items: Sequence[tuple[SummaryLike, str, str]]) -> list[tuple[list[int], list[int]]]:
+        """``encode_split`` of many items, tokenizing each distinct (condition, prompt) prefix once."""
+        tok = self.tokenizer
+        prefixes: dict[tuple[str | None, str], list[int]] = {}
+        for summary, prompt, _ in items:
+            key = (self.condition_for(summary), prompt)
+            if key not in prefixes:
+                messages = prompts.reward_messages(prompt, "", condition=key[0])[:1]
+                text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+                prefixes[key] = tok(text, add_special_tokens=False)["input_ids"]
+        eot = self._end_of_turn()
+        suffixes = tok([response + eot for _, _, response in items], add_special_tokens=False)["input_ids"]
+        return [(prefixes[(self.condition_for(s), p)], list(ids))
+                for (s, p, _), ids in zip(items, suffixes, strict=True)]
+
+    @torch.inference_mode()
+    def score_split(self, pairs: Sequence[tuple[list[int], list[int]]],
+                    keys: Sequence[Any] | None = None) -> torch.Tensor:
+        """Scalar rewards of (prefix_ids, suffix_ids) pairs, each distinct prefix encoded once.
+
+        Items with equal ``keys`` (e.g. conditions) also share the encoding of their prefixes'
+        common head. Items longer than ``max_length`` are cut by ``fit`` and scored unshared.
+        """
+        rewards = torch.empty(len(pairs), dtype=torch.float32)
+        fits = [i for i, (p, s) in enumerate(pairs) if len(p) + len(s) <= self.max_length]
+        over = [i for i in range(len(pairs)) if len(pairs[i][0]) + len(pairs[i][1]) > self.max_length]
+        if over:
+            rewards[over] = self.score_ids([self.fit(*pairs[i]) for i in over])
+        if fits:
+            with self.model.active() as model:
+                body = self.model.base.decoder(model)
+                rewards[fits] = score_prefix_shared(
+                    body, self.head, [pairs[i][0] for i in fits], [pairs[i][1] for i in fits],
+                    pad_id=self.tokenizer.pad_token_id, device=self.device,
+                    dtype=body.get_input_embeddings().weight.dtype,
+                    keys=None if keys is None else [keys[i] for i in fits],
+                    tokens_per_batch=self.tokens_per_batch)
+        return rewards

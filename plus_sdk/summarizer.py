@@ -135,17 +135,33 @@ class Summarizer:
         )
         return messages
 
-    def summarize(self, context: UserContext | dict[str, Any], *, sampling: SamplingConfig | None = None) -> Summary:
-        """The summary of one user's context."""
-        return self.summarize_batch([context], sampling=sampling)[0]
+    def summarize(self, context: UserContext | dict[str, Any] | None, *, sampling: SamplingConfig | None = None,
+                  user_id: str | None = None, refresh: bool = False) -> Summary:
+        """The summary of one user's context.
+
+        With ``user_id`` (and a ``store``): the stored summary is reused when it matches the
+        context or the user edited it, else refreshed and recorded (see ``plus_sdk.store``).
+        """
+        if user_id is not None:
+            return self.summarize_batch([context], sampling=sampling, user_ids=[user_id], refresh=refresh)[0]
+        return self.summarize_batch([context], sampling=sampling)[0]  # type: ignore[list-item]
 
     def summarize_batch(self, contexts: Sequence[UserContext | dict[str, Any]], *,
                         sampling: SamplingConfig | None = None, progress: bool = False,
-                        use_cache: bool = True) -> list[Summary]:
+                        use_cache: bool = True, user_ids: Sequence[str | None] | None = None,
+                        refresh: bool = False) -> list[Summary]:
         """Summaries of many contexts; cached ones are reused, the rest generated in batches.
 
-        Sampled summaries (``sampling.do_sample``) bypass the cache.
+        Sampled summaries (``sampling.do_sample``) bypass the cache. ``user_ids`` (one per
+        context, ``None`` for none) use and update ``self.store``; ``refresh=True`` regenerates
+        and overwrites stored summaries, user edits included.
         """
+        if user_ids is not None:
+            from plus_sdk.store import summarize_with_store
+
+            return summarize_with_store(self, self.store, [None if c is None else as_context(c) for c in contexts],
+                                        user_ids, refresh=refresh, sampling=sampling, progress=progress,
+                                        use_cache=use_cache)
         sampling = sampling or self.sampling
         use_cache = use_cache and not sampling.do_sample
         parsed = [as_context(c) for c in contexts]
@@ -169,7 +185,7 @@ class Summarizer:
         for start in range(0, len(keys), batch):
             chunk = keys[start : start + batch]
             firsts = [parsed[todo[k][0]] for k in chunk]
-            texts = self.backend.chat([self.messages_for(c) for c in firsts], sampling)
+            texts = self._generate([self.messages_for(c) for c in firsts], sampling)
             for key, context, raw in zip(chunk, firsts, texts, strict=False):
                 summary = self._make_summary(raw, context)
                 if use_cache:
@@ -183,6 +199,28 @@ class Summarizer:
     @property
     def backend_batch_size(self) -> int:
         return int(getattr(self.backend, "batch_size", 8))
+
+    def summary_complete(self, text: str) -> bool:
+        """True once a partly generated text holds a whole summary, so generation can stop.
+
+        Complete means: a paragraph break after summary text that follows the marker, or at
+        least ``max_words`` words ending a sentence, or the ``2 * max_words`` words that
+        ``extract_summary`` keeps at most.
+        """
+        marker = prompts.SUMMARY_MARKER_RE.search(text)
+        body = text[marker.end():] if marker else text
+        if marker and body.strip() and "\n\n" in body.lstrip():
+            return True
+        words = len(body.split())
+        return words >= 2 * self.max_words or (words >= self.max_words and body.rstrip().endswith((".", "!", "?")))
+
+    def _generate(self, conversations: list[Messages], sampling: SamplingConfig) -> list[str]:
+        """Raw summarizer outputs; a backend that takes ``stop`` ends each row with its summary."""
+        import inspect
+
+        if "stop" in inspect.signature(self.backend.chat).parameters:
+            return self.backend.chat(conversations, sampling, stop=self.summary_complete)  # type: ignore[call-arg]
+        return self.backend.chat(conversations, sampling)
 
     def _make_summary(self, raw: str, context: UserContext) -> Summary:
         text = prompts.extract_summary(raw, max_words=2 * self.max_words) or prompts.EMPTY_SUMMARY
@@ -219,16 +257,24 @@ def _drop_oldest(context: UserContext) -> UserContext | None:
 ContextOrSummary = UserContext | Summary | dict[str, Any] | str | None
 
 
-def resolve_summaries(values: Sequence[ContextOrSummary], summarizer: Summarizer | None) -> list[Summary | None]:
+def resolve_summaries(values: Sequence[ContextOrSummary], summarizer: Summarizer | None, *,
+                      user_ids: Sequence[str | None] | None = None, refresh: bool = False,
+                      ) -> list[Summary | None]:
     """Turn what a caller passed into summaries, summarizing contexts in one batch.
 
     A ``Summary`` is used as is (e.g. one the user edited), a ``str`` is a summary text
     written by hand, a ``UserContext`` or dict is summarized, ``None`` means unpersonalized.
+    With ``user_ids`` (one per value), contexts and ``None`` values of rows with a user id go
+    through the summarizer's ``SummaryStore`` (``None`` then means "the stored summary").
     """
+    if user_ids is not None and len(user_ids) != len(values):
+        raise ValueError(f"got {len(values)} contexts but {len(user_ids)} user_ids; give one per context")
     out: list[Summary | None] = [None] * len(values)
-    pending: list[tuple[int, UserContext]] = []
+    pending: list[tuple[int, UserContext | None]] = []
     for i, value in enumerate(values):
-        if value is None or isinstance(value, Summary):
+        if value is None and user_ids is not None and user_ids[i] is not None:
+            pending.append((i, None))
+        elif value is None or isinstance(value, Summary):
             out[i] = value
         elif isinstance(value, str):
             if not value.strip():
@@ -243,7 +289,11 @@ def resolve_summaries(values: Sequence[ContextOrSummary], summarizer: Summarizer
     if pending:
         if summarizer is None:
             raise ValueError("a context was given but this object has no summarizer; pass a Summary instead")
-        summaries = summarizer.summarize_batch([c for _, c in pending])
+        if user_ids is None:
+            summaries = summarizer.summarize_batch([c for _, c in pending])  # type: ignore[misc]
+        else:
+            summaries = summarizer.summarize_batch([c for _, c in pending], user_ids=[user_ids[i] for i, _ in pending],
+                                                   refresh=refresh)  # type: ignore[misc]
         for (i, _), summary in zip(pending, summaries, strict=False):
             out[i] = summary
     return out
