@@ -86,6 +86,9 @@ class Summarizer:
             base = card.base_model
             kwargs.setdefault("task", card.summary_task)
             kwargs.setdefault("context_kind", card.context_kind)
+            max_new = card.config.get("summary_max_new_tokens")
+            if max_new and "sampling" not in kwargs:  # decode as the bundle was trained
+                kwargs["sampling"] = SamplingConfig(max_new_tokens=int(max_new))
         model = LocalModel.load(None if base is None else str(base), adapter, role="summarizer",
                                 device=device, dtype=dtype)
         cache = kwargs.pop("cache", None)

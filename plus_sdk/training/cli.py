@@ -10,4 +10,15 @@ import argparse
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register every training subcommand on ``sub``."""
-    del sub  # the data, reward-model and PPO modules register here as they land
+    from plus_sdk.training.data.cli import add_data_commands
+
+    add_data_commands(sub)
+    from plus_sdk.training.evaluate_llm import add_eval_llm_commands
+
+    add_eval_llm_commands(sub)
+    from plus_sdk.training.rm.run import add_rm_commands
+
+    add_rm_commands(sub)
+    from plus_sdk.training.coadapt import add_train_commands
+
+    add_train_commands(sub)

@@ -1,0 +1,162 @@
+"""``plus export RUN_DIR adapters/NAME``: a co-adaptation checkpoint as a loadable adapter bundle.
+
+The bundle is what ``PersonalizedJudge.from_pretrained("adapters/NAME")`` reads:
+
+* ``card.json`` — base model, prompt version and task, data, training config, metrics;
+* ``summarizer/`` — the summarizer's LoRA adapter;
+* ``reward/`` — the reward model's LoRA adapter and ``head.safetensors``.
+
+The bundle is built in a staging folder and moved into place, so a reader never sees half of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from plus_sdk import prompts
+
+logger = logging.getLogger(__name__)
+
+
+def checkpoint_path(run_dir: str | os.PathLike[str], which: str = "best") -> Path:
+    """``best`` (highest held-out accuracy), ``latest``, or an explicit file."""
+    from plus_sdk.training.coadapt import CHECKPOINT_DIR, LATEST_FILE
+
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if which == "best":
+        path = folder / "best.pt"
+        if path.exists():
+            return path
+        logger.warning("%s has no best.pt; exporting the latest checkpoint", folder)
+        which = "latest"
+    if which == "latest":
+        latest = folder / LATEST_FILE
+        if not latest.exists():
+            raise FileNotFoundError(f"{folder} has no {LATEST_FILE}: the run wrote no checkpoint yet")
+        return folder / json.loads(latest.read_text(encoding="utf-8"))["checkpoint"]
+    path = Path(which)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {which} does not exist (use best, latest or a .pt file)")
+    return path
+
+
+def run_metrics(run_dir: str | os.PathLike[str], iteration: int) -> dict[str, float]:
+    """Metrics worth a card: before training, at the exported iteration, and the final evaluation."""
+    from plus_sdk.training.plots import read_metrics
+
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return {}
+    out: dict[str, float] = {}
+    for row in read_metrics(path):
+        evals = {k: float(v) for k, v in row.items()
+                 if k.startswith(("test_", "ood_")) and isinstance(v, (int, float))}
+        if row.get("before_training"):
+            out.update({f"untrained_{k}": v for k, v in evals.items()})
+        elif row.get("phase") == "final":
+            out.update({f"final_{k}": v for k, v in evals.items()})
+        elif row.get("iteration") == iteration and evals:
+            out.update(evals)
+    out["iteration"] = float(iteration)
+    return out
+
+
+def _move_nested(folder: Path, adapter: str) -> None:
+    nested = folder / adapter
+    if nested.is_dir():  # peft nests non-default adapters in a subfolder
+        for file in nested.iterdir():
+            os.replace(file, folder / file.name)
+        nested.rmdir()
+
+
+def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, checkpoint: str = "best",
+               name: str | None = None, extra_metrics: dict[str, float] | None = None) -> Path:
+    """Write the bundle of one checkpoint of ``run_dir`` to ``out`` (replacing it atomically)."""
+    from plus_sdk import __version__
+    from plus_sdk.models import DEFAULT_MODEL, write_card
+    from plus_sdk.training.coadapt import CONFIG_FILE, CoAdaptation, CoadaptConfig
+    from plus_sdk.training.config import load_config
+    from plus_sdk.types import AdapterCard
+
+    run_dir, out = Path(run_dir), Path(out)
+    config = load_config(CoadaptConfig, run_dir / CONFIG_FILE)
+    config.progress = False
+    path = checkpoint_path(run_dir, checkpoint)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    run = CoAdaptation(config)
+    run.load_state_dict(state)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        summarizer_dir = staging / "summarizer"
+        run.policy_base.model.save_pretrained(str(summarizer_dir), selected_adapters=["summarizer"])
+        _move_nested(summarizer_dir, "summarizer")
+        run.reward_model.save_pretrained(staging / "reward")
+        _portable_base_name(summarizer_dir, config.model.summarizer_base)
+        _portable_base_name(staging / "reward", config.model.reward_base or config.model.summarizer_base)
+        metrics = run_metrics(run_dir, int(state["iteration"]))
+        metrics.update(extra_metrics or {})
+        card = AdapterCard(
+            name=name or out.name, base_model=config.model.summarizer_base or DEFAULT_MODEL,
+            prompt_version=prompts.PROMPT_VERSION, summary_task=config.data.summary_task, context_kind="pairs",
+            trained=True, method="summary", trained_on=_data_name(config), metrics=metrics,
+            config={**config.model_dump(mode="json"), "checkpoint": path.name,
+                    "reward_base_model": config.model.reward_base or config.model.summarizer_base or DEFAULT_MODEL,
+                    "summary_max_new_tokens": config.ppo.max_new_tokens},
+            plus_sdk_version=__version__,
+        )
+        write_card(staging, card)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    logger.info("Exported %s (iteration %d) to %s", path, state["iteration"], out)
+    return out
+
+
+def _portable_base_name(folder: Path, base: str | None) -> None:
+    """Name the base in ``adapter_config.json`` by its id, not by this machine's cache path."""
+    from plus_sdk.models import DEFAULT_HUB_ID, atomic_write_text, is_default
+
+    path = folder / "adapter_config.json"
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["base_model_name_or_path"] = DEFAULT_HUB_ID if is_default(base) else str(base)
+        atomic_write_text(path, json.dumps(data, indent=2))
+
+
+def _data_name(config: Any) -> str:
+    data = config.data
+    if data.dataset == "pets":
+        return f"pets (n_train={data.n_train}, n_context={data.n_context}, seed={data.seed})"
+    return f"jsonl {data.train_path}"
+
+
+def cmd_export(args: Any) -> int:
+    extra = json.loads(Path(args.metrics).read_text(encoding="utf-8")) if args.metrics else None
+    if extra is not None:
+        extra = {k: float(v) for k, v in extra.items() if isinstance(v, (int, float))}
+    out = export_run(args.run_dir, args.out, checkpoint=args.checkpoint, name=args.name, extra_metrics=extra)
+    print(json.dumps({"bundle": str(out)}))
+    return 0
+
+
+def add_export_command(sub: Any) -> None:
+    """Register ``plus export``."""
+    p = sub.add_parser("export", help="write a run's checkpoint as an adapter bundle (card + summarizer + reward)")
+    p.add_argument("run_dir")
+    p.add_argument("out", help="bundle folder, e.g. adapters/pets-smollm2")
+    p.add_argument("--checkpoint", default="best", help="best (default), latest, or a checkpoint .pt file")
+    p.add_argument("--name", default=None, help="bundle name in the card (default: the folder name)")
+    p.add_argument("--metrics", default=None, help="JSON file of extra flat metrics to put in the card")
+    p.set_defaults(func=cmd_export)

@@ -1,0 +1,123 @@
+"""``plus plot RUN_DIR``: PNG curves of a co-adaptation (or any metrics.jsonl) run.
+
+Reads ``RUN_DIR/metrics.jsonl`` and writes ``RUN_DIR/plots/curves.png`` (every plotted metric
+in one grid) plus one PNG per metric. Training metrics are drawn as lines (with a moving
+average when noisy), evaluation metrics as markers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: Metrics drawn when present, in this order.
+DEFAULT_METRICS: tuple[str, ...] = (
+    "test_accuracy", "ood_accuracy", "test_right_animal_first", "ood_right_animal_first",
+    "score", "rm_accuracy", "rm_loss", "kl", "kl_coef", "entropy", "clip_fraction", "approx_kl",
+    "value_loss", "summary_tokens", "sample_right_animal", "grad_norm", "time_iteration",
+)
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The lines of a metrics JSONL file (a missing file is an error naming it)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: is this a run folder written by `plus train`?")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(iterations, values) of one metric, skipping rows without it or with non-finite values."""
+    xs, ys = [], []
+    for row in rows:
+        value = row.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            xs.append(float(row.get("iteration", len(xs))))
+            ys.append(float(value))
+    return xs, ys
+
+
+def moving_average(values: list[float], window: int) -> list[float]:
+    """Trailing moving average (shorter at the start)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def _draw(ax: Any, rows: list[dict[str, Any]], key: str) -> None:
+    xs, ys = series(rows, key)
+    evaluation = key.startswith(("test_", "ood_"))
+    if evaluation:
+        ax.plot(xs, ys, marker="o")
+    else:
+        ax.plot(xs, ys, alpha=0.35)
+        if len(ys) >= 10:
+            ax.plot(xs, moving_average(ys, 10))
+    ax.set_title(key, fontsize=9)
+    ax.set_xlabel("iteration", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+
+
+def plot_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
+             metrics: list[str] | None = None) -> list[Path]:
+    """Write the PNG curves of a run; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(Path(run_dir) / "metrics.jsonl")
+    keys = [k for k in (metrics or DEFAULT_METRICS) if series(rows, k)[1]]
+    if not keys:
+        raise ValueError(f"{run_dir}/metrics.jsonl has none of the metrics {metrics or DEFAULT_METRICS}")
+    out = Path(out_dir) if out_dir else Path(run_dir) / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    cols = 4
+    fig, axes = plt.subplots(math.ceil(len(keys) / cols), cols, figsize=(4 * cols, 3 * math.ceil(len(keys) / cols)),
+                             squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        _draw(ax, rows, key)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.tight_layout()
+    grid = out / "curves.png"
+    fig.savefig(grid, dpi=100)
+    plt.close(fig)
+    written.append(grid)
+    for key in keys:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        _draw(ax, rows, key)
+        fig.tight_layout()
+        path = out / f"{key}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    logger.info("Wrote %d plots to %s", len(written), out)
+    return written
+
+
+def cmd_plot(args: Any) -> int:
+    files = plot_run(args.run_dir, args.out, args.metrics.split(",") if args.metrics else None)
+    print(json.dumps([str(f) for f in files], indent=2))
+    return 0
+
+
+def add_plot_command(sub: Any) -> None:
+    """Register ``plus plot``."""
+    p = sub.add_parser("plot", help="PNG curves of a training run (RUN_DIR/metrics.jsonl)")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/plots)")
+    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the usual ones)")
+    p.set_defaults(func=cmd_plot)

@@ -1,0 +1,190 @@
+"""Co-adaptation (Algorithm 1) on tiny random models: one iteration, resume after SIGKILL, DDP, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig, animals_named, names_right_animal
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(model_dir: Path, run_dir: Path, **changes: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "run_dir": str(run_dir), "seed": 0, "iterations": 2, "contexts_per_iteration": 2, "rm_steps": 2,
+        "rm_batch_size": 2, "checkpoint_every": 1, "progress": False,
+        "model": {"summarizer_base": str(model_dir), "threads": 1,
+                  "summarizer_lora": {"r": 4, "alpha": 8}, "critic_lora": {"r": 4, "alpha": 8}},
+        "data": {"n_train": 40, "n_test": 20, "n_ood": 10, "n_context": 2},
+        "eval": {"every": 100, "test_rows": 2, "ood_rows": 2, "final_test_rows": 2, "final_ood_rows": 2,
+                 "samples_logged": 2},
+        "ppo": {"samples_per_prompt": 2, "max_new_tokens": 6, "actor_lr": 0.01},
+        "rm": {"lr": 0.01, "lora_r": 4, "lora_alpha": 8, "batch_size": 2},
+    }
+    for key, value in changes.items():
+        node = config
+        *path, last = key.split(".")
+        for part in path:
+            node = node[part]
+        node[last] = value
+    return config
+
+
+def write_config(tmp_path: Path, config: dict[str, Any], name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def trainable_snapshot(run: CoAdaptation) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    return ([p.detach().clone() for p in run.ppo.actor_params], [p.detach().clone() for p in run.rm_trainer.params])
+
+
+def changed(before: list[torch.Tensor], after: list[torch.Tensor]) -> bool:
+    return any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("estimator", ["rloo", "gae"])
+def test_one_iteration_changes_summarizer_and_reward_model(tiny_model_dir: Path, tmp_path: Path,
+                                                           estimator: str) -> None:
+    changes: dict[str, Any] = {"ppo.estimator": estimator}
+    if estimator == "gae":
+        changes.update({"ppo.samples_per_prompt": 1, "ppo.minibatch_size": 1, "ppo.epochs": 2})
+    config = CoadaptConfig.model_validate(tiny_config(tiny_model_dir, tmp_path / "run", **changes))
+    run = CoAdaptation(config)
+    assert run.reward_base is run.policy_base  # one base in memory for every role
+    actor, reward = trainable_snapshot(run)
+    critic = [p.detach().clone() for p in run.ppo.critic.parameters()] if run.ppo.critic else []
+    metrics = run.iterate()
+    actor_after, reward_after = trainable_snapshot(run)
+    assert changed(actor, actor_after), "the summarizer adapter did not move"
+    assert changed(reward, reward_after), "the reward model did not move"
+    if estimator == "gae":
+        assert run.ppo.critic is not None and changed(critic, run.ppo.critic.parameters())
+        assert run.ppo.step_count == 4  # 2 epochs × 2 minibatches of one context
+    for key in ("score", "kl", "rm_loss", "rm_accuracy", "entropy", "clip_fraction", "time_generation",
+                "time_ppo_update", "time_rm_update", "peak_rss_mb", "summary_tokens"):
+        assert key in metrics, key
+    assert run.rm_trainer.step_count == 2
+
+
+def test_frozen_summarizer_trains_only_the_reward_model(tiny_model_dir: Path, tmp_path: Path) -> None:
+    config = CoadaptConfig.model_validate(tiny_config(tiny_model_dir, tmp_path / "run", train_summarizer=False))
+    run = CoAdaptation(config)
+    actor, reward = trainable_snapshot(run)
+    run.iterate()
+    actor_after, reward_after = trainable_snapshot(run)
+    assert not changed(actor, actor_after)
+    assert changed(reward, reward_after)
+
+
+def test_animal_naming_metric() -> None:
+    from plus_sdk.training.data.pets import build_pets
+
+    record = next(r for r in build_pets(n_train=20, n_test=20, n_context=2)["test"] if r.user_type == "cat")
+    assert animals_named("Prefers kittens; avoids dogs.") == ["cat", "dog"]
+    assert names_right_animal("The user likes cats, not dogs", record) == (True, False)
+    assert names_right_animal("Dogs!", record) == (False, False)
+    assert names_right_animal("cats only", record) == (True, True)
+
+
+def _run_cli(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "plus_sdk.training", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+
+
+def _train_lines(run_dir: Path) -> dict[int, dict[str, Any]]:
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    return {row["iteration"]: row for row in lines if row.get("phase") == "train"}
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_reproduces_the_run(tiny_model_dir: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    iterations = 6
+    reference = write_config(tmp_path, tiny_config(tiny_model_dir, tmp_path / "ref", iterations=iterations), "r.yaml")
+    killed = write_config(tmp_path, tiny_config(tiny_model_dir, tmp_path / "kill", iterations=iterations), "k.yaml")
+    proc = _run_cli([str(reference)], env)
+    victim = _run_cli([str(killed)], env)
+    latest = tmp_path / "kill" / "checkpoints" / "latest.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and victim.poll() is None:
+        if latest.exists() and json.loads(latest.read_text())["iteration"] >= 2:
+            break
+        time.sleep(0.05)
+    assert victim.poll() is None, "the run ended before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = json.loads(latest.read_text())["iteration"]
+    assert 2 <= killed_at < iterations
+    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    resumed = _run_cli([str(killed), "--resume"], env)
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()[-2000:] if resumed.stderr else ""
+    ref_lines, got_lines = _train_lines(tmp_path / "ref"), _train_lines(tmp_path / "kill")
+    assert sorted(got_lines) == list(range(1, iterations + 1))
+    for it in range(1, iterations + 1):
+        for key in ("rm_loss", "policy_loss", "score", "kl", "rm_step", "summary_tokens"):
+            assert got_lines[it][key] == pytest.approx(ref_lines[it][key], abs=1e-5), (it, key)
+    state = torch.load(tmp_path / "kill" / "checkpoints" / f"iter-{iterations:06d}.pt", weights_only=False)
+    assert state["iteration"] == iterations and state["rm_trainer"]["step_count"] == 2 * iterations
+    assert state["ppo"]["step_count"] == iterations
+
+
+@pytest.mark.slow
+def test_two_process_cpu_ddp_run(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Two gloo processes (torch.distributed.run; accelerate's Accelerator joins the process group)."""
+    config = write_config(tmp_path, tiny_config(tiny_model_dir, tmp_path / "ddp", iterations=2,
+                                                contexts_per_iteration=4))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "plus_sdk.training", str(config)]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    lines = _train_lines(tmp_path / "ddp")
+    assert sorted(lines) == [1, 2]  # one line per iteration: only rank 0 writes
+    for row in lines.values():
+        assert row["replica_drift"] == pytest.approx(0.0, abs=1e-9)  # both processes hold the same weights
+        assert 0.0 <= row["rm_accuracy"] <= 1.0 and row["rm_step"] == pytest.approx(2 * row["iteration"])
+
+
+@pytest.mark.slow
+def test_export_plot_and_load_with_the_judge(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from plus_sdk.judge import PersonalizedJudge
+    from plus_sdk.training.export import export_run
+    from plus_sdk.training.plots import plot_run
+
+    config = CoadaptConfig.model_validate(tiny_config(tiny_model_dir, tmp_path / "run", iterations=2,
+                                                      **{"eval.every": 1}))
+    run = CoAdaptation(config)
+    run.train()
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+    files = plot_run(tmp_path / "run")
+    assert files[0].name == "curves.png" and files[0].stat().st_size > 1000
+    bundle = export_run(tmp_path / "run", tmp_path / "adapters" / "tiny", checkpoint="latest")
+    card = json.loads((bundle / "card.json").read_text())
+    assert card["trained"] and card["summary_task"] == "pets" and "untrained_test_accuracy" in card["metrics"]
+    judge = PersonalizedJudge.from_pretrained(bundle)
+    summary = run.greedy_summaries(run.test[:1])[0]
+    pref = judge.prefer(summary, run.test[0].prompt, run.test[0].chosen, run.test[0].rejected)
+    # the bundle's reward model scores exactly as the trained one did
+    margin = float(run.margins([summary], run.test[:1])[0])
+    assert pref.rewards is not None
+    assert pref.rewards[0] - pref.rewards[1] == pytest.approx(margin, abs=1e-4)
+    # a new run warm-started from the bundle holds exactly the exported weights
+    warm = CoAdaptation(CoadaptConfig.model_validate(tiny_config(tiny_model_dir, tmp_path / "warm",
+                                                                 init_from=str(bundle))))
+    for a, b in zip(run.ppo.actor_params, warm.ppo.actor_params, strict=True):
+        assert torch.equal(a.detach().cpu(), b.detach().cpu())
+    for a, b in zip(run.rm_trainer.params, warm.rm_trainer.params, strict=True):
+        assert torch.allclose(a.detach().cpu(), b.detach().cpu())
