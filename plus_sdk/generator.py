@@ -63,6 +63,19 @@ class PersonalizedGenerator:
         model = LocalModel.load(None if base is None else str(base), device=device, dtype=dtype)
         return cls(LocalBackend(model), summarizer, **kwargs)
 
+    def save_pretrained(self, folder: str | os.PathLike[str], *, name: str | None = None) -> None:
+        """Save the generator's summarizer as a bundle; ``from_pretrained(folder)`` rebuilds both."""
+        from pathlib import Path
+
+        from plus_sdk.summarizer import card_for, save_bundle
+
+        model = getattr(self.backend, "model", None)
+        if model is None:
+            raise ValueError("only a local generator can be saved; remote backends have no weights here")
+        card = card_for(self.summarizer, model.base.name or model.base.base_id, name=name or Path(folder).name)
+        save_bundle(folder, card.model_copy(update={"base_model": model.base.name or model.base.base_id}),
+                    self.summarizer)
+
     def generate(self, context: ContextOrSummary, prompt: str, *, max_words: int | None = None,
                  sampling: SamplingConfig | None = None, user_id: str | None = None, refresh: bool = False) -> str:
         """A reply to ``prompt`` for the user described by ``context`` (or a summary).

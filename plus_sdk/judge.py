@@ -17,6 +17,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -108,6 +109,16 @@ class PersonalizedJudge:
                                                 cache_dir=kwargs.pop("cache_dir", None))
         reward = PersonalizedRewardModel.from_pretrained(path, device=device, dtype=dtype)
         return cls(reward, summarizer, **kwargs)
+
+    def save_pretrained(self, folder: str | os.PathLike[str], *, name: str | None = None) -> None:
+        """Save this judge as an adapter bundle that ``from_pretrained(folder)`` loads back."""
+        from plus_sdk.summarizer import card_for, save_bundle
+
+        if self.reward_model is None:
+            raise ValueError("only a reward-model judge can be saved; an LLM judge has no weights of its own")
+        card = self.reward_model.card or card_for(self.summarizer, self.reward_model.base_name,
+                                                  name=name or Path(folder).name)
+        save_bundle(folder, card, self.summarizer, self.reward_model)
 
     @property
     def trained(self) -> bool:

@@ -83,6 +83,8 @@ class Summarizer:
         if is_bundle(base):
             card = read_card(base)
             adapter = Path(str(base)) / "summarizer"
+            if not (adapter / "adapter_config.json").exists():
+                adapter = None  # a bundle whose summarizer is the bare base model
             base = card.base_model
             kwargs.setdefault("task", card.summary_task)
             kwargs.setdefault("context_kind", card.context_kind)
@@ -300,3 +302,47 @@ def resolve_summaries(values: Sequence[ContextOrSummary], summarizer: Summarizer
         for (i, _), summary in zip(pending, summaries, strict=False):
             out[i] = summary
     return out
+
+
+def save_bundle(folder: str | os.PathLike[str], card: AdapterCard, summarizer: Summarizer | None,
+                reward_model: Any = None) -> None:
+    """Write an adapter bundle (``card.json``, ``summarizer/``, ``reward/``) atomically.
+
+    The bundle is staged in a sibling folder and moved into place, so a reader never sees half
+    of it. A summarizer without a LoRA adapter (the bare base) writes no ``summarizer/`` folder.
+    """
+    import shutil
+    import tempfile
+
+    from plus_sdk.models import write_card
+
+    target = Path(folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model = getattr(getattr(summarizer, "backend", None), "model", None)
+        if summarizer is not None and model is not None and model.adapter is not None:
+            summarizer.save_pretrained(staging / "summarizer")
+        if reward_model is not None:
+            reward_model.save_pretrained(staging / "reward")
+        write_card(staging, card)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def card_for(summarizer: Summarizer | None, base_model: str, **fields: Any) -> AdapterCard:
+    """The card of a bundle built from live objects (the summarizer's own card when it has one)."""
+    from plus_sdk import __version__
+
+    if summarizer is not None and summarizer.card is not None:
+        return summarizer.card.model_copy(update=fields)
+    config = {"summary_max_new_tokens": summarizer.sampling.max_new_tokens} if summarizer else {}
+    return AdapterCard(name=fields.pop("name", Path(base_model).name), base_model=base_model, config=config,
+                       prompt_version=prompts.PROMPT_VERSION,
+                       summary_task=summarizer.task if summarizer else "generic",
+                       context_kind=summarizer.context_kind if summarizer else "pairs",
+                       plus_sdk_version=__version__, **fields)

@@ -206,3 +206,35 @@ def test_generator_personalizes_prompt(tiny_model_dir: Path, summarizer: Summari
     assert isinstance(plain, str) and seen[1][1]["content"] == "Tell me about pets."
     with pytest.raises(ValueError, match="prompt"):
         generator.generate(None, " ")
+
+
+def test_judge_and_generator_save_and_load_as_bundles(tiny_model_dir: Path, tmp_path: Path,
+                                                      cat_context: UserContext) -> None:
+    from plus_sdk.models import read_card
+    from plus_sdk.reward import RewardHead
+
+    base = SharedBase.load(str(tiny_model_dir), share=False)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    base.add_new_adapter("summarizer", lora)
+    base.add_new_adapter("reward", lora)
+    from plus_sdk.backends.local import LocalBackend
+
+    summarizer = Summarizer(LocalBackend(LocalModel(base, "summarizer")), sampling=SamplingConfig(max_new_tokens=8))
+    head = RewardHead(base.model.config.hidden_size)
+    judge = PersonalizedJudge(PersonalizedRewardModel(LocalModel(base, "reward"), head), summarizer)
+    before = judge.prefer(cat_context, "Talk about a pet.", "Cats purr.", "Dogs bark.")
+    judge.save_pretrained(tmp_path / "bundle")
+    card = read_card(tmp_path / "bundle")
+    assert card.base_model == str(tiny_model_dir) and card.prompt_version
+    loaded = PersonalizedJudge.from_pretrained(tmp_path / "bundle")
+    after = loaded.prefer(cat_context, "Talk about a pet.", "Cats purr.", "Dogs bark.")
+    assert after.summary is not None and before.summary is not None
+    assert after.summary.text == before.summary.text
+    assert after.rewards == pytest.approx(before.rewards, abs=1e-5)
+
+    generator = PersonalizedGenerator(LocalBackend(LocalModel(base, None)), summarizer,
+                                      sampling=SamplingConfig(max_new_tokens=6))
+    generator.save_pretrained(tmp_path / "gen")
+    again = PersonalizedGenerator.from_pretrained(tmp_path / "gen", sampling=SamplingConfig(max_new_tokens=6))
+    assert again.summarizer is not None
+    assert again.summarizer.summarize(cat_context).text == summarizer.summarize(cat_context).text
