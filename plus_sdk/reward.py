@@ -130,12 +130,7 @@ class PersonalizedRewardModel:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if self.model.adapter is not None:
-            self.model.base.model.save_pretrained(str(folder), selected_adapters=[self.model.adapter])
-            nested = folder / self.model.adapter
-            if nested.is_dir():  # peft nests non-default adapters in a subfolder
-                for file in nested.iterdir():
-                    os.replace(file, folder / file.name)
-                nested.rmdir()
+            self.model.base.save_adapter(self.model.adapter, folder)
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.head.state_dict().items()}
         tmp = folder / f".{HEAD_FILE}.tmp"
         save_file(state, str(tmp))

@@ -103,12 +103,7 @@ class Summarizer:
         model = getattr(self.backend, "model", None)
         if model is None or model.adapter is None:
             raise ValueError("only a local summarizer with a LoRA adapter can be saved")
-        model.base.model.save_pretrained(str(folder), selected_adapters=[model.adapter])
-        nested = Path(folder) / model.adapter
-        if nested.is_dir():
-            for file in nested.iterdir():
-                os.replace(file, Path(folder) / file.name)
-            nested.rmdir()
+        model.base.save_adapter(model.adapter, folder)
 
     # ------------------------------------------------------------------
     @property
@@ -311,27 +306,15 @@ def save_bundle(folder: str | os.PathLike[str], card: AdapterCard, summarizer: S
     The bundle is staged in a sibling folder and moved into place, so a reader never sees half
     of it. A summarizer without a LoRA adapter (the bare base) writes no ``summarizer/`` folder.
     """
-    import shutil
-    import tempfile
+    from plus_sdk.models import staged_dir, write_card
 
-    from plus_sdk.models import write_card
-
-    target = Path(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with staged_dir(folder) as staging:
         model = getattr(getattr(summarizer, "backend", None), "model", None)
         if summarizer is not None and model is not None and model.adapter is not None:
             summarizer.save_pretrained(staging / "summarizer")
         if reward_model is not None:
             reward_model.save_pretrained(staging / "reward")
         write_card(staging, card)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def card_for(summarizer: Summarizer | None, base_model: str, **fields: Any) -> AdapterCard:

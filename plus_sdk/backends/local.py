@@ -98,6 +98,18 @@ class SharedBase:
                 self.model = get_peft_model(self.model, lora_config, adapter_name=name)
             self.adapters[name] = "new"
 
+    def save_adapter(self, name: str, folder: str | Path) -> None:
+        """Save the LoRA adapter ``name`` flat into ``folder`` (peft nests non-default ones)."""
+        import os
+
+        folder = Path(folder)
+        self.model.save_pretrained(str(folder), selected_adapters=[name])
+        nested = folder / name
+        if nested.is_dir():
+            for file in nested.iterdir():
+                os.replace(file, folder / file.name)
+            nested.rmdir()
+
     @contextlib.contextmanager
     def use(self, adapter: str | None) -> Iterator[Any]:
         """The model with ``adapter`` active, or with every adapter off when ``None``."""

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -69,19 +67,11 @@ def run_metrics(run_dir: str | os.PathLike[str], iteration: int) -> dict[str, fl
     return out
 
 
-def _move_nested(folder: Path, adapter: str) -> None:
-    nested = folder / adapter
-    if nested.is_dir():  # peft nests non-default adapters in a subfolder
-        for file in nested.iterdir():
-            os.replace(file, folder / file.name)
-        nested.rmdir()
-
-
 def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, checkpoint: str = "best",
                name: str | None = None, extra_metrics: dict[str, float] | None = None) -> Path:
     """Write the bundle of one checkpoint of ``run_dir`` to ``out`` (replacing it atomically)."""
     from plus_sdk import __version__
-    from plus_sdk.models import DEFAULT_MODEL, write_card
+    from plus_sdk.models import DEFAULT_MODEL, staged_dir, write_card
     from plus_sdk.training.coadapt import CONFIG_FILE, CoAdaptation, CoadaptConfig
     from plus_sdk.training.config import load_config
     from plus_sdk.types import AdapterCard
@@ -93,12 +83,9 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
     state = torch.load(path, map_location="cpu", weights_only=False)
     run = CoAdaptation(config)
     run.load_state_dict(state)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as staging:
         summarizer_dir = staging / "summarizer"
-        run.policy_base.model.save_pretrained(str(summarizer_dir), selected_adapters=["summarizer"])
-        _move_nested(summarizer_dir, "summarizer")
+        run.policy_base.save_adapter("summarizer", summarizer_dir)
         run.reward_model.save_pretrained(staging / "reward")
         _portable_base_name(summarizer_dir, config.model.summarizer_base)
         _portable_base_name(staging / "reward", config.model.reward_base or config.model.summarizer_base)
@@ -114,12 +101,6 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
             plus_sdk_version=__version__,
         )
         write_card(staging, card)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     logger.info("Exported %s (iteration %d) to %s", path, state["iteration"], out)
     return out
 
