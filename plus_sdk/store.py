@@ -44,6 +44,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from plus_sdk.console import emit, emit_error
 from plus_sdk.types import Summary, UserContext
 
 if TYPE_CHECKING:
@@ -1017,9 +1018,9 @@ def add_store_routes(app: Any, store: SummaryStore, auth_dependency: Callable[..
 def _print_version(row: SummaryVersion) -> None:
     flags = [f for f, on in (("current", row.is_current), ("proposal", row.is_proposal)) if on]
     origin = f" from v{row.based_on}" if row.based_on else ""
-    print(f"v{row.version}  {row.created_at:%Y-%m-%d %H:%M:%S}  {row.author:<5}  {row.action}{origin}"
+    emit(f"v{row.version}  {row.created_at:%Y-%m-%d %H:%M:%S}  {row.author:<5}  {row.action}{origin}"
           f"{'  [' + ', '.join(flags) + ']' if flags else ''}")
-    print(f"    {row.text}")
+    emit(f"    {row.text}")
 
 
 def _cmd_summaries(args: argparse.Namespace) -> int:
@@ -1027,7 +1028,7 @@ def _cmd_summaries(args: argparse.Namespace) -> int:
         with SummaryStore(args.store) as store:
             return _run_summaries(store, args)
     except SummaryStoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        emit_error(f"error: {exc}")
         return 2
 
 
@@ -1042,11 +1043,11 @@ def _run_summaries(store: SummaryStore, args: argparse.Namespace) -> int:
             raise UnknownUserError(f"user {user!r} has no summary")
         proposal = store.proposal(user)
         if args.json:
-            print(UserSummaries(user_id=user, current=current, proposal=proposal).model_dump_json(indent=2))
+            emit(UserSummaries(user_id=user, current=current, proposal=proposal).model_dump_json(indent=2))
         else:
             _print_version(current)
             if proposal is not None:
-                print("pending proposal (accept with `plus summaries accept`):")
+                emit("pending proposal (accept with `plus summaries accept`):")
                 _print_version(proposal)
     elif action == "edit":
         text = sys.stdin.read() if args.text == "-" else args.text
@@ -1056,7 +1057,7 @@ def _run_summaries(store: SummaryStore, args: argparse.Namespace) -> int:
         if not rows:
             raise UnknownUserError(f"user {user!r} has no summary")
         if args.json:
-            print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+            emit(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         else:
             for row in rows:
                 _print_version(row)
@@ -1066,19 +1067,19 @@ def _run_summaries(store: SummaryStore, args: argparse.Namespace) -> int:
         _print_version(store.accept_proposal(user))
     elif action == "delete":
         if not args.yes:
-            print(f"error: deleting {user!r} cannot be undone; repeat with --yes", file=sys.stderr)
+            emit_error(f"error: deleting {user!r} cannot be undone; repeat with --yes")
             return 2
-        print(json.dumps({"user_id": user, "deleted_versions": store.delete(user)}))
+        emit(json.dumps({"user_id": user, "deleted_versions": store.delete(user)}))
     elif action == "export":
         ids = None if args.all else [user]
         if ids is not None and not store.history(user):
             raise UnknownUserError(f"user {user!r} has no summary")
         count = store.export_jsonl(args.output if args.output != "-" else sys.stdout, ids)
         if args.output != "-":
-            print(json.dumps({"output": args.output, "versions": count}))
+            emit(json.dumps({"output": args.output, "versions": count}))
     elif action == "import":
         ids = None if args.all else [user]
-        print(json.dumps({"imported": store.import_jsonl(args.input, user_ids=ids, on_conflict=args.on_conflict)}))
+        emit(json.dumps({"imported": store.import_jsonl(args.input, user_ids=ids, on_conflict=args.on_conflict)}))
     return 0
 
 

@@ -756,7 +756,9 @@ def cmd_train(args: Any) -> int:
         config.run_dir = args.run_dir
     final = run(config, resume=args.resume)
     if dist_info()[0] == 0:
-        print(json.dumps(final, indent=2))
+        from plus_sdk.console import emit
+
+        emit(json.dumps(final, indent=2))
     return 0
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from plus_sdk.console import emit
 from plus_sdk.models import atomic_write_text
 from plus_sdk.training.data.records import TrainingRecord
 
@@ -118,11 +119,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = evaluate_run(config, checkpoint=run / args.checkpoint)
     path = write_results(results, run if args.out is None else Path(args.out), config.method)
     if args.json:
-        print(json.dumps(results, indent=2, sort_keys=True))
+        emit(json.dumps(results, indent=2, sort_keys=True))
     else:
-        print(markdown_header())
-        print(markdown_row(config.method, results))
-        print(f"results: {path}")
+        emit(markdown_header())
+        emit(markdown_row(config.method, results))
+        emit(f"results: {path}")
     return 0
 
 

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend
+from plus_sdk.console import emit
 from plus_sdk.models import atomic_write_text
 from plus_sdk.summarizer import Summarizer
 from plus_sdk.training.config import StrictConfig, load_config
@@ -408,7 +409,7 @@ def evaluate_generation(config: GenerateEvalConfig, *, backend: ChatBackend | No
 
 
 def _print_table(results: dict[str, Any], markdown: str, as_json: bool) -> None:
-    print(json.dumps(results, indent=2) if as_json else markdown)
+    emit(json.dumps(results, indent=2) if as_json else markdown)
 
 
 def cmd_eval_judge(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from plus_sdk import prompts
+from plus_sdk.console import emit
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def cmd_export(args: Any) -> int:
     if extra is not None:
         extra = {k: float(v) for k, v in extra.items() if isinstance(v, (int, float))}
     out = export_run(args.run_dir, args.out, checkpoint=args.checkpoint, name=args.name, extra_metrics=extra)
-    print(json.dumps({"bundle": str(out)}))
+    emit(json.dumps({"bundle": str(out)}))
     return 0
 
 

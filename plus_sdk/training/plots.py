@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from plus_sdk.console import emit
+
 logger = logging.getLogger(__name__)
 
 #: Metrics drawn when present, in this order.
@@ -110,7 +112,8 @@ def plot_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | 
 
 def cmd_plot(args: Any) -> int:
     files = plot_run(args.run_dir, args.out, args.metrics.split(",") if args.metrics else None)
-    print(json.dumps([str(f) for f in files], indent=2))
+
+    emit(json.dumps([str(f) for f in files], indent=2))
     return 0
 
 

@@ -27,6 +27,7 @@ import torch
 from pydantic import Field
 from tqdm.auto import tqdm
 
+from plus_sdk.console import emit
 from plus_sdk.models import atomic_write_text
 from plus_sdk.training.config import StrictConfig, dump_config, load_config
 from plus_sdk.training.data.records import TrainingRecord, read_records
@@ -348,9 +349,10 @@ def cmd_train_rm(args: argparse.Namespace) -> int:
 
     config = load_config(RMRunConfig, args.config, args.overrides)
     results = train_rm(config)
-    print(markdown_header())
-    print(markdown_row(config.method, results))
-    print(f"run folder: {config.run_dir}")
+
+    emit(markdown_header())
+    emit(markdown_row(config.method, results))
+    emit(f"run folder: {config.run_dir}")
     return 0
 
 
