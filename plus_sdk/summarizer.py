@@ -116,11 +116,11 @@ class Summarizer:
         messages = prompts.summarizer_messages(context, self.task, max_words=self.max_words,
                                                context_kind=self.context_kind)  # type: ignore[arg-type]
         count = getattr(getattr(self.backend, "model", None), "count_tokens", None)
-        if count is None or count(messages) <= self.max_context_tokens:
+        if count is None:
             return messages
-        original = count(messages)
+        original = tokens = count(messages)
         trimmed = context
-        while count(messages) > self.max_context_tokens:
+        while tokens > self.max_context_tokens:
             trimmed = _drop_oldest(trimmed)
             if trimmed is None:
                 raise ValueError(
@@ -128,11 +128,13 @@ class Summarizer:
                 )
             messages = prompts.summarizer_messages(trimmed, self.task, max_words=self.max_words,
                                                    context_kind=self.context_kind)  # type: ignore[arg-type]
-        warnings.warn(
-            f"context of user {context.user_id or '?'} had {original} tokens > max_context_tokens="
-            f"{self.max_context_tokens}; kept the most recent items ({count(messages)} tokens)",
-            ContextTruncatedWarning, stacklevel=3,
-        )
+            tokens = count(messages)
+        if trimmed is not context:
+            warnings.warn(
+                f"context of user {context.user_id or '?'} had {original} tokens > max_context_tokens="
+                f"{self.max_context_tokens}; kept the most recent items ({tokens} tokens)",
+                ContextTruncatedWarning, stacklevel=3,
+            )
         return messages
 
     def summarize(self, context: UserContext | dict[str, Any] | None, *, sampling: SamplingConfig | None = None,

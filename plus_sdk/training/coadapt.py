@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from pydantic import Field
@@ -43,7 +43,8 @@ from plus_sdk import prompts
 from plus_sdk.models import atomic_write_text
 from plus_sdk.training import ppo
 from plus_sdk.training.config import StrictConfig, dump_config
-from plus_sdk.training.data.records import TrainingRecord, read_jsonl
+from plus_sdk.training.data.records import TrainingRecord
+from plus_sdk.training.data.source import DataSource, load_records
 from plus_sdk.training.ppo import PPOConfig
 
 logger = logging.getLogger(__name__)
@@ -94,20 +95,11 @@ class ModelSettings(StrictConfig):
         return self.reward_base is None or self.reward_base == self.summarizer_base
 
 
-class DataSettings(StrictConfig):
-    """Where the (context, pair) records come from."""
+class DataSettings(DataSource):
+    """Where the (context, pair) records come from, and how the summarizer sees them."""
 
-    dataset: Literal["pets", "jsonl"] = Field("pets", description="'pets' builds Pets in memory; 'jsonl' reads "
-                                                                  "train_path / test_path / ood_path.")
     summary_task: str = Field("pets", description="Summarizer prompt family (prompts.SUMMARY_TASKS).")
-    n_train: int = Field(2000, ge=1, description="Pets training rows.")
-    n_test: int = Field(200, ge=1, description="Pets held-out rows.")
-    n_ood: int = Field(200, ge=0, description="Pets-OOD rows (0: no OOD evaluation).")
     n_context: int = Field(4, ge=1, description="Context pairs per user.")
-    seed: int = Field(0, description="Data seed.")
-    train_path: str | None = Field(None, description="JSONL of training records (dataset: jsonl).")
-    test_path: str | None = Field(None, description="JSONL of held-out records (dataset: jsonl).")
-    ood_path: str | None = Field(None, description="JSONL of out-of-distribution records (optional).")
     max_prompt_tokens: int = Field(1024, ge=16, description="Longest summarizer prompt; longer contexts lose "
                                                             "their oldest pairs.")
 
@@ -156,20 +148,6 @@ class CoadaptConfig(StrictConfig):
 # ---------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------
-
-
-def load_records(cfg: DataSettings) -> tuple[list[TrainingRecord], list[TrainingRecord], list[TrainingRecord]]:
-    """(train, test, ood) records."""
-    if cfg.dataset == "pets":
-        from plus_sdk.training.data.pets import build_pets, build_pets_ood
-
-        splits = build_pets(n_train=cfg.n_train, n_test=cfg.n_test, n_context=cfg.n_context, seed=cfg.seed)
-        ood = build_pets_ood(n_test=cfg.n_ood, n_context=cfg.n_context, seed=cfg.seed) if cfg.n_ood else []
-        return splits["train"], splits["test"], ood
-    if not cfg.train_path or not cfg.test_path:
-        raise ValueError("data.dataset='jsonl' needs data.train_path and data.test_path")
-    ood = read_jsonl(cfg.ood_path) if cfg.ood_path else []
-    return read_jsonl(cfg.train_path), read_jsonl(cfg.test_path), ood
 
 
 def fixed_subset(records: Sequence[TrainingRecord], n: int, seed: int) -> list[TrainingRecord]:

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from plus_sdk.models import atomic_write_text
+from plus_sdk.models import atomic_write_text, staged_dir
 from plus_sdk.types import PreferenceExample, UserContext
 
 Split = Literal["train", "test", "ood"]
@@ -112,17 +110,8 @@ def write_arrow(records: Iterable[TrainingRecord], folder: str | os.PathLike[str
     rows = [to_arrow_row(r) for r in records]
     names = list(TrainingRecord.model_fields)
     dataset = Dataset.from_dict({name: [row[name] for row in rows] for name in names})
-    target = Path(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with staged_dir(folder) as staging:
         dataset.save_to_disk(str(staging))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return len(rows)
 
 

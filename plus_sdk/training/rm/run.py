@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 from plus_sdk.console import emit
 from plus_sdk.models import atomic_write_text
 from plus_sdk.training.config import StrictConfig, dump_config, load_config
-from plus_sdk.training.data.records import TrainingRecord, read_records
+from plus_sdk.training.data.records import TrainingRecord
+from plus_sdk.training.data.source import DataSource, load_records
 from plus_sdk.training.rm.registry import METHODS, make_method
 from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
 from plus_sdk.training.rm.vpl import VPLConfig, VPLTrainer
@@ -40,19 +41,8 @@ logger = logging.getLogger(__name__)
 MethodName = Literal["btl", "dpl-meanvar", "dpl-categorical", "icl", "summary", "oracle", "vpl"]
 
 
-class RMData(StrictConfig):
+class RMData(DataSource):
     """Where the records come from: built on the fly (pets) or read from files."""
-
-    dataset: Literal["pets", "files"] = Field("pets", description="'pets' builds Pets (+ Pets-OOD); "
-                                              "'files' reads the paths below.")
-    n_train: int = Field(2000, ge=1, description="Pets train rows.")
-    n_test: int = Field(200, ge=1, description="Pets test rows.")
-    n_ood: int = Field(200, ge=0, description="Pets-OOD rows (0: no OOD evaluation).")
-    n_context: int = Field(8, ge=1, description="Context pairs per user.")
-    seed: int = Field(0, description="Data seed.")
-    train_path: str | None = Field(None, description="Train records (JSONL or Arrow folder) when dataset=files.")
-    test_path: str | None = Field(None, description="Test records when dataset=files.")
-    ood_path: str | None = Field(None, description="Optional OOD records when dataset=files.")
 
 
 class SummarySettings(StrictConfig):
@@ -92,20 +82,6 @@ class RMRunConfig(StrictConfig):
 # ---------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------
-
-
-def load_records(cfg: RMData) -> tuple[list[TrainingRecord], list[TrainingRecord], list[TrainingRecord]]:
-    """(train, test, ood) records."""
-    if cfg.dataset == "pets":
-        from plus_sdk.training.data.pets import build_pets, build_pets_ood
-
-        pets = build_pets(cfg.n_train, cfg.n_test, cfg.n_context, cfg.seed)
-        ood = build_pets_ood(cfg.n_ood, cfg.n_context, cfg.seed) if cfg.n_ood else []
-        return pets["train"], pets["test"], ood
-    if not cfg.train_path or not cfg.test_path:
-        raise ValueError("data.dataset=files needs data.train_path and data.test_path")
-    ood = read_records(cfg.ood_path) if cfg.ood_path else []
-    return read_records(cfg.train_path), read_records(cfg.test_path), ood
 
 
 def batch_for_step(records: list[TrainingRecord], step: int, size: int, seed: int) -> list[TrainingRecord]:

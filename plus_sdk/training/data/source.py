@@ -1,0 +1,43 @@
+"""Where a training run's records come from: Pets built in memory, or record files.
+
+One config and one loader shared by ``plus train-rm`` and ``plus train`` (co-adaptation).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from plus_sdk.training.config import StrictConfig
+from plus_sdk.training.data.records import TrainingRecord, read_records
+
+
+class DataSource(StrictConfig):
+    """Records built on the fly (``pets``) or read from JSONL / Arrow files (``files``)."""
+
+    dataset: Literal["pets", "files", "jsonl"] = Field(
+        "pets", description="'pets' builds Pets (+ Pets-OOD); 'files' (alias 'jsonl') reads the paths below.")
+    n_train: int = Field(2000, ge=1, description="Pets train rows.")
+    n_test: int = Field(200, ge=1, description="Pets held-out rows.")
+    n_ood: int = Field(200, ge=0, description="Pets-OOD rows (0: no OOD evaluation).")
+    n_context: int = Field(8, ge=1, description="Context pairs per user.")
+    seed: int = Field(0, description="Data seed.")
+    train_path: str | None = Field(None, description="Train records (JSONL or Arrow folder) when dataset=files.")
+    test_path: str | None = Field(None, description="Held-out records when dataset=files.")
+    ood_path: str | None = Field(None, description="Optional out-of-distribution records when dataset=files.")
+
+
+def load_records(cfg: DataSource) -> tuple[list[TrainingRecord], list[TrainingRecord], list[TrainingRecord]]:
+    """(train, test, ood) records."""
+    if cfg.dataset == "pets":
+        from plus_sdk.training.data.pets import build_pets, build_pets_ood
+
+        pets = build_pets(n_train=cfg.n_train, n_test=cfg.n_test, n_context=cfg.n_context, seed=cfg.seed)
+        ood = build_pets_ood(n_test=cfg.n_ood, n_context=cfg.n_context, seed=cfg.seed) if cfg.n_ood else []
+        return pets["train"], pets["test"], ood
+    if not cfg.train_path or not cfg.test_path:
+        raise ValueError(f"data.dataset={cfg.dataset} needs data.train_path and data.test_path "
+                         "(e.g. from `plus data build ... --out DIR`: DIR/train.jsonl, DIR/test.jsonl)")
+    ood = read_records(cfg.ood_path) if cfg.ood_path else []
+    return read_records(cfg.train_path), read_records(cfg.test_path), ood
