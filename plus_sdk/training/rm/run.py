@@ -13,6 +13,7 @@ LM methods (btl, dpl-*, icl, summary, oracle) train a LoRA adapter + head saved 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from plus_sdk.training.config import StrictConfig, dump_config, load_config
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
 from plus_sdk.training.rm.registry import METHODS, make_method
-from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
+from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora, process_layout
 from plus_sdk.training.rm.vpl import VPLConfig, VPLTrainer
 
 logger = logging.getLogger(__name__)
@@ -137,9 +138,17 @@ class LMLearner:
     def step_count(self) -> int:
         return self.trainer.step_count
 
-    def save(self, folder: Path) -> None:
+    def state(self) -> dict[str, Any]:
+        """Trainer state for a checkpoint (every process calls it: collective under DeepSpeed)."""
+        return self.trainer.state_dict()
+
+    def full_weights(self) -> contextlib.AbstractContextManager[None]:
+        """Whole weights for the duration (collective under ZeRO-3)."""
+        return self.trainer.full_weights()
+
+    def save(self, folder: Path, state: dict[str, Any]) -> None:
         self.rm.save_pretrained(folder)
-        torch.save(self.trainer.state_dict(), folder / "trainer.pt")
+        torch.save(state, folder / "trainer.pt")
 
     def load(self, folder: Path) -> None:
         self.trainer.load_state_dict(torch.load(folder / "trainer.pt", weights_only=False))
@@ -163,9 +172,15 @@ class VPLLearner:
     def step_count(self) -> int:
         return self.trainer.step_count
 
-    def save(self, folder: Path) -> None:
+    def state(self) -> dict[str, Any]:
+        return self.trainer.state_dict()
+
+    def full_weights(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def save(self, folder: Path, state: dict[str, Any]) -> None:
         self.trainer.save_pretrained(folder)
-        torch.save(self.trainer.state_dict(), folder / "trainer.pt")
+        torch.save(state, folder / "trainer.pt")
 
     def load(self, folder: Path) -> None:
         self.trainer.load_state_dict(torch.load(folder / "trainer.pt", weights_only=False))
@@ -181,12 +196,22 @@ def make_learner(config: RMRunConfig, records: list[TrainingRecord], accelerator
 # ---------------------------------------------------------------------------------------
 
 
-def save_checkpoint(learner: LMLearner | VPLLearner, folder: Path, extra: dict[str, Any]) -> None:
+def save_checkpoint(learner: LMLearner | VPLLearner, folder: Path, extra: dict[str, Any], *,
+                    write: bool = True) -> None:
+    """Every process calls it (DeepSpeed gathers state); those with ``write`` write the checkpoint."""
+    state = learner.state()
+    with learner.full_weights():
+        if write:
+            _write_checkpoint(learner, folder, state, extra)
+
+
+def _write_checkpoint(learner: LMLearner | VPLLearner, folder: Path, state: dict[str, Any],
+                      extra: dict[str, Any]) -> None:
     """Write a checkpoint into a temporary sibling folder, then swap it into place."""
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    learner.save(tmp)
+    learner.save(tmp, state)
     atomic_write_text(tmp / "state.json", json.dumps(extra, indent=2))
     old = folder.with_name(f".{folder.name}.old")
     shutil.rmtree(old, ignore_errors=True)
@@ -210,6 +235,8 @@ def make_accelerator(config: RMRunConfig) -> Any:
     from accelerate import Accelerator
 
     cpu = config.device == "cpu" or (config.device is None and not torch.cuda.is_available())
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        cpu = False  # cpu=True would turn a DeepSpeed launch into plain multi-CPU DDP (DS_ACCELERATOR picks CPU)
     return Accelerator(cpu=cpu)
 
 
@@ -237,9 +264,8 @@ def train_rm(config: RMRunConfig, *, accelerator: Any = None) -> dict[str, Any]:
     if config.threads:
         torch.set_num_threads(config.threads)
     accelerator = accelerator if accelerator is not None else make_accelerator(config)
-    main = bool(getattr(accelerator, "is_main_process", True))
-    rank = int(getattr(accelerator, "process_index", 0))
-    world = int(getattr(accelerator, "num_processes", 1))
+    rank, world = process_layout(accelerator)
+    main = rank == 0
     torch.manual_seed(config.seed)
     if main:
         dump_config(config, run_dir / "config.yaml")
@@ -264,8 +290,7 @@ def train_rm(config: RMRunConfig, *, accelerator: Any = None) -> dict[str, Any]:
     while learner.step_count < config.steps:
         step = learner.step_count
         if config.stop_after is not None and step - first_step >= config.stop_after:
-            if main:
-                save_checkpoint(learner, last, {"step": step, "best_accuracy": best_accuracy})
+            save_checkpoint(learner, last, {"step": step, "best_accuracy": best_accuracy}, write=main)
             logger.info("Stopping at step %d (stop_after=%d); rerun to resume", step, config.stop_after)
             bar.close()
             return {"stopped_at": step}
@@ -282,10 +307,10 @@ def train_rm(config: RMRunConfig, *, accelerator: Any = None) -> dict[str, Any]:
             if main:
                 append_jsonl(metrics_path, {"kind": "eval", "step": done, "accuracy": accuracy,
                                             "margin": results["test"]["margin"], "ece": results["test"]["ece"]})
-                if accuracy > best_accuracy:
-                    best_accuracy = accuracy
-                    save_checkpoint(learner, run_dir / "best", {"step": done, "accuracy": accuracy})
-                save_checkpoint(learner, last, {"step": done, "best_accuracy": best_accuracy})
+            if accuracy > best_accuracy:  # every process evaluated the same rows: all agree
+                best_accuracy = accuracy
+                save_checkpoint(learner, run_dir / "best", {"step": done, "accuracy": accuracy}, write=main)
+            save_checkpoint(learner, last, {"step": done, "best_accuracy": best_accuracy}, write=main)
     bar.close()
     train_seconds = time.perf_counter() - train_started
     eval_started = time.perf_counter()

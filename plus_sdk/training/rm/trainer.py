@@ -9,7 +9,10 @@ summarizer and critic of PPO) are never touched.
 
 Distributed: pass an ``accelerate.Accelerator``; gradients are averaged over processes before
 clipping, so the same code runs on one CPU, one GPU, or DDP. Nothing needs ``accelerate
-launch`` on one process.
+launch`` on one process. Launched with a DeepSpeed config (``training/accelerate/zero2.yaml``,
+``zero3.yaml``), the backbone + head are wrapped as one module in a DeepSpeed engine, which then
+owns gradient reduction, clipping, accumulation and the optimizer step; this needs
+a reward model that does not share its base with other roles (``plus train-rm``, not PPO).
 """
 
 from __future__ import annotations
@@ -30,7 +33,45 @@ from plus_sdk.training.rm.base import PairOutput, RewardMethod, RMExample
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RMExample", "RMTrainConfig", "RewardTrainer", "adapter_parameters", "add_reward_lora"]
+__all__ = ["RMExample", "RMTrainConfig", "RewardNetwork", "RewardTrainer", "adapter_parameters",
+           "add_reward_lora", "process_layout", "uses_deepspeed"]
+
+
+def uses_deepspeed(accelerator: Any) -> bool:
+    """True when ``accelerator`` was set up for DeepSpeed (``accelerate launch`` with a DeepSpeed config)."""
+    if accelerator is None:
+        return False
+    from accelerate.utils import DistributedType
+
+    return getattr(accelerator, "distributed_type", None) == DistributedType.DEEPSPEED
+
+
+def process_layout(accelerator: Any = None) -> tuple[int, int]:
+    """(rank, world size) of this process: torch.distributed's when it is up, else accelerate's, else (0, 1).
+
+    torch.distributed is asked first because accelerate reports one process under DeepSpeed on CPU.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    if accelerator is not None:
+        return int(getattr(accelerator, "process_index", 0)), int(getattr(accelerator, "num_processes", 1) or 1)
+    return 0, 1
+
+
+class RewardNetwork(torch.nn.Module):
+    """The reward model as one module (backbone with its adapter + head), for engines that wrap a model."""
+
+    def __init__(self, reward_model: PersonalizedRewardModel) -> None:
+        super().__init__()
+        self.backbone = reward_model.model.base.model
+        self.head = reward_model.head
+        self.config = self.backbone.config  # read by accelerate to size DeepSpeed buckets
+        object.__setattr__(self, "_rm", reward_model)  # not a submodule: its modules are registered above
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self._rm.forward(input_ids, attention_mask)
 
 
 class RMTrainConfig(StrictConfig):
@@ -125,16 +166,48 @@ class RewardTrainer:
             self.optimizer, lambda s: warmup_cosine(s, total=self.total_steps, warmup=warmup,
                                                      floor=config.min_lr_ratio))
         self.step_count = 0
+        #: The DeepSpeed engine wrapping the reward model, when launched with DeepSpeed.
+        self.engine: Any = None
+        if uses_deepspeed(accelerator):
+            self._prepare_deepspeed(accelerator)
+
+    def _prepare_deepspeed(self, accelerator: Any) -> None:
+        """Hand the reward network, optimizer and schedule to a DeepSpeed engine (ZeRO stage from the config)."""
+        micro = math.ceil(self.config.batch_size / self.config.grad_accum)
+        if len(self.micro_batches([None] * self.config.batch_size)) != self.config.grad_accum:
+            raise ValueError(f"with DeepSpeed, train.batch_size={self.config.batch_size} must split into exactly "
+                             f"train.grad_accum={self.config.grad_accum} micro-batches; make batch_size a multiple "
+                             "of grad_accum")
+        ds = accelerator.state.deepspeed_plugin.deepspeed_config
+        ds["train_micro_batch_size_per_gpu"] = micro
+        ds["gradient_accumulation_steps"] = self.config.grad_accum
+        ds["gradient_clipping"] = self.config.grad_clip
+        ds["train_batch_size"] = micro * self.config.grad_accum * self.world_size
+        accelerator.gradient_accumulation_steps = self.config.grad_accum
+        # the schedule stays ours: it drives the wrapped AdamW's param_groups, which ZeRO reads each step
+        self.engine, self.optimizer = accelerator.prepare(RewardNetwork(self.rm), self.optimizer)
+        logger.info("Reward model wrapped in a DeepSpeed engine (ZeRO stage %s, %d processes)",
+                    ds.get("zero_optimization", {}).get("stage", 0), self.world_size)
+
+    @contextlib.contextmanager
+    def full_weights(self, *, modify: bool = False) -> Iterator[None]:
+        """Under ZeRO-3, gather the partitioned adapter + head weights for the duration (else a no-op).
+
+        Collective: every process must enter it. ``modify=True`` broadcasts rank 0's edits on exit.
+        """
+        if self.engine is None or self.engine.zero_optimization_stage() != 3:
+            yield
+            return
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(self.params, modifier_rank=0 if modify else None):
+            yield
 
     # ------------------------------------------------------------------ helpers
     @property
     def world_size(self) -> int:
-        """Processes sharing the training (accelerate's, else torch.distributed's, else 1)."""
-        if self.accelerator is not None:
-            return int(getattr(self.accelerator, "num_processes", 1) or 1)
-        import torch.distributed as dist
-
-        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        """Processes sharing the training (see ``process_layout``)."""
+        return process_layout(self.accelerator)[1]
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         device = self.rm.device
@@ -165,7 +238,7 @@ class RewardTrainer:
         """Forward the chosen and rejected responses of ``examples`` and apply the method."""
         ids, mask = self.rm.collate(self.encode(examples))
         with self.autocast():
-            out = self.rm.forward(ids, mask).float()
+            out = (self.engine(ids, mask) if self.engine is not None else self.rm.forward(ids, mask)).float()
         return self.method.pair(out[0::2], out[1::2])
 
     def micro_batches(self, batch: Sequence[RMExample]) -> list[Sequence[RMExample]]:
@@ -184,12 +257,24 @@ class RewardTrainer:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad.div_(self.world_size)
 
+    def mean_over_processes(self, totals: dict[str, float]) -> dict[str, float]:
+        """Average step metrics over processes, so every process logs the whole batch's numbers."""
+        if self.world_size == 1:
+            return totals
+        import torch.distributed as dist
+
+        values = torch.tensor(list(totals.values()), dtype=torch.float64)
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        return dict(zip(totals, (values / self.world_size).tolist(), strict=True))
+
     # ------------------------------------------------------------------ training
     def step(self, batch: Sequence[RMExample]) -> dict[str, float]:
         """One optimizer step on ``batch`` (accumulated over ``grad_accum`` micro-batches)."""
         if not batch:
             raise ValueError("RewardTrainer.step got an empty batch")
         batch = list(batch)
+        if self.engine is not None:
+            return self._step_deepspeed(batch)
         totals = {"loss": 0.0, "accuracy": 0.0, "margin": 0.0}
         with self.mode(True):
             for micro in self.micro_batches(batch):
@@ -200,6 +285,7 @@ class RewardTrainer:
                 totals["accuracy"] += float((out.prob.detach() > 0.5).float().sum()) / len(batch)
                 totals["margin"] += float(out.margin.detach().sum()) / len(batch)
         self.all_reduce_grads()
+        totals = self.mean_over_processes(totals)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
@@ -207,6 +293,30 @@ class RewardTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step_count += 1
         return {**totals, "lr": float(lr), "grad_norm": float(grad_norm), "step": float(self.step_count)}
+
+    def _step_deepspeed(self, batch: list[RMExample]) -> dict[str, float]:
+        """The same step through the DeepSpeed engine (it reduces, clips and steps at the last micro-batch)."""
+        micros = self.micro_batches(batch)
+        if len(micros) != self.config.grad_accum:
+            raise ValueError(f"a batch of {len(batch)} pairs gives {len(micros)} micro-batches, DeepSpeed expects "
+                             f"train.grad_accum={self.config.grad_accum}; pass train.batch_size pairs per step")
+        totals = {"loss": 0.0, "accuracy": 0.0, "margin": 0.0}
+        lr = self.scheduler.get_last_lr()[0]
+        with self.mode(True):
+            for micro in micros:
+                out = self.pair_output(micro)
+                share = len(micro) / len(batch)
+                # the engine divides by its accumulation steps; undo that so micro-batches weigh by size
+                self.engine.backward(out.loss * share * len(micros))
+                self.engine.step()
+                totals["loss"] += float(out.loss.detach()) * share
+                totals["accuracy"] += float((out.prob.detach() > 0.5).float().sum()) / len(batch)
+                totals["margin"] += float(out.margin.detach().sum()) / len(batch)
+        self.scheduler.step()
+        totals = self.mean_over_processes(totals)
+        grad_norm = self.engine.get_global_grad_norm()
+        self.step_count += 1
+        return {**totals, "lr": float(lr), "grad_norm": float(grad_norm or 0.0), "step": float(self.step_count)}
 
     @torch.no_grad()
     def predict(self, examples: Sequence[RMExample],
@@ -241,10 +351,33 @@ class RewardTrainer:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Trainable weights, optimizer, scheduler, step counter and RNG state (for resume)."""
+        """Trainable weights, optimizer, scheduler, step counter and RNG state (for resume).
+
+        Under DeepSpeed every process must call it (each holds a shard of the optimizer state;
+        the shards are gathered into ``optimizer_shards``, one per process).
+        """
+        if self.engine is not None:
+            return self._deepspeed_state_dict()
         return {
             "weights": {name: p.detach().cpu().clone() for name, p in self.named},
             "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step_count": self.step_count,
+            "rng": torch.get_rng_state(),
+        }
+
+    def _deepspeed_state_dict(self) -> dict[str, Any]:
+        """``state_dict`` under DeepSpeed: full LoRA weights + every process's optimizer shard (collective)."""
+        import torch.distributed as dist
+
+        shard = self.engine.optimizer.state_dict()
+        shards: list[Any] = [None] * self.world_size
+        dist.all_gather_object(shards, shard)
+        with self.full_weights():
+            weights = {name: p.detach().cpu().clone() for name, p in self.named}
+        return {
+            "weights": weights,
+            "optimizer_shards": shards,
             "scheduler": self.scheduler.state_dict(),
             "step_count": self.step_count,
             "rng": torch.get_rng_state(),
@@ -257,11 +390,19 @@ class RewardTrainer:
         if missing:
             raise KeyError(f"checkpoint lacks trainable weights {missing[:3]}...; was it saved for adapter "
                            f"{self.rm.model.adapter!r}?")
-        with torch.no_grad():
+        with torch.no_grad(), self.full_weights(modify=True):
             for name, p in self.named:
                 if name in weights:
                     p.copy_(weights[name].to(p.device, p.dtype))
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.engine is not None:
+            if "optimizer_shards" not in state:
+                raise ValueError("this checkpoint was not written under DeepSpeed; resume it without DeepSpeed")
+            # ZeRO rebuilds its fp32 master partitions from the weights just copied into the model
+            self.engine.optimizer.load_state_dict(state["optimizer_shards"], load_from_fp32_weights=False)
+        else:
+            if "optimizer" not in state:
+                raise ValueError("this checkpoint was written under DeepSpeed; resume it with the same launch config")
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step_count = int(state["step_count"])
         if "rng" in state:
