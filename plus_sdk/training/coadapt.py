@@ -323,6 +323,8 @@ class CoAdaptation:
                 base.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.ppo = ppo.PPOTrainer(self.policy_base, config.ppo, total_iterations=config.iterations,
                                   adapter="summarizer", critic=critic, seed=config.seed + 1000 * self.rank)
+        if config.ppo.rollout_engine == "vllm":
+            self.ppo.attach_vllm(self.make_vllm_engine())
         self.rm_trainer = RewardTrainer(self.reward_model, self.rm_config,
                                         total_steps=max(config.iterations * config.rm_steps, 1),
                                         accelerator=accelerator)
@@ -335,6 +337,17 @@ class CoAdaptation:
         self.best_accuracy = -1.0
         self._prompt_cache: dict[int, list[int]] = {}
         self.writer = None
+
+    def make_vllm_engine(self) -> Any:
+        """A vLLM engine on the summarizer's base (each process its own, on its own GPU)."""
+        from plus_sdk.models import resolve_model
+        from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
+
+        m = self.config.model
+        return VLLMRolloutEngine(resolve_model(m.summarizer_base), self.run_dir / "vllm_adapters" / f"rank{self.rank}",
+                                 max_lora_rank=m.summarizer_lora.r,
+                                 gpu_memory_utilization=self.config.ppo.vllm_gpu_memory_utilization,
+                                 dtype=m.dtype or "auto", seed=self.config.seed + self.rank)
 
     def warm_start(self, bundle: Path) -> None:
         """Load a bundle's summarizer adapter, reward adapter and head into this run's adapters."""

@@ -53,6 +53,11 @@ class PPOConfig(StrictConfig):
     samples_per_prompt: int = Field(2, ge=1, description="Summaries sampled per context (k); rloo/group need >= 2.")
     max_new_tokens: int = Field(40, ge=1, description="Longest summary, in tokens.")
     temperature: float = Field(0.9, gt=0, description="Sampling temperature (log-probs use the same one).")
+    rollout_engine: Literal["hf", "vllm"] = Field("hf", description="Sampler of the summaries: 'hf' (our KV-cached "
+                                                  "loop on the training model) or 'vllm' (a vLLM engine fed the "
+                                                  "latest LoRA weights; GPU, plus-sdk[vllm]).")
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="Share of GPU memory the vLLM "
+                                               "engine may take (the training model needs the rest).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass; 1 disables it.")
     kl_estimator: KLEstimator = Field("k1", description="Per-token KL estimator against the reference policy.")
     kl_coef: float = Field(0.02, ge=0, description="KL coefficient β (the start value when adaptive).")
@@ -627,6 +632,15 @@ class PPOTrainer:
                                tok.eos_token_id} - {None})
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.eos_ids[0]
         self.step_count = 0
+        #: The vLLM sampler when ``rollout_engine == "vllm"`` (see ``attach_vllm``).
+        self.vllm: Any = None
+        self._published_step = -1
+        self._vllm_seed = seed
+
+    def attach_vllm(self, engine: Any) -> None:
+        """Sample with ``engine`` (a ``VLLMRolloutEngine``) instead of the training model."""
+        self.vllm = engine
+        self._published_step = -1
 
     def steps_per_iteration_estimate(self) -> int:
         return self.config.epochs
@@ -637,11 +651,28 @@ class PPOTrainer:
         """Sample (or greedily decode) responses for tokenized prompts."""
         ids, mask = left_pad(prompt_token_ids, self.pad_id)
         ids, mask = ids.to(self.base.device), mask.to(self.base.device)
+        if self.vllm is not None:
+            return self._generate_vllm(prompt_token_ids, ids, mask, greedy=greedy, k=k)
         with self.base.use(self.adapter) as model:
             return sample_responses(model, ids, mask, k=1 if greedy else (k or self.config.samples_per_prompt),
                                     max_new_tokens=self.config.max_new_tokens, eos_ids=self.eos_ids,
                                     pad_id=self.pad_id, temperature=self.config.temperature, top_p=self.config.top_p,
                                     greedy=greedy, generator=self.sampler)
+
+    def _generate_vllm(self, prompt_token_ids: Sequence[Sequence[int]], ids: torch.Tensor, mask: torch.Tensor, *,
+                       greedy: bool, k: int | None) -> Rollout:
+        """Sample on the vLLM engine with the current adapter weights (re-published after each update)."""
+        from plus_sdk.training.vllm_rollout import pack_rollout
+
+        if self._published_step != self.step_count:
+            self.vllm.publish(self.base, self.adapter)
+            self._published_step = self.step_count
+        n = 1 if greedy else (k or self.config.samples_per_prompt)
+        self._vllm_seed += 1
+        responses = self.vllm.sample(prompt_token_ids, k=n, max_new_tokens=self.config.max_new_tokens,
+                                     temperature=self.config.temperature, top_p=self.config.top_p, greedy=greedy,
+                                     seed=self._vllm_seed)
+        return pack_rollout(ids, mask, responses, n, self.pad_id)
 
     def decode(self, rollout: Rollout) -> list[str]:
         """Texts of the responses (special tokens dropped)."""
