@@ -14,7 +14,10 @@ from typing import Literal
 from plus_sdk.types import Conversation, PreferenceExample, UserContext
 
 #: Bumped whenever any template changes; stored with every summary and adapter card.
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
+# History: "2" (2026-11-27) asks the Pets summarizer for one sentence naming the favoured
+# animal; untrained SmolLM2 names the right animal first for 72.5 % of 40 held-out users,
+# against 47.5 % with version 1's two-animal question.
 
 #: Word budget of a summary (the paper asks for under 50 words).
 SUMMARY_MAX_WORDS = 50
@@ -105,8 +108,8 @@ _TASK_ASK: dict[str, str] = {
         "not which topics they asked about."
     ),
     "pets": (
-        "Which kind of pet does this user want to hear about, and which kind do they avoid? "
-        "Name the animals plainly in a short description of the user's preference."
+        "From the replies the user picked, which animal does this user favour? Write one "
+        "short sentence such as 'The user prefers X.' naming that animal."
     ),
     "ultrafeedback": (
         "Describe what I value in a reply, judging from what the picked replies do better than "

@@ -82,6 +82,10 @@ class Summarizer:
             base = default_bundle_dir()
         if is_bundle(base):
             card = read_card(base)
+            if card.prompt_version != prompts.PROMPT_VERSION:
+                logger.warning("Bundle %s was trained with prompt version %s, this plus-sdk writes version %s: "
+                               "its summaries may be worse than its card says; retrain or pin plus-sdk",
+                               base, card.prompt_version, prompts.PROMPT_VERSION)
             adapter = Path(str(base)) / "summarizer"
             if not (adapter / "adapter_config.json").exists():
                 adapter = None  # a bundle whose summarizer is the bare base model

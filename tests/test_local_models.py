@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 from peft import LoraConfig
 
 from plus_sdk import (
+    PROMPT_VERSION,
     PersonalizedGenerator,
     PersonalizedJudge,
     PersonalizedRewardModel,
@@ -209,7 +211,8 @@ def test_generator_personalizes_prompt(tiny_model_dir: Path, summarizer: Summari
 
 
 def test_judge_and_generator_save_and_load_as_bundles(tiny_model_dir: Path, tmp_path: Path,
-                                                      cat_context: UserContext) -> None:
+                                                      cat_context: UserContext,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
     from plus_sdk.models import read_card
     from plus_sdk.reward import RewardHead
 
@@ -238,3 +241,12 @@ def test_judge_and_generator_save_and_load_as_bundles(tiny_model_dir: Path, tmp_
     again = PersonalizedGenerator.from_pretrained(tmp_path / "gen", sampling=SamplingConfig(max_new_tokens=6))
     assert again.summarizer is not None
     assert again.summarizer.summarize(cat_context).text == summarizer.summarize(cat_context).text
+
+    # a bundle trained with other prompt templates still loads, with a warning that names both versions
+    from plus_sdk.models import write_card
+
+    write_card(tmp_path / "bundle", card.model_copy(update={"prompt_version": "0"}))
+    with caplog.at_level(logging.WARNING, logger="plus_sdk.summarizer"):
+        Summarizer.from_pretrained(tmp_path / "bundle")
+    assert any("prompt version 0" in r.getMessage() and f"version {PROMPT_VERSION}" in r.getMessage()
+               for r in caplog.records)
