@@ -173,6 +173,9 @@ def test_export_plot_and_load_with_the_judge(tiny_model_dir: Path, tmp_path: Pat
     assert files[0].name == "curves.png" and files[0].stat().st_size > 1000
     bundle = export_run(tmp_path / "run", tmp_path / "adapters" / "tiny", checkpoint="latest")
     card = json.loads((bundle / "card.json").read_text())
+    readme = (bundle / "README.md").read_text()
+    assert readme.startswith("# tiny") and f"prompt version {card['prompt_version']}" in readme
+    assert all(f"| {key} |" in readme for key in card["metrics"])
     assert card["trained"] and card["summary_task"] == "pets" and "untrained_test_accuracy" in card["metrics"]
     judge = PersonalizedJudge.from_pretrained(bundle)
     summary = run.greedy_summaries(run.test[:1])[0]

@@ -72,7 +72,7 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
                name: str | None = None, extra_metrics: dict[str, float] | None = None) -> Path:
     """Write the bundle of one checkpoint of ``run_dir`` to ``out`` (replacing it atomically)."""
     from plus_sdk import __version__
-    from plus_sdk.models import DEFAULT_MODEL, staged_dir, write_card
+    from plus_sdk.models import DEFAULT_MODEL, atomic_write_text, staged_dir, write_card
     from plus_sdk.training.coadapt import CONFIG_FILE, CoAdaptation, CoadaptConfig
     from plus_sdk.training.config import load_config
     from plus_sdk.types import AdapterCard
@@ -102,8 +102,36 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
             plus_sdk_version=__version__,
         )
         write_card(staging, card)
+        atomic_write_text(staging / "README.md", card_markdown(card))
     logger.info("Exported %s (iteration %d) to %s", path, state["iteration"], out)
     return out
+
+
+def card_markdown(card: Any) -> str:
+    """The human-readable card (``README.md``) of a bundle: what it is, how it was trained, how it scores."""
+    cfg = card.config
+    lines = [
+        f"# {card.name}",
+        "",
+        "A plus-sdk adapter bundle: a summarizer LoRA adapter (`summarizer/`) and a reward-model LoRA adapter "
+        "with its head (`reward/`), trained together by PLUS co-adaptation. Load it with "
+        "`PersonalizedJudge.from_pretrained(path_to_this_folder)`.",
+        "",
+        f"- Base model (both roles): `{card.base_model}`"
+        + (f"; reward model on `{cfg['reward_base_model']}`" if cfg.get("reward_base_model", card.base_model)
+           != card.base_model else ""),
+        f"- Trained on: {card.trained_on}; summarizer prompt family `{card.summary_task}`, "
+        f"prompt version {card.prompt_version}, context kind `{card.context_kind}`",
+        f"- Iterations: {int(card.metrics.get('iterations', 0)) or '?'}; checkpoint `{cfg.get('checkpoint', '?')}`"
+        + (f"; warm-started from `{cfg['init_from']}`" if cfg.get("init_from") else ""),
+        f"- Written by plus-sdk {card.plus_sdk_version} on {card.created_at:%Y-%m-%d}",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {key} | {value:.4g} |" for key, value in sorted(card.metrics.items())]
+    lines += ["", "`card.json` holds the same facts and the whole training configuration.", ""]
+    return "\n".join(lines)
 
 
 def _portable_base_name(folder: Path, base: str | None) -> None:
