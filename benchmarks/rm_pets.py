@@ -74,13 +74,25 @@ def main() -> int:
 
 
 def table(results: dict) -> str:
-    from plus_sdk.training.evaluate import markdown_header, markdown_row
+    """The docs table: accuracies (%), OOD split by user type, calibration, cost."""
 
-    rows = [markdown_header()]
+    def pct(value: float | None) -> str:
+        return "–" if value is None else f"{100 * value:.1f}"
+
+    rows = ["| method | steps | test acc | controversial | agreed | OOD acc | OOD bird / rabbit users | ECE "
+            "| train (s) | wall (s) | peak RSS (MB) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for method in METHODS:
         entry = results["methods"].get(method)
-        if entry and "error" not in entry:
-            rows.append(markdown_row(LABELS[method], entry))
+        if not entry or "error" in entry:
+            continue
+        test, ood, cost = entry["test"], entry.get("ood", {}), entry["cost"]
+        by_type = ood.get("accuracy_by_user_type", {})
+        rows.append(f"| {LABELS[method]} | {cost['steps']} | {pct(test['accuracy'])} | "
+                    f"{pct(test.get('accuracy_controversial'))} | {pct(test.get('accuracy_agreed'))} | "
+                    f"{pct(ood.get('accuracy'))} | {pct(by_type.get('bird'))} / {pct(by_type.get('rabbit'))} | "
+                    f"{test['ece']:.3f} | {cost['train_seconds']:.0f} | {entry.get('wall_seconds', 0):.0f} | "
+                    f"{cost['peak_rss_mb']:.0f} |")
     return "\n".join(rows)
 
 

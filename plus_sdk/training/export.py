@@ -110,6 +110,7 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
 def card_markdown(card: Any) -> str:
     """The human-readable card (``README.md``) of a bundle: what it is, how it was trained, how it scores."""
     cfg = card.config
+    iterations = int(card.metrics.get("iterations", card.metrics.get("iteration", 0)))
     lines = [
         f"# {card.name}",
         "",
@@ -122,7 +123,7 @@ def card_markdown(card: Any) -> str:
            != card.base_model else ""),
         f"- Trained on: {card.trained_on}; summarizer prompt family `{card.summary_task}`, "
         f"prompt version {card.prompt_version}, context kind `{card.context_kind}`",
-        f"- Iterations: {int(card.metrics.get('iterations', 0)) or '?'}; checkpoint `{cfg.get('checkpoint', '?')}`"
+        f"- Iterations: {iterations or '?'}; checkpoint `{cfg.get('checkpoint', '?')}`"
         + (f"; warm-started from `{cfg['init_from']}`" if cfg.get("init_from") else ""),
         f"- Written by plus-sdk {card.plus_sdk_version} on {card.created_at:%Y-%m-%d}",
         "",
