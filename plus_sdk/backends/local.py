@@ -109,6 +109,7 @@ class SharedBase:
             for file in nested.iterdir():
                 os.replace(file, folder / file.name)
             nested.rmdir()
+        (folder / "README.md").unlink(missing_ok=True)  # peft's stub card names this machine's cache path
 
     @contextlib.contextmanager
     def use(self, adapter: str | None) -> Iterator[Any]:
