@@ -14,8 +14,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,24 +23,15 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
 
-    from plus_sdk.training.coadapt import CONFIG_FILE, CoAdaptation, CoadaptConfig
-    from plus_sdk.training.config import load_config
-    from plus_sdk.training.export import checkpoint_path
+    from plus_sdk.training.export import load_checkpoint_run
 
     run_dir = Path(args.run_dir)
-    config = load_config(CoadaptConfig, run_dir / CONFIG_FILE)
-    config.progress = False
-    config.run_dir = str(run_dir / f"eval-{Path(args.checkpoint).stem}")  # samples go here, not into the run
-    if args.threads:
-        config.model.threads = args.threads
-    Path(config.run_dir).mkdir(parents=True, exist_ok=True)
-    path = checkpoint_path(run_dir, args.checkpoint)
-    run = CoAdaptation(config)
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    run.load_state_dict(state)
+    work = run_dir / f"eval-{Path(args.checkpoint).stem}"  # evaluation samples go here, not into the run
+    work.mkdir(parents=True, exist_ok=True)
+    run, state, path = load_checkpoint_run(run_dir, args.checkpoint, work_dir=work, threads=args.threads)
     started = time.perf_counter()
     metrics = run.run_evaluation(final=True)
-    samples = [json.loads(line) for line in (Path(config.run_dir) / "samples.jsonl").read_text().splitlines()]
+    samples = [json.loads(line) for line in (work / "samples.jsonl").read_text().splitlines()]
     result = {"run_dir": str(run_dir), "checkpoint": path.name, "iteration": int(state["iteration"]),
               "metrics": metrics, "wall_seconds": time.perf_counter() - started, "samples": samples}
     Path(args.out).write_text(json.dumps(result, indent=2))

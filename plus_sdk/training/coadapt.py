@@ -45,6 +45,7 @@ from plus_sdk.training import ppo
 from plus_sdk.training.config import StrictConfig, dump_config
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
+from plus_sdk.training.distributed import dist_info, reduce_mean
 from plus_sdk.training.ppo import PPOConfig
 
 logger = logging.getLogger(__name__)
@@ -252,29 +253,6 @@ def peak_memory_mb(device: torch.device) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------
 # Distributed helpers (one process works too)
 # ---------------------------------------------------------------------------------------
-
-
-def dist_info() -> tuple[int, int]:
-    """(rank, world size); (0, 1) when torch.distributed is not initialized."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def reduce_mean(metrics: dict[str, float]) -> dict[str, float]:
-    """Average a flat metrics dict over processes (identical keys everywhere)."""
-    import torch.distributed as dist
-
-    rank, world = dist_info()
-    del rank
-    if world == 1 or not metrics:
-        return metrics
-    keys = sorted(metrics)
-    values = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64)
-    dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return {k: float(v) / world for k, v in zip(keys, values.tolist(), strict=True)}
 
 
 # ---------------------------------------------------------------------------------------

@@ -47,6 +47,32 @@ def checkpoint_path(run_dir: str | os.PathLike[str], which: str = "best") -> Pat
     return path
 
 
+def load_checkpoint_run(run_dir: str | os.PathLike[str], checkpoint: str = "best", *,
+                        work_dir: str | os.PathLike[str] | None = None,
+                        threads: int | None = None) -> tuple[Any, dict[str, Any], Path]:
+    """Rebuild a run from its config and load one checkpoint: (CoAdaptation, checkpoint state, path).
+
+    ``init_from`` is dropped: the checkpoint holds every trained weight, so the warm-start bundle
+    need not exist any more. ``work_dir`` redirects what the run writes (e.g. evaluation samples).
+    """
+    from plus_sdk.training.coadapt import CONFIG_FILE, CoAdaptation, CoadaptConfig
+    from plus_sdk.training.config import load_config
+
+    run_dir = Path(run_dir)
+    config = load_config(CoadaptConfig, run_dir / CONFIG_FILE)
+    config.progress = False
+    config.init_from = None
+    if work_dir is not None:
+        config.run_dir = str(work_dir)
+    if threads:
+        config.model.threads = threads
+    path = checkpoint_path(run_dir, checkpoint)
+    run = CoAdaptation(config)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    run.load_state_dict(state)
+    return run, state, path
+
+
 def run_metrics(run_dir: str | os.PathLike[str], iteration: int) -> dict[str, float]:
     """Metrics worth a card: before training, at the exported iteration, and the final evaluation."""
     from plus_sdk.training.plots import read_metrics
@@ -73,17 +99,13 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
     """Write the bundle of one checkpoint of ``run_dir`` to ``out`` (replacing it atomically)."""
     from plus_sdk import __version__
     from plus_sdk.models import DEFAULT_MODEL, atomic_write_text, staged_dir, write_card
-    from plus_sdk.training.coadapt import CONFIG_FILE, CoAdaptation, CoadaptConfig
+    from plus_sdk.training.coadapt import CONFIG_FILE, CoadaptConfig
     from plus_sdk.training.config import load_config
     from plus_sdk.types import AdapterCard
 
     run_dir, out = Path(run_dir), Path(out)
-    config = load_config(CoadaptConfig, run_dir / CONFIG_FILE)
-    config.progress = False
-    path = checkpoint_path(run_dir, checkpoint)
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    run = CoAdaptation(config)
-    run.load_state_dict(state)
+    run, state, path = load_checkpoint_run(run_dir, checkpoint)
+    config = load_config(CoadaptConfig, run_dir / CONFIG_FILE)  # as trained (init_from kept for the card)
     with staged_dir(out) as staging:
         summarizer_dir = staging / "summarizer"
         run.policy_base.save_adapter("summarizer", summarizer_dir)

@@ -33,8 +33,9 @@ from plus_sdk.models import atomic_write_text
 from plus_sdk.training.config import StrictConfig, dump_config, load_config
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
+from plus_sdk.training.distributed import dist_info
 from plus_sdk.training.rm.registry import METHODS, make_method
-from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora, process_layout
+from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
 from plus_sdk.training.rm.vpl import VPLConfig, VPLTrainer
 
 logger = logging.getLogger(__name__)
@@ -264,7 +265,7 @@ def train_rm(config: RMRunConfig, *, accelerator: Any = None) -> dict[str, Any]:
     if config.threads:
         torch.set_num_threads(config.threads)
     accelerator = accelerator if accelerator is not None else make_accelerator(config)
-    rank, world = process_layout(accelerator)
+    rank, world = dist_info()
     main = rank == 0
     torch.manual_seed(config.seed)
     if main:

@@ -29,12 +29,13 @@ from pydantic import Field
 from plus_sdk.backends.local import SharedBase
 from plus_sdk.reward import PersonalizedRewardModel, RewardHead
 from plus_sdk.training.config import StrictConfig
+from plus_sdk.training.distributed import dist_info, reduce_mean
 from plus_sdk.training.rm.base import PairOutput, RewardMethod, RMExample
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RMExample", "RMTrainConfig", "RewardNetwork", "RewardTrainer", "adapter_parameters",
-           "add_reward_lora", "process_layout", "uses_deepspeed"]
+           "add_reward_lora", "uses_deepspeed"]
 
 
 def uses_deepspeed(accelerator: Any) -> bool:
@@ -44,20 +45,6 @@ def uses_deepspeed(accelerator: Any) -> bool:
     from accelerate.utils import DistributedType
 
     return getattr(accelerator, "distributed_type", None) == DistributedType.DEEPSPEED
-
-
-def process_layout(accelerator: Any = None) -> tuple[int, int]:
-    """(rank, world size) of this process: torch.distributed's when it is up, else accelerate's, else (0, 1).
-
-    torch.distributed is asked first because accelerate reports one process under DeepSpeed on CPU.
-    """
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    if accelerator is not None:
-        return int(getattr(accelerator, "process_index", 0)), int(getattr(accelerator, "num_processes", 1) or 1)
-    return 0, 1
 
 
 class RewardNetwork(torch.nn.Module):
@@ -206,8 +193,8 @@ class RewardTrainer:
     # ------------------------------------------------------------------ helpers
     @property
     def world_size(self) -> int:
-        """Processes sharing the training (see ``process_layout``)."""
-        return process_layout(self.accelerator)[1]
+        """Processes sharing the training (torch.distributed's world size)."""
+        return dist_info()[1]
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         device = self.rm.device
@@ -257,16 +244,6 @@ class RewardTrainer:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad.div_(self.world_size)
 
-    def mean_over_processes(self, totals: dict[str, float]) -> dict[str, float]:
-        """Average step metrics over processes, so every process logs the whole batch's numbers."""
-        if self.world_size == 1:
-            return totals
-        import torch.distributed as dist
-
-        values = torch.tensor(list(totals.values()), dtype=torch.float64)
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-        return dict(zip(totals, (values / self.world_size).tolist(), strict=True))
-
     # ------------------------------------------------------------------ training
     def step(self, batch: Sequence[RMExample]) -> dict[str, float]:
         """One optimizer step on ``batch`` (accumulated over ``grad_accum`` micro-batches)."""
@@ -285,7 +262,7 @@ class RewardTrainer:
                 totals["accuracy"] += float((out.prob.detach() > 0.5).float().sum()) / len(batch)
                 totals["margin"] += float(out.margin.detach().sum()) / len(batch)
         self.all_reduce_grads()
-        totals = self.mean_over_processes(totals)
+        totals = reduce_mean(totals)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
@@ -313,7 +290,7 @@ class RewardTrainer:
                 totals["accuracy"] += float((out.prob.detach() > 0.5).float().sum()) / len(batch)
                 totals["margin"] += float(out.margin.detach().sum()) / len(batch)
         self.scheduler.step()
-        totals = self.mean_over_processes(totals)
+        totals = reduce_mean(totals)
         grad_norm = self.engine.get_global_grad_norm()
         self.step_count += 1
         return {**totals, "lr": float(lr), "grad_norm": float(grad_norm or 0.0), "step": float(self.step_count)}
