@@ -125,6 +125,17 @@ def test_cli_builds_pets_and_reports_stats(tmp_path):
     assert table.returncode == 0 and "[test] rows 20" in table.stdout
 
 
+def test_cli_builds_pets_ood_with_dog_cat_training_side(tmp_path):
+    out = tmp_path / "pets-ood"
+    done = plus("data", "build", "pets-ood", "--out", str(out), "--n-train", "20", "--n-test", "8", "--n-ood", "12",
+                "--n-context", "3")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sizes"] == {"train": 20, "test": 8, "ood": 12}
+    train, ood = read_jsonl(out / "train.jsonl"), read_jsonl(out / "ood.jsonl")
+    assert {r.meta["pair_type"] for r in train} <= {5, 6, 7, 8, 9}  # dog-vs-cat targets only
+    assert {r.user_type for r in ood} == {"bird", "rabbit"}
+
+
 def test_cli_builds_ultrafeedback_conversations_in_arrow(tmp_path):
     source = write_upstream_uf(tmp_path / "uf.jsonl", 80)
     out = tmp_path / "uf"

@@ -134,3 +134,21 @@ def test_bad_sizes_are_rejected():
         build_pets(n_train=10, n_test=10, n_context=0)
     with pytest.raises(ValueError, match=">= 0"):
         build_pets_ood(n_test=-1)
+
+
+def test_dog_cat_targets_keep_bird_and_rabbit_out_of_training():
+    data = build_pets(n_train=120, n_test=40, n_context=3, seed=2, targets="dog-cat")
+    for split in ("train", "test"):
+        records = data[split]
+        assert records and {r.user_type for r in records} == {"cat", "dog"}
+        for record in records:
+            # targets and contexts both compare a dog with a cat, labelled by the user's animal
+            assert {ANIMAL_OF[record.chosen], ANIMAL_OF[record.rejected]} == {"cat", "dog"}
+            assert ANIMAL_OF[record.chosen] == record.user_type and record.controversial
+            for example in record.context.examples:
+                assert ANIMAL_OF[example.chosen] == record.user_type
+        # every dog-vs-cat pair type is a target equally often
+        counts = [sum(r.meta["pair_type"] == t for r in records) for t in sorted(CONTROVERSIAL_TYPES)]
+        assert max(counts) - min(counts) <= 1
+    with pytest.raises(ValueError, match="targets='birds'"):
+        build_pets(n_train=10, n_test=10, targets="birds")  # type: ignore[arg-type]

@@ -43,22 +43,16 @@ def build_dataset(
 ) -> BuildResult:
     """Build ``dataset`` with ``config`` (its defaults when ``None``) and the given context kind."""
     config = config or config_class(dataset)()
-    if dataset == "pets":
+    if dataset in ("pets", "pets-ood"):
         assert isinstance(config, PetsConfig)
-        result = BuildResult(
-            splits=build_pets(
-                config.n_train, config.n_test, config.n_context, config.seed, targets_per_user=config.targets_per_user
-            )
-        )
-    elif dataset == "pets-ood":
-        assert isinstance(config, PetsConfig)
-        result = BuildResult(
-            splits={
-                "ood": build_pets_ood(
-                    config.n_test, config.n_context, config.seed, targets_per_user=config.targets_per_user
-                )
-            }
-        )
+        # Pets-OOD trains on dog-vs-cat targets only (paper §6.2) and tests on bird/rabbit users
+        targets = "dog-cat" if dataset == "pets-ood" else config.targets
+        splits = build_pets(config.n_train, config.n_test, config.n_context, config.seed,
+                            targets_per_user=config.targets_per_user, targets=targets)
+        if dataset == "pets-ood":
+            splits["ood"] = build_pets_ood(config.n_ood, config.n_context, config.seed,
+                                           targets_per_user=config.targets_per_user)
+        result = BuildResult(splits=splits)
     elif dataset in ("uf-p2", "uf-p4"):
         assert isinstance(config, UltraFeedbackConfig)
         result = build_ultrafeedback(config, variant=dataset)

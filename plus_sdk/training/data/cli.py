@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 #: CLI flag -> config field, per dataset family (None: the flag does not apply)
 _FLAGS: dict[str, dict[str, str]] = {
-    "pets": {"seed": "seed", "n_train": "n_train", "n_test": "n_test", "n_context": "n_context"},
+    "pets": {"seed": "seed", "n_train": "n_train", "n_test": "n_test", "n_ood": "n_ood", "n_context": "n_context"},
     "uf": {
         "seed": "seed",
         "source": "source",
@@ -40,7 +40,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     """Dotted overrides from the convenience flags, then ``--set`` items."""
     family = _family(args.dataset)
     overrides = []
-    for flag in ("seed", "n_train", "n_test", "n_context", "source", "max_train", "max_test", "max_rows"):
+    for flag in ("seed", "n_train", "n_test", "n_ood", "n_context", "source", "max_train", "max_test", "max_rows"):
         value = getattr(args, flag)
         if value is None:
             continue
@@ -112,7 +112,8 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     build.add_argument("--out", required=True, help="Output folder.")
     build.add_argument("--seed", type=int, help="Seed of the builder.")
     build.add_argument("--n-train", type=int, help="Pets: train rows.")
-    build.add_argument("--n-test", type=int, help="Pets: test rows; Pets-OOD: OOD rows.")
+    build.add_argument("--n-test", type=int, help="Pets: held-out rows.")
+    build.add_argument("--n-ood", type=int, help="Pets-OOD: bird/rabbit rows (ood.jsonl).")
     build.add_argument("--n-context", type=int, help="Context pairs (Pets, PRISM; UF: the most pairs).")
     build.add_argument("--source", help="UF/PRISM: hub name or local file/folder in the upstream format.")
     build.add_argument("--max-train", type=int, help="UF/PRISM: cap on train records.")

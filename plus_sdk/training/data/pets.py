@@ -23,6 +23,11 @@ picks the helpful animal of a dog/cat pair, as the bird user does of a bird/rabb
 cat user picks the unhelpful one, as the rabbit user does. A model that learned "name the animal
 the context favours" transfers; one that memorised "cat" or "dog" does not.
 
+The paper trains its Pets-OOD models on users whose context *and* labels are about dogs or cats
+only; ``targets="dog-cat"`` builds that training side (every target is a dog-vs-cat pair, so no
+row teaches a fixed bird-over-rabbit rule that the rabbit users then contradict). ``targets="all"``
+(the default) is plain Pets with all ten pair types as targets.
+
 Everything is drawn from ``random.Random`` seeded by (seed, split): same seed, same records.
 """
 
@@ -31,6 +36,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import Field
 
@@ -55,6 +61,9 @@ PAIR_TYPES: dict[int, tuple[str, str]] = {
 CONTROVERSIAL_TYPES: frozenset[int] = frozenset({5, 6, 7, 8, 9})
 #: the bird-vs-rabbit pair type used by Pets-OOD
 OOD_PAIR_TYPE = 4
+#: which pair types may be targets: plain Pets, or only dog-vs-cat (the training side of Pets-OOD)
+TARGET_TYPES: dict[str, tuple[int, ...]] = {"all": tuple(PAIR_TYPES), "dog-cat": tuple(sorted(CONTROVERSIAL_TYPES))}
+PetsTargets = Literal["all", "dog-cat"]
 
 #: user type -> (favourite animal, other animal) for the trained and the OOD users
 USER_ANIMALS: dict[str, tuple[str, str]] = {
@@ -175,7 +184,9 @@ def _user_records(
     return records
 
 
-def _check_sizes(n_rows: int, n_context: int, targets_per_user: int) -> None:
+def _check_sizes(n_rows: int, n_context: int, targets_per_user: int, targets: str = "all") -> None:
+    if targets not in TARGET_TYPES:
+        raise ValueError(f"targets={targets!r} is unknown; use one of {', '.join(TARGET_TYPES)}")
     if n_rows < 0:
         raise ValueError(f"the number of rows must be >= 0, got {n_rows}")
     if n_context < 1:
@@ -184,23 +195,28 @@ def _check_sizes(n_rows: int, n_context: int, targets_per_user: int) -> None:
         raise ValueError(f"targets_per_user must be in 1..{2 * len(PAIR_TYPES)}, got {targets_per_user}")
 
 
-def _balanced_targets(rows: list[_Row], start: int, count: int) -> list[int]:
-    """Rows of pair types start, start+1, ... (mod 10): over users every type is a target equally often."""
+def _balanced_targets(rows: list[_Row], start: int, count: int, types: tuple[int, ...]) -> list[int]:
+    """Rows of ``types[start]``, ``types[start + 1]``, ... (cyclic): over users each type is a target equally often."""
     taken: list[int] = []
     for j in range(count):
-        wanted = (start + j) % len(PAIR_TYPES)
+        wanted = types[(start + j) % len(types)]
         taken.append(next(i for i, r in enumerate(rows) if r.pair_type == wanted and i not in taken))
     return taken
 
 
-def _pets_split(split: str, n_rows: int, n_context: int, seed: int, targets_per_user: int) -> list[TrainingRecord]:
+def _pets_split(
+    split: str, n_rows: int, n_context: int, seed: int, targets_per_user: int, targets: str
+) -> list[TrainingRecord]:
     """Pets users of one split: balanced pair types, alternating cat/dog users."""
-    _check_sizes(n_rows, n_context, targets_per_user)
+    _check_sizes(n_rows, n_context, targets_per_user, targets)
+    types = TARGET_TYPES[targets]
     rng = random.Random(f"pets/{split}/{seed}")
     pool = 0 if split == "train" else 1
     # a user needs n_context controversial rows besides its target (5 per block of the 10 types)
     # and two rows of each type for the balanced target window
     blocks = max(2, math.ceil((n_context + 1) / len(CONTROVERSIAL_TYPES)))
+    # distinct target rows: each allowed type appears once per block
+    blocks = max(blocks, math.ceil(targets_per_user / len(types)))
     records: list[TrainingRecord] = []
     user = 0
     while len(records) < n_rows:
@@ -216,7 +232,7 @@ def _pets_split(split: str, n_rows: int, n_context: int, seed: int, targets_per_
             user_type=("cat", "dog")[user % 2],
             rows=rows,
             controversial=[r.pair_type in CONTROVERSIAL_TYPES for r in rows],
-            targets=_balanced_targets(rows, (user // 2) * targets_per_user, count),
+            targets=_balanced_targets(rows, (user // 2) * targets_per_user, count, types),
             n_context=n_context,
         )
         user += 1
@@ -224,16 +240,23 @@ def _pets_split(split: str, n_rows: int, n_context: int, seed: int, targets_per_
 
 
 def build_pets(
-    n_train: int = 2000, n_test: int = 200, n_context: int = 8, seed: int = 0, *, targets_per_user: int = 4
+    n_train: int = 2000,
+    n_test: int = 200,
+    n_context: int = 8,
+    seed: int = 0,
+    *,
+    targets_per_user: int = 4,
+    targets: PetsTargets = "all",
 ) -> dict[str, list[TrainingRecord]]:
     """Pets train and test records (``n_train``/``n_test`` rows in all, half per user type).
 
     Each user contributes ``targets_per_user`` target rows (2000 rows: 500 users). Train and test
-    users are different people and draw sentences from disjoint pools.
+    users are different people and draw sentences from disjoint pools. ``targets="dog-cat"`` keeps
+    only dog-vs-cat target pairs (the training side of Pets-OOD).
     """
     return {
-        "train": _pets_split("train", n_train, n_context, seed, targets_per_user),
-        "test": _pets_split("test", n_test, n_context, seed, targets_per_user),
+        "train": _pets_split("train", n_train, n_context, seed, targets_per_user, targets),
+        "test": _pets_split("test", n_test, n_context, seed, targets_per_user, targets),
     }
 
 
@@ -267,10 +290,13 @@ def build_pets_ood(
 
 
 class PetsConfig(StrictConfig):
-    """Sizes and seed of Pets (``pets``: train + test) or Pets-OOD (``pets-ood``: ood only)."""
+    """Sizes and seed of Pets (``pets``: train + test) or Pets-OOD (``pets-ood``: dog-cat train + test, and ood)."""
 
-    n_train: int = Field(default=2000, ge=0, description="Train rows in all (half per user type); unused by pets-ood.")
-    n_test: int = Field(default=200, ge=0, description="Test rows (pets) or OOD rows (pets-ood).")
+    n_train: int = Field(default=2000, ge=0, description="Train rows in all (half per user type).")
+    n_test: int = Field(default=200, ge=0, description="Held-out rows (same users' distribution as train).")
+    n_ood: int = Field(default=200, ge=0, description="Pets-OOD rows (bird/rabbit users); used by pets-ood.")
+    targets: PetsTargets = Field(default="all", description="Target pair types: 'all' (Pets) or 'dog-cat' "
+                                 "(only dog-vs-cat pairs; pets-ood always uses it, as the paper does).")
     n_context: int = Field(default=8, ge=1, description="Controversial pairs of the same user in each context.")
     seed: int = Field(default=0, description="Seed: same seed, same records.")
     targets_per_user: int = Field(default=4, ge=1, le=20, description="Target rows per user (the rest is history).")

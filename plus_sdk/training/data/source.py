@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from plus_sdk.training.config import StrictConfig
+from plus_sdk.training.data.pets import PetsTargets
 from plus_sdk.training.data.records import TrainingRecord, read_records
 
 
@@ -22,6 +23,8 @@ class DataSource(StrictConfig):
     n_test: int = Field(200, ge=1, description="Pets held-out rows.")
     n_ood: int = Field(200, ge=0, description="Pets-OOD rows (0: no OOD evaluation).")
     n_context: int = Field(8, ge=1, description="Context pairs per user.")
+    pets_targets: PetsTargets = Field("all", description="Pets target pairs: 'all' ten types, or 'dog-cat' only "
+                                      "(train for Pets-OOD as the paper does: no bird/rabbit labels in training).")
     seed: int = Field(0, description="Data seed.")
     train_path: str | None = Field(None, description="Train records (JSONL or Arrow folder) when dataset=files.")
     test_path: str | None = Field(None, description="Held-out records when dataset=files.")
@@ -33,7 +36,8 @@ def load_records(cfg: DataSource) -> tuple[list[TrainingRecord], list[TrainingRe
     if cfg.dataset == "pets":
         from plus_sdk.training.data.pets import build_pets, build_pets_ood
 
-        pets = build_pets(n_train=cfg.n_train, n_test=cfg.n_test, n_context=cfg.n_context, seed=cfg.seed)
+        pets = build_pets(n_train=cfg.n_train, n_test=cfg.n_test, n_context=cfg.n_context, seed=cfg.seed,
+                          targets=cfg.pets_targets)
         ood = build_pets_ood(n_test=cfg.n_ood, n_context=cfg.n_context, seed=cfg.seed) if cfg.n_ood else []
         return pets["train"], pets["test"], ood
     if not cfg.train_path or not cfg.test_path:
