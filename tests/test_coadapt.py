@@ -191,3 +191,13 @@ def test_export_plot_and_load_with_the_judge(tiny_model_dir: Path, tmp_path: Pat
         assert torch.equal(a.detach().cpu(), b.detach().cpu())
     for a, b in zip(run.rm_trainer.params, warm.rm_trainer.params, strict=True):
         assert torch.allclose(a.detach().cpu(), b.detach().cpu())
+    # init_roles=[summarizer]: the summarizer comes from the bundle, the reward model starts fresh
+    fresh = CoAdaptation(CoadaptConfig.model_validate(tiny_config(tiny_model_dir, tmp_path / "fresh")))
+    half_config = tiny_config(tiny_model_dir, tmp_path / "half", init_from=str(bundle), init_roles=["summarizer"])
+    half = CoAdaptation(CoadaptConfig.model_validate(half_config))
+    for a, b in zip(run.ppo.actor_params, half.ppo.actor_params, strict=True):
+        assert torch.equal(a.detach().cpu(), b.detach().cpu())
+    trained_rm, half_rm = ([p.detach().cpu() for p in r.rm_trainer.params] for r in (run, half))
+    assert changed(trained_rm, half_rm)
+    for a, b in zip(fresh.rm_trainer.params, half.rm_trainer.params, strict=True):
+        assert torch.equal(a.detach().cpu(), b.detach().cpu())

@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -133,6 +133,9 @@ class CoadaptConfig(StrictConfig):
                                                                "spent, training stops and the final evaluation runs.")
     init_from: str | None = Field(None, description="Adapter bundle (card.json + summarizer/ + reward/) whose "
                                                      "weights start this run (a warm start; optimizers start fresh).")
+    init_roles: list[Literal["summarizer", "reward"]] = Field(
+        default_factory=lambda: ["summarizer", "reward"],
+        description="Which of the bundle's roles init_from loads; the others start fresh (e.g. [summarizer]).")
     train_summarizer: bool = Field(True, description="False freezes the summarizer (PLUS-untrained baseline).")
     checkpoint_every: int = Field(10, ge=1, description="Write a checkpoint every K iterations.")
     keep_checkpoints: int = Field(2, ge=1, description="Most recent checkpoints kept (the best is kept too).")
@@ -328,19 +331,23 @@ class CoAdaptation:
                                  dtype=m.dtype or "auto", seed=self.config.seed + self.rank)
 
     def warm_start(self, bundle: Path) -> None:
-        """Load a bundle's summarizer adapter, reward adapter and head into this run's adapters."""
+        """Load a bundle's summarizer adapter and/or reward adapter + head (``init_roles``) into this run."""
         from safetensors.torch import load_file
 
+        roles = self.config.init_roles
         for folder, base, name in ((bundle / "summarizer", self.policy_base, "summarizer"),
                                    (bundle / "reward", self.reward_base, "reward")):
+            if name not in roles:
+                continue
             weights = folder / "adapter_model.safetensors"
             if not weights.exists():
                 raise FileNotFoundError(f"init_from={bundle}: {weights} is missing (export a bundle with plus export)")
             self.load_adapter_state(base, name, load_file(str(weights)))
-        head = load_file(str(bundle / "reward" / "head.safetensors"))
-        self.reward_model.head.load_state_dict({k: v.to(self.reward_model.head.linear.weight.dtype)
-                                                for k, v in head.items()})
-        logger.info("Warm start from %s", bundle)
+        if "reward" in roles:
+            head = load_file(str(bundle / "reward" / "head.safetensors"))
+            self.reward_model.head.load_state_dict({k: v.to(self.reward_model.head.linear.weight.dtype)
+                                                    for k, v in head.items()})
+        logger.info("Warm start of %s from %s", " and ".join(roles), bundle)
 
     # -------------------------------------------------------------- prompts and summaries
     def prompt_ids(self, record: TrainingRecord) -> list[int]:
