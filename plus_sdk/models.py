@@ -265,13 +265,30 @@ def is_bundle(path: str | os.PathLike[str] | None) -> bool:
     return path is not None and (Path(path).expanduser() / CARD_FILE).is_file()
 
 
-def default_bundle_dir() -> Path | None:
-    """The trained default adapters, shipped in the wheel or found in the repository."""
+def shipped_bundle_dir(name: str = DEFAULT_BUNDLE) -> Path | None:
+    """A trained bundle shipped in the wheel (or found in the repository's ``adapters/``) by name."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
     candidates = [
-        Path(__file__).parent / "_adapters" / DEFAULT_BUNDLE,
-        Path(__file__).resolve().parents[1] / "adapters" / DEFAULT_BUNDLE,
+        Path(__file__).parent / "_adapters" / name,
+        Path(__file__).resolve().parents[1] / "adapters" / name,
     ]
     for folder in candidates:
         if is_bundle(folder):
             return folder
     return None
+
+
+def default_bundle_dir() -> Path | None:
+    """The trained default adapters (``pets-smollm2``), shipped in the wheel or found in the repository."""
+    return shipped_bundle_dir(DEFAULT_BUNDLE)
+
+
+def find_bundle(base: str | os.PathLike[str] | None) -> Path | None:
+    """The bundle folder ``base`` names: a folder holding ``card.json``, or a shipped bundle's name
+    (``"pets-smollm2"``, ``"pets-ood-smollm2"``); ``None`` when it names neither."""
+    if base is None:
+        return None
+    if is_bundle(base):
+        return Path(base).expanduser()
+    return shipped_bundle_dir(str(base))

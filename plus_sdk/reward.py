@@ -24,7 +24,7 @@ from torch import nn
 from plus_sdk import prompts
 from plus_sdk.backends.local import LocalModel
 from plus_sdk.fast_scoring import DEFAULT_TOKENS_PER_BATCH, score_prefix_shared
-from plus_sdk.models import DEFAULT_MODEL, is_bundle, read_card, write_card
+from plus_sdk.models import DEFAULT_MODEL, find_bundle, is_bundle, read_card, write_card
 from plus_sdk.types import AdapterCard, Summary
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ class PersonalizedRewardModel:
             from plus_sdk.models import default_bundle_dir
 
             base = default_bundle_dir()
+        base = find_bundle(base) or base
         if is_bundle(base):
             card = read_card(base)
             adapter = Path(str(base)) / "reward"

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend, Messages
 from plus_sdk.cache import SummaryCache, cache_key
-from plus_sdk.models import is_bundle, read_card
+from plus_sdk.models import find_bundle, is_bundle, read_card
 from plus_sdk.types import AdapterCard, SamplingConfig, Summary, UserContext
 
 logger = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class Summarizer:
         card = None
         if base is None and adapter is None:
             base = default_bundle_dir()
+        base = find_bundle(base) or base
         if is_bundle(base):
             card = read_card(base)
             if card.prompt_version != prompts.PROMPT_VERSION:

@@ -57,3 +57,17 @@ def test_demo_runs(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "demo.json").read_text())
     assert len(report["items"]) >= 6 and "summary" in result.stdout
+
+
+@pytest.mark.default_model
+def test_shipped_pets_ood_bundle_loads_by_name_and_follows_a_rabbit_user() -> None:
+    from plus_sdk.models import find_bundle
+    from plus_sdk.training.data.pets import build_pets_ood
+
+    assert find_bundle("pets-ood-smollm2") is not None and find_bundle("HuggingFaceTB/SmolLM2-135M-Instruct") is None
+    judge = PersonalizedJudge.from_pretrained("pets-ood-smollm2")
+    rabbit_users = [r for r in build_pets_ood(n_test=8, n_context=3, seed=0) if r.user_type == "rabbit"]
+    # a user who keeps choosing rabbits over birds: every trained user would pick the bird
+    for record in rabbit_users[:2]:
+        pref = judge.prefer(record.context, record.prompt, record.chosen, record.rejected)
+        assert pref.choice == "a", (pref.summary, pref.probability)

@@ -152,10 +152,11 @@ def make_eval_backend(config: _EvalConfig) -> ChatBackend:
 
 def make_summarizer(config: _EvalConfig) -> Summarizer:
     """The summarizer: a bundle's, or the plain base model with the configured prompt family."""
-    from plus_sdk.models import is_bundle
+    from plus_sdk.models import find_bundle
 
-    if is_bundle(config.summarizer):
-        return Summarizer.from_pretrained(config.summarizer, device=config.device)
+    bundle = find_bundle(config.summarizer)
+    if bundle is not None:
+        return Summarizer.from_pretrained(bundle, device=config.device)
     from plus_sdk.backends.local import LocalBackend, LocalModel
 
     model = LocalModel.load(config.summarizer, device=config.device)

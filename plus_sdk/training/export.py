@@ -146,7 +146,9 @@ def card_markdown(card: Any) -> str:
         f"- Trained on: {card.trained_on}; summarizer prompt family `{card.summary_task}`, "
         f"prompt version {card.prompt_version}, context kind `{card.context_kind}`",
         f"- Iterations: {iterations or '?'}; checkpoint `{cfg.get('checkpoint', '?')}`"
-        + (f"; warm-started from `{cfg['init_from']}`" if cfg.get("init_from") else ""),
+        + (f"; warm-started from `{cfg['init_from']}`" if cfg.get("init_from") else "")
+        + (f" ({' and '.join(cfg['init_roles'])} only)"
+           if cfg.get("init_from") and len(cfg.get("init_roles", ())) == 1 else ""),
         f"- Written by plus-sdk {card.plus_sdk_version} on {card.created_at:%Y-%m-%d}",
         "",
         "| metric | value |",
@@ -171,7 +173,8 @@ def _portable_base_name(folder: Path, base: str | None) -> None:
 def _data_name(config: Any) -> str:
     data = config.data
     if data.dataset == "pets":
-        return f"pets (n_train={data.n_train}, n_context={data.n_context}, seed={data.seed})"
+        targets = "" if data.pets_targets == "all" else ", dog-vs-cat targets only"
+        return f"pets (n_train={data.n_train}, n_context={data.n_context}, seed={data.seed}{targets})"
     return f"jsonl {data.train_path}"
 
 
