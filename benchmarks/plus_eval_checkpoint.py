@@ -5,6 +5,7 @@ final evaluation does (``CoAdaptation.run_evaluation(final=True)``), for a check
 than the last one (e.g. ``best``, chosen on the small periodic evaluation).
 
     python benchmarks/plus_eval_checkpoint.py runs/plus-cpu-warm --checkpoint best --out result.json
+    python benchmarks/plus_eval_checkpoint.py RUN --checkpoint latest --out r.json eval.final_test_rows=200
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ def main() -> int:
     parser.add_argument("--checkpoint", default="best", help="best, latest, or a checkpoint .pt file")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
+    parser.add_argument("overrides", nargs="*", help="key=value settings that do not touch weights "
+                                                     "(e.g. eval.final_test_rows=200 eval.final_ood_rows=200)")
+    args = parser.parse_intermixed_args()
 
     from plus_sdk.training.export import load_checkpoint_run
 
     run_dir = Path(args.run_dir)
     work = run_dir / f"eval-{Path(args.checkpoint).stem}"  # evaluation samples go here, not into the run
     work.mkdir(parents=True, exist_ok=True)
-    run, state, path = load_checkpoint_run(run_dir, args.checkpoint, work_dir=work, threads=args.threads)
+    run, state, path = load_checkpoint_run(run_dir, args.checkpoint, work_dir=work, threads=args.threads,
+                                            overrides=args.overrides)
     started = time.perf_counter()
     metrics = run.run_evaluation(final=True)
     samples = [json.loads(line) for line in (work / "samples.jsonl").read_text().splitlines()]

@@ -49,9 +49,12 @@ def checkpoint_path(run_dir: str | os.PathLike[str], which: str = "best") -> Pat
 
 def load_checkpoint_run(run_dir: str | os.PathLike[str], checkpoint: str = "best", *,
                         work_dir: str | os.PathLike[str] | None = None,
-                        threads: int | None = None) -> tuple[Any, dict[str, Any], Path]:
+                        threads: int | None = None,
+                        overrides: list[str] | None = None) -> tuple[Any, dict[str, Any], Path]:
     """Rebuild a run from its config and load one checkpoint: (CoAdaptation, checkpoint state, path).
 
+    ``overrides`` (``key=value``) change settings that do not touch the weights, e.g.
+    ``eval.final_test_rows=200``.
     ``init_from`` is dropped: the checkpoint holds every trained weight, so the warm-start bundle
     need not exist any more. ``work_dir`` redirects what the run writes (e.g. evaluation samples).
     """
@@ -59,7 +62,7 @@ def load_checkpoint_run(run_dir: str | os.PathLike[str], checkpoint: str = "best
     from plus_sdk.training.config import load_config
 
     run_dir = Path(run_dir)
-    config = load_config(CoadaptConfig, run_dir / CONFIG_FILE)
+    config = load_config(CoadaptConfig, run_dir / CONFIG_FILE, overrides or [])
     config.progress = False
     config.init_from = None
     if work_dir is not None:
