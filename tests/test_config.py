@@ -38,3 +38,21 @@ def test_errors_name_the_key(tmp_path: Path) -> None:
         load_config(Run, None, ["steps"])
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(Run, tmp_path / "missing.yaml")
+
+
+def test_extends_merges_sections_and_the_variant_wins(tmp_path: Path) -> None:
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "a.yaml").write_text("steps: 5\nname: base\noptim:\n  lr: 0.001\n")
+    variant = tmp_path / "b.yaml"
+    variant.write_text("extends: base/a.yaml\nname: variant\n")
+    cfg = load_config(Run, variant, ["steps=7"])
+    assert (cfg.steps, cfg.name, cfg.optim.lr) == (7, "variant", pytest.approx(0.001))
+    # a nested section merges key by key: the variant's lr, the base's other keys
+    (tmp_path / "c.yaml").write_text("extends: b.yaml\noptim:\n  lr: 0.5\n")
+    assert load_config(Run, tmp_path / "c.yaml") == Run(steps=5, name="variant", optim=Optim(lr=0.5))
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(Run, tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="named by 'extends'"):
+        load_config(Run, tmp_path / "orphan.yaml")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from plus_sdk.training.coadapt import CoadaptConfig
-from plus_sdk.training.config import load_config
+from plus_sdk.training.config import load_config, read_config_file
 from plus_sdk.training.rm.run import RMRunConfig
 
 RECIPES = sorted(p for p in (Path(__file__).resolve().parents[1] / "training").rglob("*.yaml")
@@ -17,7 +16,7 @@ RECIPES = sorted(p for p in (Path(__file__).resolve().parents[1] / "training").r
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_recipe_validates(path: Path) -> None:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = read_config_file(path)
     model = RMRunConfig if "method" in data else CoadaptConfig
     config = load_config(model, path)
     assert config.run_dir

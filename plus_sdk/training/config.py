@@ -3,7 +3,9 @@
 Every config class is a pydantic model whose fields carry a one-line ``description``.
 ``load_config(Model, "recipe.yaml", ["optim.lr=1e-4", "steps=200"])`` reads the YAML, applies
 dotted ``key=value`` overrides (values parsed as YAML scalars), and validates; an unknown key
-or a bad value raises ``ConfigError`` naming the key.
+or a bad value raises ``ConfigError`` naming the key. A recipe may start from another one with
+``extends: other.yaml`` (relative to itself): sections merge key by key and the recipe's own
+values win, so a variant holds only what differs.
 """
 
 from __future__ import annotations
@@ -52,17 +54,40 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """``own`` on top of ``base``: nested mappings merge key by key, other values replace."""
+    merged = dict(base)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config_file(path: str | os.PathLike[str], _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe's settings as a dict, with its ``extends:`` chain resolved."""
+    path = Path(path)
+    if path.resolve() in _chain:
+        raise ConfigError(f"{path}: 'extends' loops back to itself ({' -> '.join(str(p) for p in _chain)})")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        hint = f" (named by 'extends' in {_chain[-1]})" if _chain else ""
+        raise ConfigError(f"config file {path} does not exist{hint}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path} must hold a mapping at top level")
+    data = loaded or {}
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    base = read_config_file(path.parent / str(parent), (*_chain, path.resolve()))
+    return _merge(base, data)
+
+
 def load_config(model: type[T], path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> T:
-    """Load ``model`` from a YAML file (optional) plus CLI overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a mapping at top level")
-        data = loaded or {}
+    """Load ``model`` from a YAML file (optional, ``extends:`` resolved) plus CLI overrides."""
+    data = read_config_file(path) if path is not None else {}
     apply_overrides(data, overrides or [])
     try:
         return model.model_validate(data)
