@@ -52,11 +52,10 @@ class PersonalizedGenerator:
         Both share one copy of the base weights when they use the same base.
         """
         from plus_sdk.backends.local import LocalBackend, LocalModel
-        from plus_sdk.models import find_bundle, is_bundle, read_card
+        from plus_sdk.models import find_bundle, read_card
 
-        base = find_bundle(base) or base
-        if is_bundle(base):
-            bundle = base
+        bundle = find_bundle(base)
+        if bundle is not None:
             base = read_card(bundle).base_model
             summarizer = summarizer or str(bundle)
         if not isinstance(summarizer, Summarizer):

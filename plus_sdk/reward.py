@@ -24,7 +24,7 @@ from torch import nn
 from plus_sdk import prompts
 from plus_sdk.backends.local import LocalModel
 from plus_sdk.fast_scoring import DEFAULT_TOKENS_PER_BATCH, score_prefix_shared
-from plus_sdk.models import DEFAULT_MODEL, find_bundle, is_bundle, read_card, write_card
+from plus_sdk.models import DEFAULT_MODEL, find_bundle, read_card, write_card
 from plus_sdk.types import AdapterCard, Summary
 
 logger = logging.getLogger(__name__)
@@ -99,10 +99,10 @@ class PersonalizedRewardModel:
             from plus_sdk.models import default_bundle_dir
 
             base = default_bundle_dir()
-        base = find_bundle(base) or base
-        if is_bundle(base):
-            card = read_card(base)
-            adapter = Path(str(base)) / "reward"
+        bundle = find_bundle(base)
+        if bundle is not None:
+            card = read_card(bundle)
+            adapter = bundle / "reward"
             base = card.base_model
         adapter_has_lora = adapter is not None and (Path(adapter) / "adapter_config.json").exists()
         model = LocalModel.load(None if base is None else str(base), adapter if adapter_has_lora else None,

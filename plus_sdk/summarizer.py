@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend, Messages
 from plus_sdk.cache import SummaryCache, cache_key
-from plus_sdk.models import find_bundle, is_bundle, read_card
+from plus_sdk.models import find_bundle, read_card
 from plus_sdk.types import AdapterCard, SamplingConfig, Summary, UserContext
 
 logger = logging.getLogger(__name__)
@@ -80,14 +80,14 @@ class Summarizer:
         card = None
         if base is None and adapter is None:
             base = default_bundle_dir()
-        base = find_bundle(base) or base
-        if is_bundle(base):
-            card = read_card(base)
+        bundle = find_bundle(base)
+        if bundle is not None:
+            card = read_card(bundle)
             if card.prompt_version != prompts.PROMPT_VERSION:
                 logger.warning("Bundle %s was trained with prompt version %s, this plus-sdk writes version %s: "
                                "its summaries may be worse than its card says; retrain or pin plus-sdk",
-                               base, card.prompt_version, prompts.PROMPT_VERSION)
-            adapter = Path(str(base)) / "summarizer"
+                               bundle, card.prompt_version, prompts.PROMPT_VERSION)
+            adapter = bundle / "summarizer"
             if not (adapter / "adapter_config.json").exists():
                 adapter = None  # a bundle whose summarizer is the bare base model
             base = card.base_model
