@@ -24,6 +24,11 @@ LABELS = {"btl": "BTL", "dpl-meanvar": "DPL (mean-var)", "dpl-categorical": "DPL
           "icl": "ICL", "summary": "PLUS-untrained (summary RM)", "oracle": "Oracle", "vpl": "VPL (MiniLM)"}
 
 
+def _seconds(value: float | None) -> str:
+    """A time for the table; collected runs that the script did not time show a dash."""
+    return "–" if value is None else f"{value:.0f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
@@ -91,7 +96,7 @@ def table(results: dict) -> str:
         rows.append(f"| {LABELS[method]} | {cost['steps']} | {pct(test['accuracy'])} | "
                     f"{pct(test.get('accuracy_controversial'))} | {pct(test.get('accuracy_agreed'))} | "
                     f"{pct(ood.get('accuracy'))} | {pct(by_type.get('bird'))} / {pct(by_type.get('rabbit'))} | "
-                    f"{test['ece']:.3f} | {cost['train_seconds']:.0f} | {entry.get('wall_seconds', 0):.0f} | "
+                    f"{test['ece']:.3f} | {cost['train_seconds']:.0f} | {_seconds(entry.get('wall_seconds'))} | "
                     f"{cost['peak_rss_mb']:.0f} |")
     return "\n".join(rows)
 

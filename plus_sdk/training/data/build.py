@@ -45,8 +45,8 @@ def build_dataset(
     config = config or config_class(dataset)()
     if dataset in ("pets", "pets-ood"):
         assert isinstance(config, PetsConfig)
-        # Pets-OOD trains on dog-vs-cat targets only (paper §6.2) and tests on bird/rabbit users
-        targets = "dog-cat" if dataset == "pets-ood" else config.targets
+        # Pets-OOD trains on dog-vs-cat targets only by default (paper §6.2) and tests on bird/rabbit users
+        targets = config.targets or ("dog-cat" if dataset == "pets-ood" else "all")
         splits = build_pets(config.n_train, config.n_test, config.n_context, config.seed,
                             targets_per_user=config.targets_per_user, targets=targets)
         if dataset == "pets-ood":

@@ -295,8 +295,9 @@ class PetsConfig(StrictConfig):
     n_train: int = Field(default=2000, ge=0, description="Train rows in all (half per user type).")
     n_test: int = Field(default=200, ge=0, description="Held-out rows (same users' distribution as train).")
     n_ood: int = Field(default=200, ge=0, description="Pets-OOD rows (bird/rabbit users); used by pets-ood.")
-    targets: PetsTargets = Field(default="all", description="Target pair types: 'all' (Pets) or 'dog-cat' "
-                                 "(only dog-vs-cat pairs; pets-ood always uses it, as the paper does).")
+    targets: PetsTargets | None = Field(
+        default=None, description="Target pair types: 'all' or 'dog-cat' (only dog-vs-cat pairs); "
+        "default: 'all' for pets, 'dog-cat' for pets-ood as in the paper.")
     n_context: int = Field(default=8, ge=1, description="Controversial pairs of the same user in each context.")
     seed: int = Field(default=0, description="Seed: same seed, same records.")
     targets_per_user: int = Field(default=4, ge=1, le=20, description="Target rows per user (the rest is history).")
