@@ -14,10 +14,13 @@ from typing import Literal
 from plus_sdk.types import Conversation, PreferenceExample, UserContext
 
 #: Bumped whenever any template changes; stored with every summary and adapter card.
-PROMPT_VERSION = "2"
+PROMPT_VERSION = "3"
 # History: "2" (2026-11-27) asks the Pets summarizer for one sentence naming the favoured
 # animal; untrained SmolLM2 names the right animal first for 72.5 % of 40 held-out users,
-# against 47.5 % with version 1's two-animal question.
+# against 47.5 % with version 1's two-animal question. "3" (2026-11-29) drops every copyable
+# placeholder (v2's "such as 'The user prefers X.'" was copied verbatim by untrained models)
+# and makes the generic prompt name the dimensions replies differ on (subject, length, tone,
+# layout, level, examples, figures, warnings, code, questions back), for the general default.
 
 #: Word budget of a summary (the paper asks for under 50 words).
 SUMMARY_MAX_WORDS = 50
@@ -103,13 +106,15 @@ _TASK_INTRO: dict[str, str] = {
 
 _TASK_ASK: dict[str, str] = {
     "generic": (
-        "Write a short description of this user's preferences that would help the assistant "
-        "answer them better next time. Say what they value and what they dislike in replies, "
-        "not which topics they asked about."
+        "Compare the replies this user picked with the ones they turned down, and say in one "
+        "or two sentences what the picked replies consistently do better for this user: the "
+        "subject they favour, or the length, tone, layout, level of expertise, examples, "
+        "figures, warnings, code or questions back that they like. Name only what the "
+        "evidence shows, and do not list the topics of the requests."
     ),
     "pets": (
-        "From the replies the user picked, which animal does this user favour? Write one "
-        "short sentence such as 'The user prefers X.' naming that animal."
+        "From the replies the user picked, which animal does this user favour? Answer with one "
+        "short sentence that names that animal."
     ),
     "ultrafeedback": (
         "Describe what I value in a reply, judging from what the picked replies do better than "
@@ -162,7 +167,8 @@ def extract_summary(text: str, *, max_words: int = 2 * SUMMARY_MAX_WORDS, max_ch
 
     Robust when the marker is missing (the whole text is used), when the model repeats it,
     or when it adds a colon. The result is capped at ``max_words`` words and ``max_chars``
-    characters; it may be empty if the model wrote nothing after the marker.
+    characters; it is empty if the model wrote nothing after the marker, or if what it wrote is
+    an unfilled template slot (``is_placeholder``): callers then record the empty summary.
     """
     matches = list(_MARKER_RE.finditer(text))
     if matches:
@@ -172,8 +178,17 @@ def extract_summary(text: str, *, max_words: int = 2 * SUMMARY_MAX_WORDS, max_ch
         text = tail
     text = _MARKER_RE.sub(" ", text)
     words = text.split()
-    clipped = " ".join(words[:max_words])
-    return clipped[:max_chars].strip()
+    clipped = " ".join(words[:max_words])[:max_chars].strip()
+    return "" if is_placeholder(clipped) else clipped
+
+
+#: template slots a model may copy instead of filling them: a lone capital X, [..], <..>, {..}, ___
+_PLACEHOLDER_RE = re.compile(r"(?<![\w'-])X(?![\w'-])|\[[^\]]*\]|<[^>]*>|\{[^}]*\}|_{3,}")
+
+
+def is_placeholder(text: str) -> bool:
+    """True when a summary is (or holds) an unfilled template slot, e.g. 'The user prefers X.'."""
+    return bool(_PLACEHOLDER_RE.search(text))
 
 
 # ---------------------------------------------------------------------------------------

@@ -20,11 +20,12 @@ from plus_sdk.training.data.pets import PetsConfig, build_pets, build_pets_ood
 from plus_sdk.training.data.prism import PrismConfig, build_prism
 from plus_sdk.training.data.records import write_arrow, write_jsonl
 from plus_sdk.training.data.result import BuildResult
+from plus_sdk.training.data.styles import StylesConfig, build_styles
 from plus_sdk.training.data.ultrafeedback import UltraFeedbackConfig, build_ultrafeedback
 
 logger = logging.getLogger(__name__)
 
-DATASETS: tuple[str, ...] = ("pets", "pets-ood", "uf-p2", "uf-p4", "prism")
+DATASETS: tuple[str, ...] = ("pets", "pets-ood", "styles", "uf-p2", "uf-p4", "prism")
 
 
 def config_class(dataset: str) -> type[StrictConfig]:
@@ -35,6 +36,8 @@ def config_class(dataset: str) -> type[StrictConfig]:
         return UltraFeedbackConfig
     if dataset == "prism":
         return PrismConfig
+    if dataset == "styles":
+        return StylesConfig
     raise ValueError(f"dataset {dataset!r} is unknown; use one of {', '.join(DATASETS)}")
 
 
@@ -53,6 +56,9 @@ def build_dataset(
             splits["ood"] = build_pets_ood(config.n_ood, config.n_context, config.seed,
                                            targets_per_user=config.targets_per_user)
         result = BuildResult(splits=splits)
+    elif dataset == "styles":
+        assert isinstance(config, StylesConfig)
+        result = BuildResult(splits=build_styles(config))
     elif dataset in ("uf-p2", "uf-p4"):
         assert isinstance(config, UltraFeedbackConfig)
         result = build_ultrafeedback(config, variant=dataset)

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 #: CLI flag -> config field, per dataset family (None: the flag does not apply)
 _FLAGS: dict[str, dict[str, str]] = {
     "pets": {"seed": "seed", "n_train": "n_train", "n_test": "n_test", "n_ood": "n_ood", "n_context": "n_context"},
+    "styles": {"seed": "seed", "n_train": "n_train", "n_test": "n_test", "n_context": "n_context"},
     "uf": {
         "seed": "seed",
         "source": "source",
@@ -33,6 +34,8 @@ _FLAGS: dict[str, dict[str, str]] = {
 
 
 def _family(dataset: str) -> str:
+    if dataset == "styles":
+        return "styles"
     return "pets" if dataset.startswith("pets") else "uf" if dataset.startswith("uf") else "prism"
 
 
@@ -75,7 +78,11 @@ def _print_table(stats: dict[str, Any]) -> None:
             f"[{split}] rows {info['rows']}, users {info['users']} {info['users_per_type']}, "
             f"controversial {info['controversial_share']:.1%}"
         )
-        for key in ("context_pairs", "context_conversations", "context_tokens", "summarizer_prompt_tokens"):
+        for key in ("rows_per_axis", "rows_per_side", "rows_per_domain"):
+            if info.get(key):
+                print(f"    {key:<26} " + " ".join(f"{name} {count}" for name, count in info[key].items()))
+        for key in ("context_pairs", "context_conversations", "context_tokens", "summarizer_prompt_tokens",
+                    "response_tokens"):
             if info.get(key, {}).get("max"):  # skip absent or all-zero distributions
                 values = " ".join(f"{name} {value:g}" for name, value in info[key].items())
                 print(f"    {key:<26} {values}")

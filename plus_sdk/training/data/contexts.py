@@ -40,6 +40,12 @@ GUIDELINES: dict[str, str] = {
     ),
 }
 GUIDELINES["pets-ood"] = GUIDELINES["pets"]
+GUIDELINES["styles"] = (
+    "Users of this assistant differ in how they like replies written: short or thorough, formal or "
+    "casual, as lists or as prose, with or without code, with or without safety warnings, for "
+    "beginners or for experts, with concrete examples or general principles, with figures or "
+    "without, and whether the assistant should ask a question back before answering."
+)
 
 
 def guideline_for(dataset: str) -> str:

@@ -24,6 +24,8 @@ def summary_task(dataset: str) -> str:
     """The summarizer prompt family of a dataset."""
     if dataset.startswith("pets"):
         return "pets"
+    if dataset == "styles":
+        return "generic"
     if dataset.startswith("uf"):
         return "ultrafeedback"
     return "prism" if dataset == "prism" else "generic"
@@ -70,11 +72,27 @@ def split_stats(records: list[TrainingRecord], tokenizer: Any | None = None) -> 
         "context_pairs": distribution([len(r.context.examples) for r in records]),
         "context_conversations": distribution([len(r.context.conversations) for r in records]),
     }
+    stats.update(axis_balance(records))
     if tokenizer is not None and records:
         context_tokens, prompt_tokens = _token_counts(records, tokenizer)
         stats["context_tokens"] = distribution(context_tokens)
         stats["summarizer_prompt_tokens"] = distribution(prompt_tokens)
+        replies = [r.chosen for r in records] + [r.rejected for r in records]
+        reply_ids = tokenizer(replies, add_special_tokens=False)["input_ids"]
+        stats["response_tokens"] = distribution([len(ids) for ids in reply_ids])
     return stats
+
+
+def axis_balance(records: list[TrainingRecord]) -> dict[str, Any]:
+    """Target rows per axis and per (axis=side) the user picked, for builders that record them (styles)."""
+    on_axis = [r for r in records if r.meta.get("pair_kind") == "axis"]
+    if not on_axis:
+        return {}
+    return {
+        "rows_per_axis": dict(sorted(Counter(r.meta["axis"] for r in on_axis).items())),
+        "rows_per_side": dict(sorted(Counter(f"{r.meta['axis']}={r.meta['side']}" for r in on_axis).items())),
+        "rows_per_domain": dict(sorted(Counter(str(r.meta.get("domain")) for r in records).items())),
+    }
 
 
 def dataset_stats(folder: str | os.PathLike[str], tokenizer: Any | None = None) -> dict[str, Any]:

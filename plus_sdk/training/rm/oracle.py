@@ -1,4 +1,10 @@
-"""The oracle baseline: the reward model reads the true description of the user."""
+"""The oracle baseline: the reward model reads the true description of the user.
+
+By default the description enters as ``prompts.oracle_condition`` ("About me: ..."). With
+``as_summary=True`` it enters exactly where a PLUS summary does (``prompts.summary_condition``):
+the oracle of the styles benchmark ("the user's true axis sentence as the summary"), and a
+reward model that a summary-conditioned run can start from.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +22,13 @@ class Oracle(RewardMethod):
 
     name = "oracle"
 
+    def __init__(self, *, as_summary: bool = False) -> None:
+        self.as_summary = as_summary
+
     def condition(self, record: TrainingRecord) -> str | None:
         if not record.oracle:
             raise MissingOracleError(f"record of user {record.user_id} has no 'oracle' field; the oracle method "
                                      "needs datasets that describe each user (pets, ultrafeedback, prism)")
+        if self.as_summary:
+            return prompts.summary_condition(record.oracle)
         return prompts.oracle_condition(record.oracle)

@@ -36,7 +36,7 @@ def make_method(name: str, **options: Any) -> RewardMethod:
     if name == "oracle":
         from plus_sdk.training.rm.oracle import Oracle
 
-        return Oracle()
+        return Oracle(as_summary=bool(options.get("oracle_as_summary", False)))
     if name == "vpl":
         raise ValueError("method 'vpl' is not an LM reward head; train it with plus_sdk.training.rm.vpl.VPLTrainer")
     raise ValueError(f"method={name!r} is unknown; use one of {', '.join(METHODS)}")

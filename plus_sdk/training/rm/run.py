@@ -75,6 +75,8 @@ class RMRunConfig(StrictConfig):
     seed: int = Field(0, description="Seed of batch order and initialisation.")
     progress: bool = Field(True, description="Show progress bars.")
     icl_max_tokens: int | None = Field(None, ge=32, description="ICL token budget (default: train.max_length).")
+    oracle_as_summary: bool = Field(False, description="method=oracle: put the true description where a summary "
+                                    "goes (summary_condition) instead of the 'About me' turn.")
     data: RMData = Field(default_factory=RMData, description="Records.")
     train: RMTrainConfig = Field(default_factory=RMTrainConfig, description="LM reward-model trainer settings.")
     summary: SummarySettings = Field(default_factory=SummarySettings, description="Summarizer for method=summary.")
@@ -119,7 +121,8 @@ class LMLearner:
         from plus_sdk.backends.local import SharedBase
 
         device = config.device or (str(accelerator.device) if accelerator is not None else None)
-        options: dict[str, Any] = {"max_tokens": config.icl_max_tokens, **config.summary.model_dump()}
+        options: dict[str, Any] = {"max_tokens": config.icl_max_tokens, "oracle_as_summary": config.oracle_as_summary,
+                                   **config.summary.model_dump()}
         if options["cache_dir"] is None:
             options["cache_dir"] = str(Path(config.run_dir).parent / "summary_cache")
         self.method = make_method(config.method, **options)
