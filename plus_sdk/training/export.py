@@ -20,7 +20,6 @@ from typing import Any
 import torch
 
 from plus_sdk import prompts
-from plus_sdk.console import emit
 
 logger = logging.getLogger(__name__)
 
@@ -179,23 +178,3 @@ def _data_name(config: Any) -> str:
         targets = "" if data.pets_targets == "all" else ", dog-vs-cat targets only"
         return f"pets (n_train={data.n_train}, n_context={data.n_context}, seed={data.seed}{targets})"
     return f"jsonl {data.train_path}"
-
-
-def cmd_export(args: Any) -> int:
-    extra = json.loads(Path(args.metrics).read_text(encoding="utf-8")) if args.metrics else None
-    if extra is not None:
-        extra = {k: float(v) for k, v in extra.items() if isinstance(v, (int, float))}
-    out = export_run(args.run_dir, args.out, checkpoint=args.checkpoint, name=args.name, extra_metrics=extra)
-    emit(json.dumps({"bundle": str(out)}))
-    return 0
-
-
-def add_export_command(sub: Any) -> None:
-    """Register ``plus export``."""
-    p = sub.add_parser("export", help="write a run's checkpoint as an adapter bundle (card + summarizer + reward)")
-    p.add_argument("run_dir")
-    p.add_argument("out", help="bundle folder, e.g. adapters/pets-smollm2")
-    p.add_argument("--checkpoint", default="best", help="best (default), latest, or a checkpoint .pt file")
-    p.add_argument("--name", default=None, help="bundle name in the card (default: the folder name)")
-    p.add_argument("--metrics", default=None, help="JSON file of extra flat metrics to put in the card")
-    p.set_defaults(func=cmd_export)

@@ -1,4 +1,4 @@
-"""``plus data build NAME --out DIR`` and ``plus data stats DIR``."""
+"""``plus data build NAME --out DIR`` and ``plus data stats DIR``: build and inspect training datasets."""
 
 from __future__ import annotations
 
