@@ -56,7 +56,26 @@ def test_demo_runs(tmp_path: Path) -> None:
     result = _run("demo", "--json", str(tmp_path / "demo.json"))
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "demo.json").read_text())
-    assert len(report["items"]) >= 6 and "summary" in result.stdout
+    assert len(report["items"]) >= 12 and "summary" in result.stdout
+    assert len({item["user"] for item in report["items"]}) >= 6
+    # the truth sits next to every judgement, and the run ends on the accuracy line
+    marks = result.stdout.count("✓") + result.stdout.count("✗")
+    assert marks == len(report["items"]) and report["correct"] == sum(i["correct"] for i in report["items"])
+    assert f"Accuracy: {report['correct']}/{len(report['items'])}" in result.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.default_model
+def test_no_demo_user_gets_a_template_placeholder_as_summary() -> None:
+    from importlib import resources
+
+    from plus_sdk.prompts import EMPTY_SUMMARY, is_placeholder
+
+    users = json.loads(resources.files("plus_sdk.data").joinpath("demo_users.json").read_text(encoding="utf-8"))
+    judge = PersonalizedJudge.from_pretrained()
+    for user in users["users"]:
+        summary = judge.summary_for(UserContext.model_validate(user["context"]))
+        assert summary is not None and not is_placeholder(summary.text), (user["name"], summary)
+        assert summary.text == EMPTY_SUMMARY or len(summary.text.split()) >= 3
 
 
 @pytest.mark.default_model

@@ -78,3 +78,24 @@ def test_generation_prompt() -> None:
     msgs = prompts.generation_messages("Q?", "likes detail", max_words=42)
     assert "42 words" in msgs[0]["content"] and "likes detail" in msgs[1]["content"]
     assert prompts.generation_messages("Q?")[1]["content"] == "Q?"
+
+
+@pytest.mark.parametrize("raw", ["The user prefers X.", "##Summary The user prefers [animal].",
+                                 "##Summary: Likes <topic> answers", "Prefers {style} replies.", "Likes ____."])
+def test_a_placeholder_output_becomes_the_empty_summary_and_is_never_returned(raw: str) -> None:
+    assert prompts.is_placeholder(raw)
+    assert prompts.extract_summary(raw) == ""
+
+
+@pytest.mark.parametrize("text", ["The user prefers cats.", "Wants X-ray facts and Windows XP tips.",
+                                  "Prefers short answers with code examples."])
+def test_real_summaries_are_not_mistaken_for_placeholders(text: str) -> None:
+    assert not prompts.is_placeholder(text) and prompts.extract_summary(text) == text
+
+
+def test_no_summarizer_prompt_carries_a_copyable_placeholder() -> None:
+    context = UserContext(examples=[PreferenceExample(prompt="p", chosen="a", rejected="b")])
+    for task in prompts.SUMMARY_TASKS:
+        body = prompts.summarizer_messages(context, task)[0]["content"]
+        assert not prompts.is_placeholder(body.replace(context.examples[0].chosen, "")), task
+        assert "'The user prefers" not in body

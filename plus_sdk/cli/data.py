@@ -107,6 +107,28 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_validate(args: argparse.Namespace) -> int:
+    """``plus data validate FILE...``: every bad row of every file, with its line and field."""
+    from plus_sdk.training.data.records import validate_jsonl
+
+    status = 0
+    for path in args.files:
+        try:
+            rows, problems = validate_jsonl(path)
+        except FileNotFoundError:
+            print(f"{path}: does not exist")
+            status = 2
+            continue
+        for problem in problems[: args.max_problems]:
+            print(f"{path}: {problem}")
+        if len(problems) > args.max_problems:
+            print(f"{path}: ... and {len(problems) - args.max_problems} more problems")
+        bad_rows = len({p.line for p in problems})
+        print(f"{path}: {rows} rows, {bad_rows} bad" + ("" if bad_rows else " - ready to train on"))
+        status = max(status, 2 if problems else 0)
+    return status
+
+
 def add_data_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``plus data build`` and ``plus data stats``."""
     from plus_sdk.training.data.build import DATASETS
@@ -132,6 +154,11 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     build.add_argument("--config", help="YAML file with builder settings.")
     build.add_argument("--set", action="append", metavar="KEY=VALUE", help="Override any builder setting.")
     build.set_defaults(func=cmd_data_build)
+
+    validate = actions.add_parser("validate", help="Check record files (JSONL) row by row before training.")
+    validate.add_argument("files", nargs="+", help="JSONL record files (see docs/own_users.md).")
+    validate.add_argument("--max-problems", type=int, default=200, help="Problems printed per file at most.")
+    validate.set_defaults(func=cmd_data_validate)
 
     stats = actions.add_parser("stats", help="Rows, users per type, controversial share, context lengths.")
     stats.add_argument("dir", help="A folder written by `plus data build`.")

@@ -72,22 +72,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         summary = judge.summary_for(context)
         t_sum = time.perf_counter() - t0
-        print(f"== {user['name']}\nsummary ({t_sum:.1f} s): {summary.text if summary else '-'}")
+        print(f"== {user['name']} (truly {user['truth']})\nsummary ({t_sum:.1f} s): {summary.text if summary else '-'}")
         for pair in user["pairs"]:
             t0 = time.perf_counter()
             pref = judge.prefer(context, pair["prompt"], pair["a"], pair["b"])
             t_pref = time.perf_counter() - t0
-            picked = pair[pref.choice]
-            print(f"  Q: {pair['prompt']}\n  -> prefers {pref.choice.upper()} (p={pref.confidence:.2f}, "
-                  f"{t_pref * 1000:.0f} ms): {picked}")
-            report.append({"user": user["name"], "prompt": pair["prompt"], "choice": pref.choice,
-                           "probability_a": pref.probability, "latency_s": t_pref})
+            right = pref.choice == pair["expected"]
+            picked = pair[pref.choice].replace("\n", " / ")
+            print(f"  Q: {pair['prompt']}\n  {'✓' if right else '✗'} prefers {pref.choice.upper()} "
+                  f"(p={pref.confidence:.2f}, {t_pref * 1000:.0f} ms; truth {pair['expected'].upper()}): "
+                  f"{picked[:110]}{'...' if len(picked) > 110 else ''}")
+            report.append({"user": user["name"], "truth": user["truth"], "prompt": pair["prompt"],
+                           "choice": pref.choice, "expected": pair["expected"], "correct": right,
+                           "probability_a": pref.probability, "summary": summary.text if summary else None,
+                           "latency_s": t_pref})
         print()
     total = time.perf_counter() - start
-    print(f"Done in {total:.1f} s ({len(report)} judgements).")
+    n_right = sum(item["correct"] for item in report)
+    print(f"Accuracy: {n_right}/{len(report)} = {n_right / len(report):.0%} right over {len(users['users'])} users "
+          f"({total:.1f} s in all).")
     if args.json:
-        Path(args.json).write_text(json.dumps({"trained": judge.trained, "total_s": total, "items": report},
-                                              indent=2), encoding="utf-8")
+        Path(args.json).write_text(json.dumps({"trained": judge.trained, "total_s": total, "correct": n_right,
+                                               "items": report}, indent=2), encoding="utf-8")
     return 0
 
 

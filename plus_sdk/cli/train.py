@@ -26,6 +26,7 @@ from plus_sdk.training.evaluate_llm import (
 )
 from plus_sdk.training.export import export_run
 from plus_sdk.training.plots import plot_run
+from plus_sdk.training.recipes import resolve_recipe
 from plus_sdk.training.rm.run import RMRunConfig, evaluate_run, train_rm
 
 # ---------------------------------------------------------------------------------------
@@ -35,7 +36,7 @@ from plus_sdk.training.rm.run import RMRunConfig, evaluate_run, train_rm
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``plus train`` (shared with ``python -m plus_sdk.training``)."""
-    parser.add_argument("config", help="YAML recipe, e.g. training/pets/plus.yaml")
+    parser.add_argument("config", help="YAML recipe: a file, or a shipped recipe's name (styles, pets/oracle, ...)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. iterations=50 ppo.actor_lr=1e-4")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/latest.json")
     parser.add_argument("--run-dir", default=None, help="override run_dir")
@@ -43,7 +44,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``plus train CONFIG [--resume] [key=value ...]``."""
-    config = load_config(CoadaptConfig, args.config, list(args.overrides))
+    config = load_config(CoadaptConfig, resolve_recipe(args.config), list(args.overrides))
     if args.run_dir:
         config.run_dir = args.run_dir
     final = run(config, resume=args.resume)
@@ -58,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_rm(args: argparse.Namespace) -> int:
-    config = load_config(RMRunConfig, args.config, args.overrides)
+    config = load_config(RMRunConfig, resolve_recipe(args.config), args.overrides)
     results = train_rm(config)
 
     emit(markdown_header())

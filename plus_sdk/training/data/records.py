@@ -77,6 +77,49 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[TrainingRecord]:
                 raise RecordError(f"{path}:{number}: invalid record: {exc}") from exc
 
 
+class RowProblem(BaseModel):
+    """One problem of one row of a record file: where it is and what to fix."""
+
+    line: int = Field(description="1-based line number in the file.")
+    field: str = Field(description="Dotted path of the bad field ('' for the whole row).")
+    message: str = Field(description="What is wrong.")
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", field '{self.field}'" if self.field else "")
+        return f"{where}: {self.message}"
+
+
+def validate_jsonl(path: str | os.PathLike[str]) -> tuple[int, list[RowProblem]]:
+    """Check every line of a JSONL record file; returns (rows read, every problem found).
+
+    Unlike ``read_jsonl`` it does not stop at the first bad row, so a user can fix a file in one
+    pass. Each pydantic error becomes one problem naming the line and the field.
+    """
+    problems: list[RowProblem] = []
+    rows = 0
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            rows += 1
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                message = f"not valid JSON ({exc.msg}, column {exc.colno})"
+                problems.append(RowProblem(line=number, field="", message=message))
+                continue
+            if not isinstance(data, dict):
+                problems.append(RowProblem(line=number, field="", message="a row must be a JSON object"))
+                continue
+            try:
+                TrainingRecord.model_validate(data)
+            except ValidationError as exc:
+                for error in exc.errors(include_url=False):
+                    field = ".".join(str(part) for part in error["loc"])
+                    problems.append(RowProblem(line=number, field=field, message=error["msg"]))
+    return rows, problems
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[TrainingRecord]:
     """All records of a JSONL file."""
     return list(iter_jsonl(path))
