@@ -319,3 +319,22 @@ def test_arrow_folder_source_gives_the_same_records(upstream, tmp_path):
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="n_context_min"):
         UltraFeedbackConfig(n_context_min=5, n_context_max=3)
+
+
+def test_stats_of_a_built_folder_show_the_pair_counts_users_per_type_and_context_sizes(upstream, tmp_path):
+    from plus_sdk.training.data.build import write_dataset
+    from plus_sdk.training.data.stats import dataset_stats
+
+    path, _ = upstream
+    result = build_ultrafeedback(source=str(path), variant="uf-p4", max_train=120, max_test=40)
+    write_dataset(result, tmp_path / "uf-p4")
+    stats = dataset_stats(tmp_path / "uf-p4")
+    for split in ("train", "test"):
+        counts = stats[split]["build_counts"]
+        assert counts == result.info["counts"][split]
+        assert counts["pairs"] >= counts["pairs_with_all_ratings"] >= counts["pairs_after_tie_filter"]
+        assert counts["pairs_after_tie_filter"] >= counts["pairs_kept"] > 0
+        assert counts["records"] == stats[split]["rows"]
+        assert stats[split]["controversial_share"] == 1.0
+        assert set(stats[split]["users_per_type"]) == set(ATTRIBUTES)
+        assert 2 <= stats[split]["context_pairs"]["min"] <= stats[split]["context_pairs"]["max"] <= 4
