@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.result import BuildResult, cap
-from plus_sdk.training.data.sources import SourceError, iter_rows
+from plus_sdk.training.data.upstream import SourceError, iter_rows
 from plus_sdk.types import PreferenceExample, UserContext
 
 logger = logging.getLogger(__name__)
