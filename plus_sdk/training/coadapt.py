@@ -40,7 +40,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from plus_sdk import prompts
-from plus_sdk.models import atomic_write_text
+from plus_sdk.files import atomic_write_text
 from plus_sdk.training import ppo
 from plus_sdk.training.config import StrictConfig, dump_config
 from plus_sdk.training.data.records import TrainingRecord

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from plus_sdk.models import atomic_write_text
+from plus_sdk.files import atomic_write_text
 from plus_sdk.training.data.records import TrainingRecord
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend
-from plus_sdk.models import atomic_write_text
+from plus_sdk.files import atomic_write_text
 from plus_sdk.summarizer import Summarizer
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.records import TrainingRecord, read_jsonl
@@ -150,7 +150,7 @@ def make_eval_backend(config: _EvalConfig) -> ChatBackend:
 
 def make_summarizer(config: _EvalConfig) -> Summarizer:
     """The summarizer: a bundle's, or the plain base model with the configured prompt family."""
-    from plus_sdk.models import find_bundle
+    from plus_sdk.bundle import find_bundle
 
     bundle = find_bundle(config.summarizer)
     if bundle is not None:

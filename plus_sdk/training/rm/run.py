@@ -27,7 +27,7 @@ import torch
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from plus_sdk.models import atomic_write_text
+from plus_sdk.files import atomic_write_text
 from plus_sdk.training.config import StrictConfig, dump_config
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
