@@ -28,6 +28,7 @@ from plus_sdk.training.export import export_run
 from plus_sdk.training.plots import plot_run
 from plus_sdk.training.recipes import resolve_recipe
 from plus_sdk.training.rm.run import RMRunConfig, evaluate_run, train_rm
+from plus_sdk.training.sft import SFTConfig, train_summarizer
 
 # ---------------------------------------------------------------------------------------
 # plus train (PLUS co-adaptation)
@@ -126,6 +127,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_summarizer(args: argparse.Namespace) -> int:
+    """``plus train-summarizer CONFIG [key=value ...]``."""
+    config = load_config(SFTConfig, resolve_recipe(args.config), list(args.overrides))
+    emit(json.dumps(train_summarizer(config), indent=2))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------
 # Registration
 # ---------------------------------------------------------------------------------------
@@ -149,6 +157,13 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--config", default=None, help="YAML recipe, e.g. training/pets/btl.yaml")
     p.add_argument("overrides", nargs="*", help="settings as key=value, e.g. steps=20 train.lr=3e-4")
     p.set_defaults(func=cmd_train_rm)
+
+    p = sub.add_parser("train-summarizer", help="supervised warm start of a summarizer on true user descriptions",
+                       description="Teach a summarizer to write each user's oracle description (optional step "
+                                   "before `plus train`). Settings: " + ", ".join(SFTConfig.model_fields))
+    p.add_argument("config", help="YAML recipe: a file or a shipped name, e.g. styles/summarizer")
+    p.add_argument("overrides", nargs="*", help="settings as key=value, e.g. steps=50 out=runs/sft")
+    p.set_defaults(func=cmd_train_summarizer)
 
     p = sub.add_parser("eval", help="evaluate a trained reward model (accuracy, per type, OOD, margin, ECE)")
     p.add_argument("--run", required=True, help="run folder written by `plus train-rm`")
