@@ -201,3 +201,54 @@ def test_export_plot_and_load_with_the_judge(tiny_model_dir: Path, tmp_path: Pat
     assert changed(trained_rm, half_rm)
     for a, b in zip(fresh.rm_trainer.params, half.rm_trainer.params, strict=True):
         assert torch.equal(a.detach().cpu(), b.detach().cpu())
+
+
+# Recorded on main BEFORE the issue-17 refactor (commit d79d3e5) with the code below; the refactor
+# must reproduce them. Tolerance: the same float32 operations run in the same order, so the
+# values should be bit-identical; rel 1e-5 leaves room only for a reordered float32 sum.
+RECORDED_KEYS = ("score", "kl", "policy_loss", "entropy", "approx_kl", "rm_loss", "rm_accuracy", "value_loss")
+RECORDED_THREE_ITERATIONS: dict[str, list[tuple[float | None, ...]]] = {  # None: the metric is absent
+    "rloo": [
+        (-0.6921954154968262, 0.0, 0.0, 10.786853790283203,
+         0.0, 0.7302640080451965, 0.5, None),
+        (-0.6605819463729858, -0.004019498825073242, 0.0, 10.786835670471191,
+         0.0, 0.7130332887172699, 0.5, None),
+        (-0.7534823417663574, 0.06354784965515137, 0.0, 10.786849021911621,
+         0.0, 0.7604691386222839, 0.5, None),
+    ],
+    "gae": [
+        (-0.6920887231826782, 0.0, -0.028529055416584015, 10.78684401512146,
+         0.0032361005432903767, 0.6266167759895325, 0.75, 0.4515231177210808),
+        (-0.6566165685653687, 0.4372267723083496, -0.04797974042594433, 10.787088632583618,
+         0.006405310210539028, 0.6080318093299866, 0.75, 0.5444846749305725),
+        (-0.813389778137207, 0.9333844184875488, -0.02988927811384201, 10.786991596221924,
+         0.011403859651200794, 0.7795034348964691, 0.5, 1.3626089990139008),
+    ],
+    "rloo_epochs": [
+        (-0.6921954154968262, 0.0, -0.04957758202601781, 10.786821603775024,
+         0.009166225732779292, 0.7302640080451965, 0.5, None),
+        (-0.6565690040588379, 0.8107385635375977, -0.029819596073735966, 10.786804437637329,
+         0.0025307454634457827, 0.7092068195343018, 0.5, None),
+        (-0.7552493810653687, 0.2016136646270752, -0.011998105930009384, 10.786835432052612,
+         0.014827041908593705, 0.7627171277999878, 0.5, None),
+    ],
+}
+RECORDED_CHANGES: dict[str, dict[str, Any]] = {
+    "rloo": {},  # one minibatch, one epoch: the fused update
+    "gae": {"ppo.estimator": "gae", "ppo.samples_per_prompt": 1, "ppo.minibatch_size": 1, "ppo.epochs": 2},
+    "rloo_epochs": {"ppo.epochs": 2, "ppo.minibatch_size": 2},  # the unfused update without a critic
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED_CHANGES))
+def test_three_iterations_match_the_recorded_losses(tiny_model_dir: Path, tmp_path: Path, name: str) -> None:
+    config = tiny_config(tiny_model_dir, tmp_path / name, iterations=3, **RECORDED_CHANGES[name])
+    run = CoAdaptation(CoadaptConfig.model_validate(config))
+    for expected in RECORDED_THREE_ITERATIONS[name]:
+        metrics = run.iterate()
+        run.iteration += 1
+        for key, value in zip(RECORDED_KEYS, expected, strict=True):
+            if value is None:
+                assert key not in metrics, key
+            else:
+                assert metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (run.iteration, key)
