@@ -149,12 +149,17 @@ def test_value_loss_clips_around_old_values() -> None:
     assert loss.item() == pytest.approx(0.5 * 1.4**2) and fraction.item() == 0.0
 
 
-def test_entropy_and_schedules() -> None:
+def test_entropy_of_uniform_logits_is_log_of_the_vocabulary() -> None:
     uniform = ppo.entropy_from_logits(torch.zeros(1, 4))
     assert uniform.item() == pytest.approx(math.log(4))
-    cosine = ppo.lr_lambda("cosine", total_steps=10, warmup_steps=2)
-    assert cosine(0) == pytest.approx(0.5) and cosine(2) == pytest.approx(1.0) and cosine(10) == pytest.approx(0.0)
-    assert ppo.lr_lambda("linear", 10, 0)(5) == pytest.approx(0.5)
+
+
+def test_optimizer_steps_per_iteration_count_epochs_times_minibatches() -> None:
+    # 5 prompts, k=2, minibatch 4 responses = 2 prompt groups: ceil(5 / 2) = 3 minibatches, × 2 epochs
+    config = ppo.PPOConfig(samples_per_prompt=2, minibatch_size=4, epochs=2)
+    assert ppo.optimizer_steps_per_iteration(config, 5) == 6
+    # a minibatch smaller than one group still holds one whole group
+    assert ppo.optimizer_steps_per_iteration(ppo.PPOConfig(samples_per_prompt=4, minibatch_size=2), 3) == 3
 
 
 # ---------------------------------------------------------------------------------------
@@ -180,7 +185,7 @@ def _tiny_trainer(folder: Path, config: ppo.PPOConfig, *, critic: bool = False) 
     if critic:
         base.add_new_adapter("critic", lora)
         value = ppo.Critic(base, "critic", RewardHead(base.model.config.hidden_size, 1))
-    return ppo.PPOTrainer(base, config, total_iterations=2, critic=value, seed=0)
+    return ppo.PPOTrainer(base, config, total_steps=2, critic=value, seed=0)
 
 
 PROMPTS = [[1, 2, 3, 4, 5, 6, 7], [8, 9, 10], [11, 12, 13, 14, 15]]
@@ -252,6 +257,7 @@ def test_gae_update_trains_actor_and_critic_over_minibatches(tiny_model_dir: Pat
     assert experience.old_values is not None and "kl" in metrics
     out = trainer.update(experience)
     assert trainer.step_count == 4  # 2 epochs × 2 minibatches (groups of 2, then 1)
+    assert trainer.step_count == ppo.optimizer_steps_per_iteration(config, len(PROMPTS))
     assert out["value_loss"] > 0 and 0.0 <= out["clip_fraction"] <= 1.0
     assert any(not torch.equal(a, b) for a, b in zip(actor_before, trainer.actor_params, strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(critic_before, trainer.critic.parameters(), strict=True))

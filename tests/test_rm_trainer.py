@@ -15,7 +15,6 @@ from plus_sdk.training.rm.trainer import (
     RMTrainConfig,
     adapter_parameters,
     add_reward_lora,
-    warmup_cosine,
 )
 
 EXAMPLES = [
@@ -98,12 +97,6 @@ def test_saved_adapter_loads_in_personalized_reward_model(tiny_model_dir: Path, 
                                                      dtype="float32")
     got = loaded.score_batch([(None, "Talk about a pet.", "Cats purr softly.")], prefix_sharing=False)[0]
     assert got == pytest.approx(expected, abs=1e-4)
-
-
-def test_warmup_cosine_shape() -> None:
-    values = [warmup_cosine(s, total=10, warmup=2, floor=0.1) for s in range(10)]
-    assert values[0] == pytest.approx(0.5) and values[1] == pytest.approx(1.0)
-    assert values[2] == pytest.approx(1.0) and values[-1] > 0.1 and values[-1] < values[3]
 
 
 def test_head_size_must_match_method(tiny_model_dir: Path) -> None:

@@ -86,7 +86,7 @@ def _trainer(folder: Path, config: ppo.PPOConfig) -> ppo.PPOTrainer:
         for name, p in base.model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
-    return ppo.PPOTrainer(base, config, total_iterations=2, seed=0)
+    return ppo.PPOTrainer(base, config, total_steps=2, seed=0)
 
 
 def test_pack_rollout_pads_and_masks() -> None:

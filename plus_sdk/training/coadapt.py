@@ -149,6 +149,12 @@ class CoadaptConfig(StrictConfig):
                                                                   "(RMTrainConfig fields).")
 
 
+def optimizer_steps(config: CoadaptConfig, world: int) -> tuple[int, int]:
+    """(summarizer PPO, reward model) optimizer steps of the whole run on ``world`` processes."""
+    per_iteration = ppo.optimizer_steps_per_iteration(config.ppo, config.contexts_per_iteration // world)
+    return config.iterations * per_iteration, max(config.iterations * config.rm_steps, 1)
+
+
 # ---------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------
@@ -302,12 +308,13 @@ class CoAdaptation:
         if m.gradient_checkpointing:
             for base in {id(self.policy_base): self.policy_base, id(self.reward_base): self.reward_base}.values():
                 base.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.ppo = ppo.PPOTrainer(self.policy_base, config.ppo, total_iterations=config.iterations,
+        ppo_steps, rm_steps = optimizer_steps(config, self.world)
+        self.ppo = ppo.PPOTrainer(self.policy_base, config.ppo, total_steps=ppo_steps,
                                   adapter="summarizer", critic=critic, seed=config.seed + 1000 * self.rank)
         if config.ppo.rollout_engine == "vllm":
             self.ppo.attach_vllm(self.make_vllm_engine())
         self.rm_trainer = RewardTrainer(self.reward_model, self.rm_config,
-                                        total_steps=max(config.iterations * config.rm_steps, 1),
+                                        total_steps=rm_steps,
                                         accelerator=accelerator)
         if config.init_from:
             self.warm_start(Path(config.init_from))

@@ -33,6 +33,7 @@ import torch
 from pydantic import Field
 
 from plus_sdk.training.config import StrictConfig
+from plus_sdk.training.optim import Schedule, adapter_parameters, all_reduce_grads, build_adamw, scheduled
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +79,8 @@ class PPOConfig(StrictConfig):
     micro_batch_size: int = Field(8, ge=1, description="Responses per forward/backward (gradient accumulation).")
     actor_lr: float = Field(3e-4, gt=0, description="Summarizer LoRA learning rate.")
     critic_lr: float = Field(1e-4, gt=0, description="Critic (LoRA + value head) learning rate.")
-    actor_schedule: Literal["constant", "linear", "cosine"] = Field("constant", description="Actor lr schedule.")
-    critic_schedule: Literal["constant", "linear", "cosine"] = Field("constant", description="Critic lr schedule.")
+    actor_schedule: Schedule = Field("constant", description="Actor lr schedule.")
+    critic_schedule: Schedule = Field("constant", description="Critic lr schedule.")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of optimizer steps spent warming up.")
     betas: tuple[float, float] = Field((0.9, 0.95), description="Adam betas.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
@@ -489,43 +490,17 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
 # ---------------------------------------------------------------------------------------
 
 
-def lr_lambda(schedule: str, total_steps: int, warmup_steps: int) -> Any:
-    """Multiplier of the base lr at a given optimizer step (linear warmup, then the schedule)."""
-
-    def factor(step: int) -> float:
-        if warmup_steps and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
-        if schedule == "linear":
-            return max(1.0 - progress, 0.0)
-        if schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * progress))
-        return 1.0
-
-    return factor
+def optimizer_steps_per_iteration(config: PPOConfig, prompts_per_process: int) -> int:
+    """Optimizer steps one ``update`` takes: epochs × minibatches (a prompt's k samples stay together)."""
+    groups_per_minibatch = max(1, config.minibatch_size // config.samples_per_prompt)
+    return config.epochs * math.ceil(prompts_per_process / groups_per_minibatch)
 
 
-def make_optimizer(params: list[torch.nn.Parameter], lr: float, config: PPOConfig, schedule: str,
+def make_optimizer(params: list[torch.nn.Parameter], lr: float, config: PPOConfig, schedule: Schedule,
                    total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW + warmup/schedule for one role."""
-    optimizer = torch.optim.AdamW(params, lr=lr, betas=config.betas, weight_decay=config.weight_decay)
-    warmup = int(config.warmup_ratio * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(schedule, total_steps, warmup))
-    return optimizer, scheduler
-
-
-def all_reduce_grads(params: Sequence[torch.nn.Parameter]) -> None:
-    """Average gradients over processes (no-op in a single process)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
-    world = dist.get_world_size()
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-        p.grad /= world
+    """AdamW + warmup/schedule for one role, over ``total_steps`` optimizer steps."""
+    optimizer = build_adamw(params, lr=lr, betas=config.betas, weight_decay=config.weight_decay)
+    return optimizer, scheduled(optimizer, schedule=schedule, total=total_steps, warmup_ratio=config.warmup_ratio)
 
 
 @dataclass
@@ -573,11 +548,8 @@ def trim_prompt_padding(rollout: Rollout) -> Rollout:
 
 
 def lora_parameters(model: Any, adapter: str) -> list[torch.nn.Parameter]:
-    """The LoRA weights of one named adapter."""
-    params = [p for name, p in model.named_parameters() if "lora_" in name and f".{adapter}." in name]
-    if not params:
-        raise ValueError(f"the model has no LoRA adapter named {adapter!r}; add it with SharedBase.add_new_adapter")
-    return params
+    """The weights of one named LoRA adapter."""
+    return [p for _, p in adapter_parameters(model, adapter)]
 
 
 class Critic:
@@ -604,7 +576,7 @@ class PPOTrainer:
     policy is ``base.use(None)``. ``critic`` is needed for ``estimator='gae'`` only.
     """
 
-    def __init__(self, base: Any, config: PPOConfig, *, total_iterations: int, adapter: str = "summarizer",
+    def __init__(self, base: Any, config: PPOConfig, *, total_steps: int, adapter: str = "summarizer",
                  critic: Critic | None = None, seed: int = 0) -> None:
         if config.estimator == "gae" and critic is None:
             raise ValueError("estimator='gae' needs a critic; pass critic=Critic(...) or use estimator='rloo'")
@@ -615,7 +587,7 @@ class PPOTrainer:
         self.adapter = adapter
         self.critic = critic if config.estimator == "gae" else None
         self.actor_params = lora_parameters(base.model, adapter)
-        steps = total_iterations * self.steps_per_iteration_estimate()
+        steps = total_steps
         self.actor_opt, self.actor_sched = make_optimizer(self.actor_params, config.actor_lr, config,
                                                           config.actor_schedule, steps)
         self.critic_opt = self.critic_sched = None
@@ -641,9 +613,6 @@ class PPOTrainer:
         """Sample with ``engine`` (a ``VLLMRolloutEngine``) instead of the training model."""
         self.vllm = engine
         self._published_step = -1
-
-    def steps_per_iteration_estimate(self) -> int:
-        return self.config.epochs
 
     # -------------------------------------------------------------- rollout
     def generate(self, prompt_token_ids: Sequence[Sequence[int]], *, greedy: bool = False,

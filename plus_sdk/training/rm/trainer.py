@@ -30,6 +30,7 @@ from plus_sdk.backends.local import SharedBase
 from plus_sdk.reward import PersonalizedRewardModel, RewardHead
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.distributed import dist_info, reduce_mean
+from plus_sdk.training.optim import adapter_parameters, all_reduce_grads, build_adamw, scheduled
 from plus_sdk.training.rm.base import PairOutput, RewardMethod, RMExample
 
 logger = logging.getLogger(__name__)
@@ -84,16 +85,6 @@ class RMTrainConfig(StrictConfig):
     seed: int = Field(0, description="Seed of the adapter initialisation and of dropout.")
 
 
-def adapter_parameters(model: Any, adapter_name: str) -> list[tuple[str, torch.nn.Parameter]]:
-    """The (name, parameter) pairs of one LoRA adapter: names containing ``.{adapter_name}.``."""
-    marker = f".{adapter_name}."
-    found = [(name, p) for name, p in model.named_parameters() if marker in name]
-    if not found:
-        raise ValueError(f"the model has no parameters of adapter {adapter_name!r}; create it with "
-                         f"add_reward_lora / SharedBase.add_new_adapter first")
-    return found
-
-
 def lora_config(config: RMTrainConfig, num_layers: int | None = None) -> Any:
     """The peft ``LoraConfig`` of the reward adapter (``num_layers``: the backbone's, for lora_top_layers)."""
     from peft import LoraConfig
@@ -118,14 +109,6 @@ def add_reward_lora(base: SharedBase, config: RMTrainConfig, name: str = "reward
                                    batch_size=config.batch_size * 2)
 
 
-def warmup_cosine(step: int, *, total: int, warmup: int, floor: float) -> float:
-    """Learning-rate multiplier: linear warmup to 1, then cosine down to ``floor``."""
-    if step < warmup:
-        return (step + 1) / max(warmup, 1)
-    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 class RewardTrainer:
     """Optimizes one reward adapter + head with a pairwise loss."""
 
@@ -146,12 +129,9 @@ class RewardTrainer:
         for _, p in self.named:
             p.requires_grad_(True)
         self.params = [p for _, p in self.named]
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=tuple(config.betas),
-                                           weight_decay=config.weight_decay)
-        warmup = round(config.warmup_ratio * self.total_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: warmup_cosine(s, total=self.total_steps, warmup=warmup,
-                                                     floor=config.min_lr_ratio))
+        self.optimizer = build_adamw(self.params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+        self.scheduler = scheduled(self.optimizer, schedule="cosine", total=self.total_steps,
+                                   warmup_ratio=config.warmup_ratio, floor=config.min_lr_ratio)
         self.step_count = 0
         #: The DeepSpeed engine wrapping the reward model, when launched with DeepSpeed.
         self.engine: Any = None
@@ -232,18 +212,6 @@ class RewardTrainer:
         size = max(math.ceil(len(batch) / self.config.grad_accum), 1)
         return [batch[i : i + size] for i in range(0, len(batch), size)]
 
-    def all_reduce_grads(self) -> None:
-        """Average gradients over processes (DDP without wrapping the shared model)."""
-        if self.world_size == 1:
-            return
-        import torch.distributed as dist
-
-        for p in self.params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad.div_(self.world_size)
-
     # ------------------------------------------------------------------ training
     def step(self, batch: Sequence[RMExample]) -> dict[str, float]:
         """One optimizer step on ``batch`` (accumulated over ``grad_accum`` micro-batches)."""
@@ -261,7 +229,7 @@ class RewardTrainer:
                 totals["loss"] += float(out.loss.detach()) * share
                 totals["accuracy"] += float((out.prob.detach() > 0.5).float().sum()) / len(batch)
                 totals["margin"] += float(out.margin.detach().sum()) / len(batch)
-        self.all_reduce_grads()
+        all_reduce_grads(self.params)
         totals = reduce_mean(totals)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         lr = self.optimizer.param_groups[0]["lr"]
