@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from plus_sdk.training import ppo
+from plus_sdk.training import ppo, ppo_trainer
+from plus_sdk.training import rollout as rollouts
 
 # ---------------------------------------------------------------------------------------
 # GAE, whitening, baselines
@@ -150,7 +151,7 @@ def test_value_loss_clips_around_old_values() -> None:
 
 
 def test_entropy_of_uniform_logits_is_log_of_the_vocabulary() -> None:
-    uniform = ppo.entropy_from_logits(torch.zeros(1, 4))
+    uniform = rollouts.entropy_from_logits(torch.zeros(1, 4))
     assert uniform.item() == pytest.approx(math.log(4))
 
 
@@ -167,7 +168,7 @@ def test_optimizer_steps_per_iteration_count_epochs_times_minibatches() -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _tiny_trainer(folder: Path, config: ppo.PPOConfig, *, critic: bool = False) -> ppo.PPOTrainer:
+def _tiny_trainer(folder: Path, config: ppo.PPOConfig, *, critic: bool = False) -> ppo_trainer.PPOTrainer:
     from peft import LoraConfig
 
     from plus_sdk.backends.local import SharedBase
@@ -184,8 +185,8 @@ def _tiny_trainer(folder: Path, config: ppo.PPOConfig, *, critic: bool = False) 
     value = None
     if critic:
         base.add_new_adapter("critic", lora)
-        value = ppo.Critic(base, "critic", RewardHead(base.model.config.hidden_size, 1))
-    return ppo.PPOTrainer(base, config, total_steps=2, critic=value, seed=0)
+        value = ppo_trainer.Critic(base, "critic", RewardHead(base.model.config.hidden_size, 1))
+    return ppo_trainer.PPOTrainer(base, config, total_steps=2, critic=value, seed=0)
 
 
 PROMPTS = [[1, 2, 3, 4, 5, 6, 7], [8, 9, 10], [11, 12, 13, 14, 15]]
@@ -228,7 +229,7 @@ def test_sampling_is_reproducible_from_the_generator_state(tiny_model_dir: Path)
     assert torch.equal(a.response_ids, b.response_ids)
 
 
-def test_fused_update_equals_experience_then_update(tiny_model_dir: Path) -> None:
+def test_a_fused_update_equals_the_unfused_one(tiny_model_dir: Path) -> None:
     config = ppo.PPOConfig(samples_per_prompt=2, max_new_tokens=5, minibatch_size=6, micro_batch_size=6,
                            whiten_advantages=True, kl_coef=0.1)
     first = _tiny_trainer(tiny_model_dir, config)
@@ -237,8 +238,11 @@ def test_fused_update_equals_experience_then_update(tiny_model_dir: Path) -> Non
     scores = torch.tensor([0.5, -1.0, 2.0, 0.0, -0.5, 1.5])
     ref = first.logprobs(rollout, reference=True)
     assert first.can_fuse(rollout.num_responses)
-    fused = first.fused_update(rollout, scores, ref)
-    experience, _ = second.make_experience(rollout, scores, ref)
+    experience, _ = first.make_experience(rollout, scores, ref)
+    assert experience.live is not None  # fused by default when one step covers the batch
+    fused = first.update(experience)
+    experience, _ = second.make_experience(rollout, scores, ref, fuse=False)
+    assert experience.live is None
     plain = second.update(experience)
     assert fused["policy_loss"] == pytest.approx(plain["policy_loss"], abs=1e-5)
     for a, b in zip(first.actor_params, second.actor_params, strict=True):
@@ -253,7 +257,8 @@ def test_gae_update_trains_actor_and_critic_over_minibatches(tiny_model_dir: Pat
     actor_before = [p.detach().clone() for p in trainer.actor_params]
     critic_before = [p.detach().clone() for p in trainer.critic.parameters()]
     rollout = trainer.generate(PROMPTS)
-    experience, metrics = trainer.make_experience(rollout, torch.tensor([1.0, -1.0, 0.5]))
+    experience, metrics = trainer.make_experience(rollout, torch.tensor([1.0, -1.0, 0.5]),
+                                                  trainer.logprobs(rollout, reference=True))
     assert experience.old_values is not None and "kl" in metrics
     out = trainer.update(experience)
     assert trainer.step_count == 4  # 2 epochs × 2 minibatches (groups of 2, then 1)

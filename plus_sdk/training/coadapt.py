@@ -3,7 +3,7 @@
 Each iteration:
 
 1. take the next N (context, pair) records of the training set;
-2. sample ``k`` summaries per context with the current summarizer (``ppo.PPOTrainer.generate``);
+2. sample ``k`` summaries per context with the current summarizer (``ppo_trainer.PPOTrainer.generate``);
 3. score: ``log σ(r(chosen | z) − r(rejected | z))`` with the current reward model, on the
    summary's last token, with a per-token KL penalty against the start policy;
 4. PPO (or the critic-free RLOO / group estimator) updates the summarizer LoRA adapter;
@@ -47,6 +47,7 @@ from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
 from plus_sdk.training.distributed import dist_info, reduce_mean
 from plus_sdk.training.ppo import PPOConfig
+from plus_sdk.training.ppo_trainer import Critic, PPOTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +302,7 @@ class CoAdaptation:
 
             self.policy_base.add_new_adapter("critic", m.critic_lora.peft())
             hidden = self.policy_base.model.config.hidden_size
-            critic = ppo.Critic(self.policy_base, "critic",
+            critic = Critic(self.policy_base, "critic",
                                 RewardHead(hidden, 1).to(dtype=self.policy_base.model.dtype))
         self.rm_config = RMTrainConfig.model_validate(config.rm)
         self.reward_model = add_reward_lora(self.reward_base, self.rm_config, name="reward")
@@ -309,8 +310,8 @@ class CoAdaptation:
             for base in {id(self.policy_base): self.policy_base, id(self.reward_base): self.reward_base}.values():
                 base.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         ppo_steps, rm_steps = optimizer_steps(config, self.world)
-        self.ppo = ppo.PPOTrainer(self.policy_base, config.ppo, total_steps=ppo_steps,
-                                  adapter="summarizer", critic=critic, seed=config.seed + 1000 * self.rank)
+        self.ppo = PPOTrainer(self.policy_base, config.ppo, total_steps=ppo_steps,
+                             adapter="summarizer", critic=critic, seed=config.seed + 1000 * self.rank)
         if config.ppo.rollout_engine == "vllm":
             self.ppo.attach_vllm(self.make_vllm_engine())
         self.rm_trainer = RewardTrainer(self.reward_model, self.rm_config,
@@ -414,25 +415,13 @@ class CoAdaptation:
             margins = self.margins(summaries, expanded)
             scores = torch.nn.functional.logsigmoid(margins)
         metrics: dict[str, float] = {"rm_margin_acc_on_samples": float((margins > 0).float().mean())}
-        if cfg.train_summarizer and self.ppo.can_fuse(rollout.num_responses):
+        if cfg.train_summarizer:
             with timer.phase("reference_logprobs"):
                 ref = self.ppo.logprobs(rollout, reference=True)
-            with timer.phase("ppo_update"):  # policy forward + backward in one pass
-                metrics.update(self.ppo.fused_update(rollout, scores, ref))
-        elif cfg.train_summarizer:
-            with timer.phase("policy_logprobs"):
-                old = self.ppo.logprobs(rollout, reference=False)
-            with timer.phase("reference_logprobs"):
-                ref = self.ppo.logprobs(rollout, reference=True)
-            values = None
-            if self.ppo.critic is not None:
-                with timer.phase("critic_values"), torch.no_grad():
-                    values = self.ppo.critic.values(rollout)
-            advantages, returns, adv_metrics = self.ppo.advantages(scores, old, ref, rollout.response_mask, values, k)
-            experience = ppo.Experience(rollout, old, ref, advantages, returns, values)
+            experience, advantage_metrics = self.ppo.make_experience(rollout, scores, ref, phase=timer.phase)
             with timer.phase("ppo_update"):
                 metrics.update(self.ppo.update(experience))
-            metrics.update(adv_metrics)
+            metrics.update(advantage_metrics)
         else:
             metrics["score"] = float(scores.mean())
         with timer.phase("rm_update"):
