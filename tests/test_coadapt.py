@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 
+from plus_sdk.training.checkpoint import read_checkpoint
 from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig, animals_named, names_right_animal
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,7 +137,7 @@ def test_resume_after_sigkill_reproduces_the_run(tiny_model_dir: Path, tmp_path:
     for it in range(1, iterations + 1):
         for key in ("rm_loss", "policy_loss", "score", "kl", "rm_step", "summary_tokens"):
             assert got_lines[it][key] == pytest.approx(ref_lines[it][key], abs=1e-5), (it, key)
-    state = torch.load(tmp_path / "kill" / "checkpoints" / f"iter-{iterations:06d}.pt", weights_only=False)
+    state = read_checkpoint(tmp_path / "kill" / "checkpoints" / f"iter-{iterations:06d}.safetensors")
     assert state["iteration"] == iterations and state["rm_trainer"]["step_count"] == 2 * iterations
     assert state["ppo"]["step_count"] == iterations
 
@@ -168,7 +169,7 @@ def test_export_plot_and_load_with_the_judge(tiny_model_dir: Path, tmp_path: Pat
                                                       **{"eval.every": 1}))
     run = CoAdaptation(config)
     run.train()
-    assert (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+    assert (tmp_path / "run" / "checkpoints" / "best.safetensors").exists()
     files = plot_run(tmp_path / "run")
     assert files[0].name == "curves.png" and files[0].stat().st_size > 1000
     bundle = export_run(tmp_path / "run", tmp_path / "adapters" / "tiny", checkpoint="latest")

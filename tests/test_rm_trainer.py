@@ -9,6 +9,7 @@ import torch
 
 from plus_sdk.backends.local import SharedBase
 from plus_sdk.reward import PersonalizedRewardModel
+from plus_sdk.training.checkpoint import read_checkpoint, write_checkpoint
 from plus_sdk.training.rm.trainer import (
     RewardTrainer,
     RMExample,
@@ -74,13 +75,13 @@ def test_resume_same_step_same_loss(tiny_model_dir: Path, tmp_path: Path) -> Non
     trainer = RewardTrainer(rm, config(lora_dropout=0.1), total_steps=5)
     for batch in batches[:3]:
         trainer.step(batch)
-    torch.save(trainer.state_dict(), tmp_path / "state.pt")
+    write_checkpoint(tmp_path / "state.safetensors", trainer.state_dict())
     rm.save_pretrained(tmp_path / "adapter")
     reference = [trainer.step(b)["loss"] for b in batches[3:]]
 
     rm2 = add_reward_lora(fresh_base(tiny_model_dir), config(lora_dropout=0.1))
     resumed = RewardTrainer(rm2, config(lora_dropout=0.1), total_steps=5)
-    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=False))
+    resumed.load_state_dict(read_checkpoint(tmp_path / "state.safetensors"))
     assert resumed.step_count == 3
     again = [resumed.step(b)["loss"] for b in batches[3:]]
     assert again == pytest.approx(reference, abs=1e-6)

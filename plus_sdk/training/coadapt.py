@@ -14,7 +14,7 @@ Summarizer, critic and reward model are LoRA adapters on ONE ``SharedBase`` when
 base model (the reference policy is that base with adapters off); distinct bases give two.
 
 A run folder holds ``config.yaml``, ``metrics.jsonl`` (one line per iteration, evaluations
-included), ``samples.jsonl`` (summaries logged at each evaluation), ``checkpoints/`` (written
+included), ``samples.jsonl`` (summaries logged at each evaluation), ```checkpoints/`` (written
 atomically every K iterations; ``latest.json`` names the newest) and, optionally, TensorBoard
 event files. ``--resume`` continues from ``latest.json`` exactly (weights, optimizers,
 schedules, RNG states, data position, KL controller).
@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from plus_sdk import prompts
 from plus_sdk.models import atomic_write_text
 from plus_sdk.training import ppo
+from plus_sdk.training.checkpoint import SUFFIX, read_checkpoint, write_checkpoint
 from plus_sdk.training.config import StrictConfig, dump_config
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
@@ -580,24 +581,18 @@ class CoAdaptation:
             np.random.set_state(state["rng"]["numpy"])
 
     def save_checkpoint(self, *, best: bool = False) -> Path | None:
-        """Write ``checkpoints/iter-NNNNNN.pt`` atomically and point ``latest.json`` at it."""
+        """Write ``checkpoints/iter-NNNNNN.safetensors`` atomically and point ``latest.json`` at it."""
         if self.rank != 0:
             return None
         folder = self.run_dir / CHECKPOINT_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        name = "best.pt" if best else f"iter-{self.iteration:06d}.pt"
-        path = folder / name
-        tmp = folder / f".{name}.tmp"
-        torch.save(self.state_dict(), tmp)
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        name = f"best{SUFFIX}" if best else f"iter-{self.iteration:06d}{SUFFIX}"
+        path = write_checkpoint(folder / name, self.state_dict())
         if best:
             atomic_write_text(folder / "best.json", json.dumps({"iteration": self.iteration,
                                                                 "test_accuracy": self.best_accuracy}))
             return path
         atomic_write_text(folder / LATEST_FILE, json.dumps({"checkpoint": name, "iteration": self.iteration}))
-        kept = sorted(folder.glob("iter-*.pt"))
+        kept = sorted(folder.glob(f"iter-*{SUFFIX}"))
         for old in kept[: -self.config.keep_checkpoints]:
             old.unlink(missing_ok=True)
         return path
@@ -609,7 +604,7 @@ class CoAdaptation:
             return False
         info = json.loads(latest.read_text(encoding="utf-8"))
         path = self.run_dir / CHECKPOINT_DIR / info["checkpoint"]
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+        self.load_state_dict(read_checkpoint(path))
         if self.rank == 0:
             truncate_metrics(self.run_dir / METRICS_FILE, self.iteration)
         logger.info("Resumed %s at iteration %d", path, self.iteration)
