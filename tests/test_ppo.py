@@ -273,3 +273,12 @@ def test_trainer_rejects_bad_settings(tiny_model_dir: Path) -> None:
         _tiny_trainer(tiny_model_dir, ppo.PPOConfig(estimator="gae"))
     with pytest.raises(ValueError, match="samples_per_prompt >= 2"):
         _tiny_trainer(tiny_model_dir, ppo.PPOConfig(estimator="rloo", samples_per_prompt=1))
+
+
+def test_last_token_index_finds_the_last_real_token_under_any_padding() -> None:
+    from plus_sdk.reward import last_token_index
+
+    right = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]])
+    left = torch.tensor([[0, 1, 1, 1], [0, 0, 0, 1]])
+    assert last_token_index(right).tolist() == [2, 0, 0]  # an empty row points at 0
+    assert last_token_index(left).tolist() == [3, 3]

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from plus_sdk.reward import last_token_index
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.optim import Schedule, build_adamw, scheduled
 
@@ -198,11 +199,6 @@ class RunningMoments:
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.mean, self.var, self.count = float(state["mean"]), float(state["var"]), float(state["count"])
-
-
-def last_token_index(mask: torch.Tensor) -> torch.Tensor:
-    """Index of the last 1 in each row of a right-padded mask."""
-    return (mask.sum(-1) - 1).clamp(min=0).long()
 
 
 def token_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float,

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from plus_sdk.fast_scoring import cache_argument, new_cache
+
 
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-pad token id lists into (ids, mask)."""
@@ -58,33 +60,17 @@ class Rollout:
         return self.response_mask.sum(-1)
 
 
-def _cache_kwargs(body: Any, cache: Any) -> dict[str, Any]:
-    """Pass a KV cache under the keyword this transformers version expects."""
-    import inspect
-
-    params = inspect.signature(body.forward).parameters
-    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
-
-
-def _cache_of(output: Any) -> Any:
-    """The KV cache of a model output (``cache`` or ``past_key_values``)."""
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values
-
-
 def _forward_body(body: Any, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
                   cache: Any) -> tuple[torch.Tensor, Any]:
     """One forward of the transformer body with a KV cache: (hidden states, updated cache)."""
     out = body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-               **_cache_kwargs(body, cache))
-    return out.last_hidden_state, _cache_of(out)
+               **{cache_argument(body): cache})
+    return out.last_hidden_state, cache  # the cache object is updated in place
 
 
 def _prefill(body: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, k: int) -> tuple[Any, torch.Tensor]:
     """Run the prompts once; return their KV cache repeated k times and last hidden states."""
-    from transformers import DynamicCache
-
-    hidden, cache = _forward_body(body, prompt_ids, prompt_mask, prompt_positions(prompt_mask), DynamicCache())
+    hidden, cache = _forward_body(body, prompt_ids, prompt_mask, prompt_positions(prompt_mask), new_cache(body))
     if k > 1:
         cache.batch_repeat_interleave(k)
     return cache, hidden[:, -1:].repeat_interleave(k, dim=0)
