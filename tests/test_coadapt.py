@@ -31,7 +31,7 @@ def tiny_config(model_dir: Path, run_dir: Path, **changes: Any) -> dict[str, Any
         "eval": {"every": 100, "test_rows": 2, "ood_rows": 2, "final_test_rows": 2, "final_ood_rows": 2,
                  "samples_logged": 2},
         "ppo": {"samples_per_prompt": 2, "max_new_tokens": 6, "actor_lr": 0.01},
-        "rm": {"lr": 0.01, "lora_r": 4, "lora_alpha": 8, "batch_size": 2},
+        "rm": {"lr": 0.01, "lora": {"r": 4, "alpha": 8}, "batch_size": 2},
     }
     for key, value in changes.items():
         node = config

@@ -10,7 +10,6 @@ from plus_sdk.training.coadapt import CoadaptConfig, optimizer_steps
 from plus_sdk.training.config import load_config, read_config_file
 from plus_sdk.training.optim import lr_multiplier, warmup_steps
 from plus_sdk.training.rm.run import RMRunConfig
-from plus_sdk.training.rm.trainer import RMTrainConfig
 from plus_sdk.training.rm.vpl import MIN_LR_RATIO as VPL_MIN_LR_RATIO
 
 RECIPES = sorted(p for p in (Path(__file__).resolve().parents[1] / "training").rglob("*.yaml")
@@ -55,5 +54,14 @@ def test_every_schedule_reaches_its_final_lr_at_the_last_optimizer_step(path: Pa
         ppo_steps, rm_steps = optimizer_steps(plus, world)
         _decay_ends_exactly_at(ppo_steps, plus.ppo.actor_schedule, plus.ppo.warmup_ratio, 0.0)
         _decay_ends_exactly_at(ppo_steps, plus.ppo.critic_schedule, plus.ppo.warmup_ratio, 0.0)
-        rm = RMTrainConfig.model_validate(plus.rm)
+        rm = plus.rm
         _decay_ends_exactly_at(rm_steps, "cosine", rm.warmup_ratio, rm.min_lr_ratio)
+
+
+def test_a_bad_reward_model_setting_fails_when_the_config_loads(tmp_path: Path) -> None:
+    from plus_sdk.training.config import ConfigError
+
+    recipe = tmp_path / "plus.yaml"
+    recipe.write_text("rm: {lr: -1}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"rm\.lr"):
+        load_config(CoadaptConfig, recipe)  # before any model is loaded

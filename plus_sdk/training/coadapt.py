@@ -43,12 +43,13 @@ from plus_sdk import prompts
 from plus_sdk.models import atomic_write_text
 from plus_sdk.training import ppo
 from plus_sdk.training.checkpoint import SUFFIX, read_checkpoint, write_checkpoint
-from plus_sdk.training.config import StrictConfig, dump_config
+from plus_sdk.training.config import LoraSettings, StrictConfig, dump_config
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
 from plus_sdk.training.distributed import dist_info, reduce_mean
 from plus_sdk.training.ppo import PPOConfig
 from plus_sdk.training.ppo_trainer import Critic, PPOTrainer
+from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
 
 logger = logging.getLogger(__name__)
 
@@ -62,22 +63,6 @@ CONFIG_FILE = "config.yaml"
 # ---------------------------------------------------------------------------------------
 # Config
 # ---------------------------------------------------------------------------------------
-
-
-class LoraSettings(StrictConfig):
-    """LoRA shape of one adapter."""
-
-    r: int = Field(16, ge=1, description="LoRA rank.")
-    alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
-    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout (0 keeps rollouts and updates identical).")
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
-                                      description="Module names that get LoRA.")
-
-    def peft(self) -> Any:
-        from peft import LoraConfig
-
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=list(self.target_modules), bias="none")
 
 
 class ModelSettings(StrictConfig):
@@ -147,8 +132,8 @@ class CoadaptConfig(StrictConfig):
     data: DataSettings = Field(default_factory=DataSettings, description="Training and evaluation data.")
     eval: EvalSettings = Field(default_factory=EvalSettings, description="Evaluation schedule.")
     ppo: PPOConfig = Field(default_factory=PPOConfig, description="Summarizer PPO / RLOO settings.")
-    rm: dict[str, Any] = Field(default_factory=dict, description="Reward-model trainer settings "
-                                                                  "(RMTrainConfig fields).")
+    rm: RMTrainConfig = Field(default_factory=RMTrainConfig, description="Reward-model trainer settings "
+                                                                          "(optimizer, batch, LoRA shape).")
 
 
 def optimizer_steps(config: CoadaptConfig, world: int) -> tuple[int, int]:
@@ -276,8 +261,6 @@ class CoAdaptation:
 
     def __init__(self, config: CoadaptConfig, *, accelerator: Any = None) -> None:
         from plus_sdk.backends.local import SharedBase
-        from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
-
         self.config = config
         self.accelerator = accelerator
         self.rank, self.world = dist_info()
@@ -305,7 +288,7 @@ class CoAdaptation:
             hidden = self.policy_base.model.config.hidden_size
             critic = Critic(self.policy_base, "critic",
                                 RewardHead(hidden, 1).to(dtype=self.policy_base.model.dtype))
-        self.rm_config = RMTrainConfig.model_validate(config.rm)
+        self.rm_config = config.rm
         self.reward_model = add_reward_lora(self.reward_base, self.rm_config, name="reward")
         if m.gradient_checkpointing:
             for base in {id(self.policy_base): self.policy_base, id(self.reward_base): self.reward_base}.values():
