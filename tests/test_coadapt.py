@@ -16,7 +16,8 @@ import torch
 import yaml
 
 from plus_sdk.training.checkpoint import read_checkpoint
-from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig, animals_named, names_right_animal
+from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig
+from plus_sdk.training.data.pets_metrics import animals_named, names_right_animal
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,6 +99,18 @@ def test_animal_naming_metric() -> None:
     assert names_right_animal("The user likes cats, not dogs", record) == (True, False)
     assert names_right_animal("Dogs!", record) == (False, False)
     assert names_right_animal("cats only", record) == (True, True)
+
+
+def test_pets_provides_its_summary_metrics_through_the_dataset_hook() -> None:
+    from plus_sdk.training.data.metrics import summary_metrics
+    from plus_sdk.training.data.pets import build_pets
+
+    cat = next(r for r in build_pets(n_train=20, n_test=20, n_context=2)["test"] if r.user_type == "cat")
+    # first summary names the cat first but also a dog; the second names only the cat
+    shares = summary_metrics(["cats beat dogs", "cats", "dogs"], [cat, cat, cat], "test")
+    assert shares == {"test_right_animal_first": pytest.approx(2 / 3), "test_right_animal_only": pytest.approx(1 / 3)}
+    other = cat.model_copy(update={"dataset": "prism"})
+    assert summary_metrics(["cats"], [other], "test") == {}  # a dataset without a hook logs nothing extra
 
 
 def _run_cli(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[bytes]:

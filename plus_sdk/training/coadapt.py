@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import random
-import re
 import resource
 import time
 from collections.abc import Iterator, Sequence
@@ -44,6 +43,7 @@ from plus_sdk.models import atomic_write_text
 from plus_sdk.training import ppo
 from plus_sdk.training.checkpoint import SUFFIX, read_checkpoint, write_checkpoint
 from plus_sdk.training.config import LoraSettings, StrictConfig, dump_config
+from plus_sdk.training.data.metrics import summary_metrics
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
 from plus_sdk.training.distributed import dist_info, reduce_mean
@@ -178,44 +178,6 @@ class RecordStream:
             out.append(self.records[self.order(epoch)[index]])
             self.position += 1
         return out
-
-
-ANIMAL_WORDS: dict[str, tuple[str, ...]] = {
-    "cat": ("cat", "cats", "kitten", "kittens", "kitty", "feline", "felines"),
-    "dog": ("dog", "dogs", "puppy", "puppies", "canine", "canines"),
-    "bird": ("bird", "birds", "parrot", "parrots", "budgie", "budgies", "canary", "canaries"),
-    "rabbit": ("rabbit", "rabbits", "bunny", "bunnies"),
-}
-
-
-def animals_named(text: str) -> list[str]:
-    """Animals a summary mentions, in order of first mention."""
-    words = re.findall(r"[a-z]+", text.lower())
-    seen: list[str] = []
-    for word in words:
-        for animal, forms in ANIMAL_WORDS.items():
-            if word in forms and animal not in seen:
-                seen.append(animal)
-    return seen
-
-
-def user_animals(record: TrainingRecord) -> tuple[str, str] | None:
-    """(favourite, other) animal of a Pets user, or None for other datasets."""
-    if not record.dataset.startswith("pets") or record.user_type is None:
-        return None
-    from plus_sdk.training.data.pets import USER_ANIMALS
-
-    return USER_ANIMALS.get(record.user_type)
-
-
-def names_right_animal(summary: str, record: TrainingRecord) -> tuple[bool, bool] | None:
-    """(favourite named first, favourite named alone) for Pets records; None elsewhere."""
-    animals = user_animals(record)
-    if animals is None:
-        return None
-    named = animals_named(summary)
-    liked, other = animals
-    return (bool(named) and named[0] == liked, liked in named and other not in named)
 
 
 # ---------------------------------------------------------------------------------------
@@ -410,9 +372,7 @@ class CoAdaptation:
             metrics["score"] = float(scores.mean())
         with timer.phase("rm_update"):
             metrics.update(self.rm_update(summaries, expanded))
-        named = [names_right_animal(s, r) for s, r in zip(summaries, expanded, strict=True)]
-        if named and named[0] is not None:
-            metrics["sample_right_animal"] = sum(n[0] for n in named if n) / len(named)
+        metrics.update(summary_metrics(summaries, expanded, "sample"))
         metrics["summary_tokens"] = float(rollout.lengths().float().mean())
         metrics["summary_words"] = sum(len(s.split()) for s in summaries) / len(summaries)
         metrics.update({f"time_{name}": value for name, value in timer.seconds.items()})
@@ -473,17 +433,14 @@ class CoAdaptation:
         return [by_hash[r.context.source_hash()] for r in records]
 
     def evaluate(self, records: Sequence[TrainingRecord], prefix: str) -> tuple[dict[str, float], list[dict]]:
-        """Held-out accuracy and right-animal shares of greedy summaries; also sample rows."""
+        """Held-out accuracy (and the dataset's summary metrics) of greedy summaries; also sample rows."""
         if not records:
             return {}, []
         summaries = self.greedy_summaries(records, desc=f"eval {prefix}")
         margins = self.margins(summaries, records)
         metrics = {f"{prefix}_accuracy": float((margins > 0).float().mean()),
                    f"{prefix}_rows": float(len(records))}
-        named = [names_right_animal(s, r) for s, r in zip(summaries, records, strict=True)]
-        if named and named[0] is not None:
-            metrics[f"{prefix}_right_animal_first"] = sum(n[0] for n in named if n) / len(named)
-            metrics[f"{prefix}_right_animal_only"] = sum(n[1] for n in named if n) / len(named)
+        metrics.update(summary_metrics(summaries, records, prefix))
         shown = []
         for summary, record, margin in list(zip(summaries, records, margins.tolist(), strict=True))[
                 :self.config.eval.samples_logged]:
