@@ -98,3 +98,21 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise ValueError(f"{path} is not a plus-sdk checkpoint (no state in its safetensors header)")
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     return unflatten(json.loads(metadata[_STATE_KEY]), tensors)
+
+
+def adapter_weights(base: Any, name: str) -> dict[str, torch.Tensor]:
+    """CPU copies of the weights of LoRA adapter ``name`` on a ``SharedBase``."""
+    from peft import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(base.model, adapter_name=name)
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
+def load_adapter_weights(base: Any, name: str, weights: dict[str, torch.Tensor]) -> None:
+    """Copy ``weights`` into LoRA adapter ``name`` of a ``SharedBase``; unknown keys are an error."""
+    from peft import set_peft_model_state_dict
+
+    result = set_peft_model_state_dict(base.model, weights, adapter_name=name)
+    unexpected = getattr(result, "unexpected_keys", [])
+    if unexpected:
+        raise RuntimeError(f"checkpoint adapter {name!r} has unexpected keys: {unexpected[:3]}")

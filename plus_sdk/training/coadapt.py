@@ -14,10 +14,10 @@ Summarizer, critic and reward model are LoRA adapters on ONE ``SharedBase`` when
 base model (the reference policy is that base with adapters off); distinct bases give two.
 
 A run folder holds ``config.yaml``, ``metrics.jsonl`` (one line per iteration, evaluations
-included), ``samples.jsonl`` (summaries logged at each evaluation), ```checkpoints/`` (written
-atomically every K iterations; ``latest.json`` names the newest) and, optionally, TensorBoard
-event files. ``--resume`` continues from ``latest.json`` exactly (weights, optimizers,
-schedules, RNG states, data position, KL controller).
+included), ``samples.jsonl`` (summaries logged at each evaluation), ``checkpoints/`` (one
+safetensors file each, written atomically every K iterations by ``checkpoint.py``; ``latest.json``
+names the newest) and, optionally, TensorBoard event files. ``--resume`` continues from
+``latest.json`` exactly (weights, optimizers, schedules, RNG states, data position, KL controller).
 """
 
 from __future__ import annotations
@@ -27,29 +27,34 @@ import logging
 import math
 import os
 import random
-import resource
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 from tqdm.auto import tqdm
 
 from plus_sdk import prompts
 from plus_sdk.models import atomic_write_text
-from plus_sdk.training import ppo
-from plus_sdk.training.checkpoint import SUFFIX, read_checkpoint, write_checkpoint
-from plus_sdk.training.config import LoraSettings, StrictConfig, dump_config
+from plus_sdk.training.checkpoint import (
+    SUFFIX,
+    adapter_weights,
+    load_adapter_weights,
+    read_checkpoint,
+    write_checkpoint,
+)
+from plus_sdk.training.coadapt_config import CoadaptConfig, optimizer_steps
+from plus_sdk.training.config import dump_config
 from plus_sdk.training.data.metrics import summary_metrics
 from plus_sdk.training.data.records import TrainingRecord
-from plus_sdk.training.data.source import DataSource, load_records
-from plus_sdk.training.distributed import dist_info, reduce_mean
-from plus_sdk.training.ppo import PPOConfig
+from plus_sdk.training.data.source import load_records
+from plus_sdk.training.data.stream import RecordStream, fixed_subset
+from plus_sdk.training.distributed import dist_info, reduce_mean, replica_drift
 from plus_sdk.training.ppo_trainer import Critic, PPOTrainer
-from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
+from plus_sdk.training.rm.trainer import RewardTrainer, add_reward_lora
+from plus_sdk.training.run_files import append_jsonl, truncate_metrics
+from plus_sdk.training.timing import PhaseTimer, peak_memory_mb
 
 logger = logging.getLogger(__name__)
 
@@ -58,159 +63,6 @@ LATEST_FILE = "latest.json"
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_FILE = "samples.jsonl"
 CONFIG_FILE = "config.yaml"
-
-
-# ---------------------------------------------------------------------------------------
-# Config
-# ---------------------------------------------------------------------------------------
-
-
-class ModelSettings(StrictConfig):
-    """Which base models play which role, and how they are loaded."""
-
-    summarizer_base: str | None = Field(None, description="Summarizer base (null: the embedded default).")
-    reward_base: str | None = Field(None, description="Reward-model base; null or equal to summarizer_base "
-                                                      "means one shared base in memory.")
-    device: str | None = Field(None, description="'cpu', 'cuda', 'cuda:1'...; null picks CUDA when present.")
-    dtype: str | None = Field(None, description="'float32' / 'bfloat16'; null: bf16 on a capable GPU, else fp32.")
-    summarizer_lora: LoraSettings = Field(default_factory=LoraSettings, description="Summarizer adapter shape.")
-    critic_lora: LoraSettings = Field(default_factory=LoraSettings, description="Critic adapter shape (GAE only).")
-    gradient_checkpointing: bool = Field(False, description="Trade compute for memory on the shared base.")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch's default).")
-
-    @property
-    def shared(self) -> bool:
-        return self.reward_base is None or self.reward_base == self.summarizer_base
-
-
-class DataSettings(DataSource):
-    """Where the (context, pair) records come from, and how the summarizer sees them."""
-
-    summary_task: str = Field("pets", description="Summarizer prompt family (prompts.SUMMARY_TASKS).")
-    n_context: int = Field(4, ge=1, description="Context pairs per user.")
-    max_prompt_tokens: int = Field(1024, ge=16, description="Longest summarizer prompt; longer contexts lose "
-                                                            "their oldest pairs.")
-
-
-class EvalSettings(StrictConfig):
-    """Held-out evaluation during and after training."""
-
-    every: int = Field(10, ge=1, description="Evaluate every E iterations (and before training, and at the end).")
-    test_rows: int = Field(100, ge=1, description="Held-out rows per periodic evaluation (a fixed random subset).")
-    ood_rows: int = Field(50, ge=0, description="OOD rows per periodic evaluation.")
-    final_test_rows: int = Field(200, ge=1, description="Held-out rows of the final evaluation.")
-    final_ood_rows: int = Field(200, ge=0, description="OOD rows of the final evaluation.")
-    batch_size: int = Field(16, ge=1, description="Contexts per greedy generation batch.")
-    samples_logged: int = Field(6, ge=0, description="Greedy summaries written to samples.jsonl per evaluation.")
-    target_accuracy: float | None = Field(None, gt=0, le=1, description="Stop once held-out accuracy reaches it "
-                                                                         "(null: run every iteration).")
-
-
-class CoadaptConfig(StrictConfig):
-    """A PLUS co-adaptation run."""
-
-    run_dir: str = Field("runs/plus", description="Output folder (metrics, checkpoints, samples).")
-    seed: int = Field(0, description="Seed of sampling, shuffling and initialization.")
-    iterations: int = Field(100, ge=1, description="Algorithm 1 iterations.")
-    contexts_per_iteration: int = Field(8, ge=1, description="N: (context, pair) records per iteration (all "
-                                                             "processes together).")
-    rm_steps: int = Field(1, ge=0, description="M_φ: reward-model NLL steps per iteration on the fresh summaries.")
-    rm_batch_size: int = Field(16, ge=1, description="Summaries per reward-model step (per process).")
-    max_minutes: float | None = Field(None, gt=0, description="Wall-clock budget of the training loop; when "
-                                                               "spent, training stops and the final evaluation runs.")
-    init_from: str | None = Field(None, description="Adapter bundle (card.json + summarizer/ + reward/) whose "
-                                                     "weights start this run (a warm start; optimizers start fresh).")
-    init_roles: list[Literal["summarizer", "reward"]] = Field(
-        default_factory=lambda: ["summarizer", "reward"],
-        description="Which of the bundle's roles init_from loads; the others start fresh (e.g. [summarizer]).")
-    train_summarizer: bool = Field(True, description="False freezes the summarizer (PLUS-untrained baseline).")
-    checkpoint_every: int = Field(10, ge=1, description="Write a checkpoint every K iterations.")
-    keep_checkpoints: int = Field(2, ge=1, description="Most recent checkpoints kept (the best is kept too).")
-    tensorboard: bool = Field(False, description="Also write TensorBoard event files to run_dir/tb.")
-    progress: bool = Field(True, description="Show progress bars.")
-    model: ModelSettings = Field(default_factory=ModelSettings, description="Base models and adapters.")
-    data: DataSettings = Field(default_factory=DataSettings, description="Training and evaluation data.")
-    eval: EvalSettings = Field(default_factory=EvalSettings, description="Evaluation schedule.")
-    ppo: PPOConfig = Field(default_factory=PPOConfig, description="Summarizer PPO / RLOO settings.")
-    rm: RMTrainConfig = Field(default_factory=RMTrainConfig, description="Reward-model trainer settings "
-                                                                          "(optimizer, batch, LoRA shape).")
-
-
-def optimizer_steps(config: CoadaptConfig, world: int) -> tuple[int, int]:
-    """(summarizer PPO, reward model) optimizer steps of the whole run on ``world`` processes."""
-    per_iteration = ppo.optimizer_steps_per_iteration(config.ppo, config.contexts_per_iteration // world)
-    return config.iterations * per_iteration, max(config.iterations * config.rm_steps, 1)
-
-
-# ---------------------------------------------------------------------------------------
-# Data
-# ---------------------------------------------------------------------------------------
-
-
-def fixed_subset(records: Sequence[TrainingRecord], n: int, seed: int) -> list[TrainingRecord]:
-    """A reproducible random subset of ``n`` records (all when fewer)."""
-    if n >= len(records):
-        return list(records)
-    rng = random.Random(f"eval/{seed}")
-    return [records[i] for i in sorted(rng.sample(range(len(records)), n))]
-
-
-class RecordStream:
-    """An endless, reshuffled-per-epoch stream of training records with a resumable position."""
-
-    def __init__(self, records: Sequence[TrainingRecord], seed: int) -> None:
-        if not records:
-            raise ValueError("the training set is empty")
-        self.records = list(records)
-        self.seed = seed
-        self.position = 0
-
-    def order(self, epoch: int) -> list[int]:
-        rng = random.Random(f"stream/{self.seed}/{epoch}")
-        order = list(range(len(self.records)))
-        rng.shuffle(order)
-        return order
-
-    def take(self, n: int) -> list[TrainingRecord]:
-        out = []
-        for _ in range(n):
-            epoch, index = divmod(self.position, len(self.records))
-            out.append(self.records[self.order(epoch)[index]])
-            self.position += 1
-        return out
-
-
-# ---------------------------------------------------------------------------------------
-# Timing and memory
-# ---------------------------------------------------------------------------------------
-
-
-class PhaseTimer:
-    """Wall-clock seconds per named phase of one iteration."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-
-
-def peak_memory_mb(device: torch.device) -> dict[str, float]:
-    """Peak resident memory of this process (and peak CUDA memory on a GPU), in MiB."""
-    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-    if device.type == "cuda":
-        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    return out
-
-
-# ---------------------------------------------------------------------------------------
-# Distributed helpers (one process works too)
-# ---------------------------------------------------------------------------------------
 
 
 # ---------------------------------------------------------------------------------------
@@ -296,7 +148,7 @@ class CoAdaptation:
             weights = folder / "adapter_model.safetensors"
             if not weights.exists():
                 raise FileNotFoundError(f"init_from={bundle}: {weights} is missing (export a bundle with plus export)")
-            self.load_adapter_state(base, name, load_file(str(weights)))
+            load_adapter_weights(base, name, load_file(str(weights)))
         if "reward" in roles:
             head = load_file(str(bundle / "reward" / "head.safetensors"))
             self.reward_model.head.load_state_dict({k: v.to(self.reward_model.head.linear.weight.dtype)
@@ -397,19 +249,6 @@ class CoAdaptation:
         out["rm_step"] = float(self.rm_trainer.step_count)  # the counter itself, not its mean
         return out
 
-    def replica_drift(self) -> float:
-        """Largest difference between processes of a checksum of the trainable weights (0 = in sync)."""
-        import torch.distributed as dist
-
-        if self.world == 1:
-            return 0.0
-        params = self.ppo.actor_params + self.rm_trainer.params
-        checksum = torch.tensor([sum(float(p.detach().double().sum()) for p in params)], dtype=torch.float64)
-        gathered = [torch.zeros_like(checksum) for _ in range(self.world)]
-        dist.all_gather(gathered, checksum)
-        values = torch.cat(gathered)
-        return float(values.max() - values.min())
-
     # -------------------------------------------------------------- evaluation
     @torch.no_grad()
     def greedy_summaries(self, records: Sequence[TrainingRecord], desc: str = "summaries") -> list[str]:
@@ -459,33 +298,18 @@ class CoAdaptation:
         metrics.update(more)
         metrics["time_eval"] = time.perf_counter() - start
         if self.rank == 0:
-            with (self.run_dir / SAMPLES_FILE).open("a", encoding="utf-8") as handle:
-                for row in shown + shown_ood:
-                    handle.write(json.dumps({"iteration": self.iteration, "final": final, **row}) + "\n")
+            for row in shown + shown_ood:
+                append_jsonl(self.run_dir / SAMPLES_FILE, {"iteration": self.iteration, "final": final, **row})
         return metrics
 
     # -------------------------------------------------------------- checkpoints
-    def adapter_state(self, base: Any, name: str) -> dict[str, torch.Tensor]:
-        from peft import get_peft_model_state_dict
-
-        state = get_peft_model_state_dict(base.model, adapter_name=name)
-        return {k: v.detach().cpu().clone() for k, v in state.items()}
-
-    def load_adapter_state(self, base: Any, name: str, state: dict[str, torch.Tensor]) -> None:
-        from peft import set_peft_model_state_dict
-
-        result = set_peft_model_state_dict(base.model, state, adapter_name=name)
-        unexpected = getattr(result, "unexpected_keys", [])
-        if unexpected:
-            raise RuntimeError(f"checkpoint adapter {name!r} has unexpected keys: {unexpected[:3]}")
-
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {
             "iteration": self.iteration,
             "best_accuracy": self.best_accuracy,
             "data_position": self.stream.position,
-            "summarizer": self.adapter_state(self.policy_base, "summarizer"),
-            "reward": self.adapter_state(self.reward_base, "reward"),
+            "summarizer": adapter_weights(self.policy_base, "summarizer"),
+            "reward": adapter_weights(self.reward_base, "reward"),
             "reward_head": {k: v.detach().cpu().clone() for k, v in self.reward_model.head.state_dict().items()},
             "ppo": self.ppo.state_dict(),
             "rm_trainer": self.rm_trainer.state_dict(),
@@ -493,7 +317,7 @@ class CoAdaptation:
             "config": self.config.model_dump(mode="json"),
         }
         if self.ppo.critic is not None:
-            state["critic"] = self.adapter_state(self.policy_base, "critic")
+            state["critic"] = adapter_weights(self.policy_base, "critic")
         try:
             import numpy as np
 
@@ -506,11 +330,11 @@ class CoAdaptation:
         self.iteration = int(state["iteration"])
         self.best_accuracy = float(state["best_accuracy"])
         self.stream.position = int(state["data_position"])
-        self.load_adapter_state(self.policy_base, "summarizer", state["summarizer"])
-        self.load_adapter_state(self.reward_base, "reward", state["reward"])
+        load_adapter_weights(self.policy_base, "summarizer", state["summarizer"])
+        load_adapter_weights(self.reward_base, "reward", state["reward"])
         self.reward_model.head.load_state_dict(state["reward_head"])
         if self.ppo.critic is not None:
-            self.load_adapter_state(self.policy_base, "critic", state["critic"])
+            load_adapter_weights(self.policy_base, "critic", state["critic"])
         self.ppo.load_state_dict(state["ppo"])
         self.rm_trainer.load_state_dict(state["rm_trainer"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -554,11 +378,8 @@ class CoAdaptation:
     def log(self, metrics: dict[str, Any]) -> None:
         if self.rank != 0:
             return
-        line = json.dumps({"iteration": self.iteration, "time": time.time(), **metrics})
-        with (self.run_dir / METRICS_FILE).open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_jsonl(self.run_dir / METRICS_FILE, {"iteration": self.iteration, "time": time.time(), **metrics},
+                     durable=True)
         if self.writer is not None:
             for key, value in metrics.items():
                 if isinstance(value, (int, float)) and math.isfinite(value):
@@ -591,7 +412,7 @@ class CoAdaptation:
             metrics = self.iterate()
             self.iteration += 1
             if self.world > 1:
-                metrics["replica_drift"] = self.replica_drift()
+                metrics["replica_drift"] = replica_drift(self.ppo.actor_params + self.rm_trainer.params)
             bar.update(1)
             bar.set_postfix(score=f"{metrics.get('score', 0):.2f}", rm=f"{metrics.get('rm_accuracy', 0):.2f}",
                             kl=f"{metrics.get('kl', 0):.2f}")
@@ -628,15 +449,6 @@ class CoAdaptation:
 def _short(metrics: dict[str, float]) -> str:
     keys = [k for k in metrics if k.endswith(("accuracy", "right_animal_first"))]
     return ", ".join(f"{k}={metrics[k]:.3f}" for k in keys)
-
-
-def truncate_metrics(path: Path, iteration: int) -> None:
-    """Drop metric lines written after ``iteration`` (they are recomputed after a resume)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("iteration", 0) <= iteration]
-    atomic_write_text(path, "\n".join(kept) + ("\n" if kept else ""))
 
 
 def run(config: CoadaptConfig, *, resume: bool = False) -> dict[str, float]:

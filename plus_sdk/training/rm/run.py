@@ -38,6 +38,7 @@ from plus_sdk.training.distributed import dist_info
 from plus_sdk.training.rm.registry import METHODS, make_method
 from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
 from plus_sdk.training.rm.vpl import VPLConfig, VPLTrainer
+from plus_sdk.training.run_files import append_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -224,11 +225,6 @@ def _write_checkpoint(learner: LMLearner | VPLLearner, folder: Path, state: dict
         os.replace(folder, old)
     os.replace(tmp, folder)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def append_jsonl(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
 
 
 def peak_rss_mb() -> float:
