@@ -52,7 +52,8 @@ from plus_sdk.training.data.source import load_records
 from plus_sdk.training.data.stream import RecordStream, fixed_subset
 from plus_sdk.training.distributed import dist_info, reduce_mean, replica_drift
 from plus_sdk.training.ppo_trainer import Critic, PPOTrainer
-from plus_sdk.training.rm.trainer import RewardTrainer, add_reward_lora
+from plus_sdk.training.rm.trainer import RewardTrainer, RMExample, add_reward_lora
+from plus_sdk.training.rollout import summarizer_prompt_ids
 from plus_sdk.training.run_files import append_jsonl, truncate_metrics
 from plus_sdk.training.timing import PhaseTimer, peak_memory_mb
 
@@ -112,8 +113,7 @@ class CoAdaptation:
                              adapter="summarizer", critic=critic, seed=config.seed + 1000 * self.rank)
         if config.ppo.rollout_engine == "vllm":
             self.ppo.attach_vllm(self.make_vllm_engine())
-        self.rm_trainer = RewardTrainer(self.reward_model, self.rm_config,
-                                        total_steps=rm_steps,
+        self.rm_trainer = RewardTrainer(self.reward_model, self.rm_config, total_steps=rm_steps,
                                         accelerator=accelerator)
         if config.init_from:
             self.warm_start(Path(config.init_from))
@@ -160,16 +160,9 @@ class CoAdaptation:
         """Token ids of the summarizer prompt for a record's context (cached per context)."""
         key = hash(record.context.source_hash())
         if key not in self._prompt_cache:
-            context = record.context
-            tok = self.policy_base.tokenizer
-            while True:
-                messages = prompts.summarizer_messages(context, self.config.data.summary_task)
-                ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-                ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-                if len(ids) <= self.config.data.max_prompt_tokens or len(context.examples) <= 1:
-                    break
-                context = context.model_copy(update={"examples": list(context.examples[1:])})
-            self._prompt_cache[key] = ids
+            self._prompt_cache[key] = summarizer_prompt_ids(self.policy_base.tokenizer, record.context,
+                                                            self.config.data.summary_task,
+                                                            self.config.data.max_prompt_tokens)
         return self._prompt_cache[key]
 
     @staticmethod
@@ -190,12 +183,6 @@ class CoAdaptation:
         rewards = rm.score_ids(sequences)
         return rewards[0::2] - rewards[1::2]
 
-    def rm_examples(self, summaries: Sequence[str], records: Sequence[TrainingRecord]) -> list[Any]:
-        from plus_sdk.training.rm.trainer import RMExample
-
-        return [RMExample(condition=prompts.summary_condition(s), prompt=r.prompt, chosen=r.chosen,
-                          rejected=r.rejected) for s, r in zip(summaries, records, strict=True)]
-
     # -------------------------------------------------------------- one iteration
     def iterate(self) -> dict[str, float]:
         """One iteration of Algorithm 1; returns its metrics (reduced over processes)."""
@@ -203,26 +190,25 @@ class CoAdaptation:
         timer = PhaseTimer()
         per_process = cfg.contexts_per_iteration // self.world
         batch = self.stream.take(cfg.contexts_per_iteration)[self.rank * per_process:(self.rank + 1) * per_process]
-        k = cfg.ppo.samples_per_prompt
-        with timer.phase("generation"):
+        with timer.phase("generation"):  # 1. rollout: k summaries per context
             rollout = self.ppo.generate([self.prompt_ids(r) for r in batch])
-        texts = self.ppo.decode(rollout)
-        summaries = self.summaries_of(texts)
-        expanded = [r for r in batch for _ in range(k)]
-        with timer.phase("reward_scoring"):
+        summaries = self.summaries_of(self.ppo.decode(rollout))
+        expanded = [r for r in batch for _ in range(cfg.ppo.samples_per_prompt)]
+        with timer.phase("reward_scoring"):  # 2. score: log σ(r(chosen | z) − r(rejected | z))
             margins = self.margins(summaries, expanded)
             scores = torch.nn.functional.logsigmoid(margins)
         metrics: dict[str, float] = {"rm_margin_acc_on_samples": float((margins > 0).float().mean())}
         if cfg.train_summarizer:
-            with timer.phase("reference_logprobs"):
+            with timer.phase("reference_logprobs"):  # 3. reference: the base with adapters off
                 ref = self.ppo.logprobs(rollout, reference=True)
+            # 4. advantages: old log-probs, values, KL-penalized rewards
             experience, advantage_metrics = self.ppo.make_experience(rollout, scores, ref, phase=timer.phase)
-            with timer.phase("ppo_update"):
+            with timer.phase("ppo_update"):  # 5. clipped PPO update of the summarizer
                 metrics.update(self.ppo.update(experience))
             metrics.update(advantage_metrics)
         else:
             metrics["score"] = float(scores.mean())
-        with timer.phase("rm_update"):
+        with timer.phase("rm_update"):  # 6. reward-model NLL steps on the fresh summaries
             metrics.update(self.rm_update(summaries, expanded))
         metrics.update(summary_metrics(summaries, expanded, "sample"))
         metrics["summary_tokens"] = float(rollout.lengths().float().mean())
@@ -235,7 +221,8 @@ class CoAdaptation:
 
     def rm_update(self, summaries: Sequence[str], records: Sequence[TrainingRecord]) -> dict[str, float]:
         """M_φ Bradley–Terry NLL steps of the reward model on the fresh summaries."""
-        examples = self.rm_examples(summaries, records)
+        examples = [RMExample(condition=prompts.summary_condition(s), prompt=r.prompt, chosen=r.chosen,
+                              rejected=r.rejected) for s, r in zip(summaries, records, strict=True)]
         totals: dict[str, float] = {}
         for step in range(self.config.rm_steps):
             size = min(self.config.rm_batch_size, len(examples))

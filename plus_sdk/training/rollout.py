@@ -1,5 +1,8 @@
 """Sampling summaries and scoring them token by token: the rollout half of PPO (read top to bottom).
 
+0. **prompts** — ``summarizer_prompt_ids`` tokenizes a user's context as the summarizer's chat
+   prompt, dropping the oldest pairs until it fits; ``left_pad`` batches prompts.
+
 1. **rollout** — ``sample_responses`` prefills each prompt once, copies its KV cache for the
    ``k`` samples of that prompt, and samples token by token (temperature, optional top-p).
    Token ids and masks are kept exactly as generated.
@@ -17,7 +20,20 @@ from typing import Any
 
 import torch
 
+from plus_sdk import prompts
 from plus_sdk.fast_scoring import cache_argument, new_cache
+from plus_sdk.types import UserContext
+
+
+def summarizer_prompt_ids(tokenizer: Any, context: UserContext, task: str, max_tokens: int) -> list[int]:
+    """Token ids of the summarizer's chat prompt for ``context``; the oldest pairs go until it fits."""
+    while True:
+        messages = prompts.summarizer_messages(context, task)
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        if len(ids) <= max_tokens or len(context.examples) <= 1:
+            return ids
+        context = context.model_copy(update={"examples": list(context.examples[1:])})
 
 
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
