@@ -33,10 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from plus_sdk import prompts
-from plus_sdk.models import atomic_write_text
+from plus_sdk.backends.local import SharedBase
+from plus_sdk.models import atomic_write_text, resolve_model
+from plus_sdk.reward import RewardHead
 from plus_sdk.training.checkpoint import (
     SUFFIX,
     adapter_weights,
@@ -56,6 +59,7 @@ from plus_sdk.training.rm.trainer import RewardTrainer, RMExample, add_reward_lo
 from plus_sdk.training.rollout import summarizer_prompt_ids
 from plus_sdk.training.run_files import append_jsonl, truncate_metrics
 from plus_sdk.training.timing import PhaseTimer, peak_memory_mb
+from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +79,6 @@ class CoAdaptation:
     """Algorithm 1 of PLUS, with checkpoints, metrics and evaluation (see the module doc)."""
 
     def __init__(self, config: CoadaptConfig, *, accelerator: Any = None) -> None:
-        from plus_sdk.backends.local import SharedBase
         self.config = config
         self.accelerator = accelerator
         self.rank, self.world = dist_info()
@@ -97,8 +100,6 @@ class CoAdaptation:
         self.policy_base.add_new_adapter("summarizer", m.summarizer_lora.peft())
         critic = None
         if config.ppo.estimator == "gae":
-            from plus_sdk.reward import RewardHead
-
             self.policy_base.add_new_adapter("critic", m.critic_lora.peft())
             hidden = self.policy_base.model.config.hidden_size
             critic = Critic(self.policy_base, "critic",
@@ -127,9 +128,6 @@ class CoAdaptation:
 
     def make_vllm_engine(self) -> Any:
         """A vLLM engine on the summarizer's base (each process its own, on its own GPU)."""
-        from plus_sdk.models import resolve_model
-        from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
-
         m = self.config.model
         return VLLMRolloutEngine(resolve_model(m.summarizer_base), self.run_dir / "vllm_adapters" / f"rank{self.rank}",
                                  max_lora_rank=m.summarizer_lora.r,
@@ -138,8 +136,6 @@ class CoAdaptation:
 
     def warm_start(self, bundle: Path) -> None:
         """Load a bundle's summarizer adapter and/or reward adapter + head (``init_roles``) into this run."""
-        from safetensors.torch import load_file
-
         roles = self.config.init_roles
         for folder, base, name in ((bundle / "summarizer", self.policy_base, "summarizer"),
                                    (bundle / "reward", self.reward_base, "reward")):

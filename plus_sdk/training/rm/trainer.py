@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from pydantic import Field, model_validator
 
-from plus_sdk.backends.local import SharedBase
+from plus_sdk.backends.local import LocalModel, SharedBase
 from plus_sdk.reward import PersonalizedRewardModel, RewardHead
 from plus_sdk.training.config import LoraSettings, StrictConfig
 from plus_sdk.training.distributed import dist_info, reduce_mean
@@ -100,8 +100,6 @@ class RMTrainConfig(StrictConfig):
 def add_reward_lora(base: SharedBase, config: RMTrainConfig, name: str = "reward", *,
                     out_features: int = 1) -> PersonalizedRewardModel:
     """Add a trainable LoRA adapter ``name`` and a fresh head to ``base``; return the reward model."""
-    from plus_sdk.backends.local import LocalModel
-
     torch.manual_seed(config.seed)
     base.add_new_adapter(name, config.lora.peft(getattr(base.model.config, "num_hidden_layers", None)))
     hidden = base.model.config.hidden_size
