@@ -19,8 +19,7 @@ from plus_sdk.types import (
     Turn,
     UserContext,
 )
-
-__version__ = "0.1.0"
+from plus_sdk.version import __version__
 
 __all__ = [
     "PROMPT_VERSION",

@@ -15,6 +15,7 @@ import torch
 from plus_sdk import prompts
 from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend
+from plus_sdk.bundle import card_for, find_bundle, read_card, save_bundle
 from plus_sdk.summarizer import ContextOrSummary, Summarizer, resolve_summaries
 from plus_sdk.types import SamplingConfig
 
@@ -52,7 +53,6 @@ class PersonalizedGenerator:
         Both share one copy of the base weights when they use the same base.
         """
         from plus_sdk.backends.local import LocalBackend, LocalModel
-        from plus_sdk.models import find_bundle, read_card
 
         bundle = find_bundle(base)
         if bundle is not None:
@@ -67,7 +67,6 @@ class PersonalizedGenerator:
         """Save the generator's summarizer as a bundle; ``from_pretrained(folder)`` rebuilds both."""
         from pathlib import Path
 
-        from plus_sdk.summarizer import card_for, save_bundle
 
         model = getattr(self.backend, "model", None)
         if model is None:

@@ -25,6 +25,7 @@ import torch
 from plus_sdk import prompts
 from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend
+from plus_sdk.bundle import card_for, save_bundle
 from plus_sdk.reward import PersonalizedRewardModel
 from plus_sdk.summarizer import ContextOrSummary, Summarizer, resolve_summaries
 from plus_sdk.types import Preference, SamplingConfig, Summary
@@ -112,7 +113,6 @@ class PersonalizedJudge:
 
     def save_pretrained(self, folder: str | os.PathLike[str], *, name: str | None = None) -> None:
         """Save this judge as an adapter bundle that ``from_pretrained(folder)`` loads back."""
-        from plus_sdk.summarizer import card_for, save_bundle
 
         if self.reward_model is None:
             raise ValueError("only a reward-model judge can be saved; an LLM judge has no weights of its own")

@@ -10,18 +10,16 @@ from there afterwards. Online, ``HuggingFaceTB/SmolLM2-135M-Instruct`` is the sa
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from filelock import FileLock
+
+from plus_sdk.files import staged_dir
 
 logger = logging.getLogger(__name__)
 
@@ -48,26 +46,6 @@ def cache_dir() -> Path:
     root = Path(os.environ.get("PLUS_SDK_CACHE", Path.home() / ".cache" / "plus-sdk")).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-@contextlib.contextmanager
-def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Build a folder in a sibling staging folder, then swap it in place of ``target``.
-
-    Readers see the old folder or the complete new one, never half of it; on an error the
-    staging folder is removed and ``target`` is left as it was.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        yield staging
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _package_dir(package: str) -> Path | None:
@@ -221,74 +199,3 @@ def model_id_of(name: str | None) -> str:
     return str(name)
 
 
-# ---------------------------------------------------------------------------------------
-# Adapter bundles: card.json + summarizer/ + reward/
-# ---------------------------------------------------------------------------------------
-
-CARD_FILE = "card.json"
-DEFAULT_BUNDLE = "pets-smollm2"
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write a text file so that readers see the old or the new content, never a torn one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def read_card(folder: str | os.PathLike[str]) -> Any:
-    """The ``AdapterCard`` of a bundle folder."""
-    from plus_sdk.types import AdapterCard
-
-    path = Path(folder) / CARD_FILE
-    if not path.exists():
-        raise ModelNotFoundError(f"{folder} has no {CARD_FILE}: it is not a plus-sdk adapter bundle")
-    return AdapterCard.model_validate_json(path.read_text(encoding="utf-8"))
-
-
-def write_card(folder: str | os.PathLike[str], card: Any) -> None:
-    """Write ``card.json`` atomically."""
-    atomic_write_text(Path(folder) / CARD_FILE, card.model_dump_json(indent=2))
-
-
-def is_bundle(path: str | os.PathLike[str] | None) -> bool:
-    """True if ``path`` is a folder holding a plus-sdk ``card.json``."""
-    return path is not None and (Path(path).expanduser() / CARD_FILE).is_file()
-
-
-def shipped_bundle_dir(name: str = DEFAULT_BUNDLE) -> Path | None:
-    """A trained bundle shipped in the wheel (or found in the repository's ``adapters/``) by name."""
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        return None
-    candidates = [
-        Path(__file__).parent / "_adapters" / name,
-        Path(__file__).resolve().parents[1] / "adapters" / name,
-    ]
-    for folder in candidates:
-        if is_bundle(folder):
-            return folder
-    return None
-
-
-def default_bundle_dir() -> Path | None:
-    """The trained default adapters (``pets-smollm2``), shipped in the wheel or found in the repository."""
-    return shipped_bundle_dir(DEFAULT_BUNDLE)
-
-
-def find_bundle(base: str | os.PathLike[str] | None) -> Path | None:
-    """The bundle folder ``base`` names: a folder holding ``card.json``, or a shipped bundle's name
-    (``"pets-smollm2"``, ``"pets-ood-smollm2"``); ``None`` when it names neither."""
-    if base is None:
-        return None
-    if is_bundle(base):
-        return Path(base).expanduser()
-    return shipped_bundle_dir(str(base))

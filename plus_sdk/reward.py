@@ -23,8 +23,9 @@ from torch import nn
 
 from plus_sdk import prompts
 from plus_sdk.backends.local import LocalModel
+from plus_sdk.bundle import default_bundle_dir, find_bundle, read_card, write_card
 from plus_sdk.fast_scoring import DEFAULT_TOKENS_PER_BATCH, score_prefix_shared
-from plus_sdk.models import DEFAULT_MODEL, find_bundle, read_card, write_card
+from plus_sdk.models import DEFAULT_MODEL
 from plus_sdk.types import AdapterCard, Summary
 
 logger = logging.getLogger(__name__)
@@ -96,8 +97,6 @@ class PersonalizedRewardModel:
         """
         card = None
         if base is None and adapter is None:
-            from plus_sdk.models import default_bundle_dir
-
             base = default_bundle_dir()
         bundle = find_bundle(base)
         if bundle is not None:

@@ -15,7 +15,6 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,8 +22,8 @@ from tqdm.auto import tqdm
 
 from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend, Messages
+from plus_sdk.bundle import default_bundle_dir, find_bundle, read_card
 from plus_sdk.cache import SummaryCache, cache_key
-from plus_sdk.models import find_bundle, read_card
 from plus_sdk.types import AdapterCard, SamplingConfig, Summary, UserContext
 
 logger = logging.getLogger(__name__)
@@ -75,8 +74,6 @@ class Summarizer:
         or ``None`` for the trained default bundle when it exists, else the default base.
         """
         from plus_sdk.backends.local import LocalBackend, LocalModel
-        from plus_sdk.models import default_bundle_dir
-
         card = None
         if base is None and adapter is None:
             base = default_bundle_dir()
@@ -306,33 +303,3 @@ def resolve_summaries(values: Sequence[ContextOrSummary], summarizer: Summarizer
     return out
 
 
-def save_bundle(folder: str | os.PathLike[str], card: AdapterCard, summarizer: Summarizer | None,
-                reward_model: Any = None) -> None:
-    """Write an adapter bundle (``card.json``, ``summarizer/``, ``reward/``) atomically.
-
-    The bundle is staged in a sibling folder and moved into place, so a reader never sees half
-    of it. A summarizer without a LoRA adapter (the bare base) writes no ``summarizer/`` folder.
-    """
-    from plus_sdk.models import staged_dir, write_card
-
-    with staged_dir(folder) as staging:
-        model = getattr(getattr(summarizer, "backend", None), "model", None)
-        if summarizer is not None and model is not None and model.adapter is not None:
-            summarizer.save_pretrained(staging / "summarizer")
-        if reward_model is not None:
-            reward_model.save_pretrained(staging / "reward")
-        write_card(staging, card)
-
-
-def card_for(summarizer: Summarizer | None, base_model: str, **fields: Any) -> AdapterCard:
-    """The card of a bundle built from live objects (the summarizer's own card when it has one)."""
-    from plus_sdk import __version__
-
-    if summarizer is not None and summarizer.card is not None:
-        return summarizer.card.model_copy(update=fields)
-    config = {"summary_max_new_tokens": summarizer.sampling.max_new_tokens} if summarizer else {}
-    return AdapterCard(name=fields.pop("name", Path(base_model).name), base_model=base_model, config=config,
-                       prompt_version=prompts.PROMPT_VERSION,
-                       summary_task=summarizer.task if summarizer else "generic",
-                       context_kind=summarizer.context_kind if summarizer else "pairs",
-                       plus_sdk_version=__version__, **fields)

@@ -17,10 +17,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fault_injection import FaultInjector, with_faults
 
 from plus_sdk.backends import make_backend
 from plus_sdk.backends.openai import BackendRequestError, MissingAPIKeyError, OpenAIBackend, retry_after_seconds
-from plus_sdk.server import FaultInjector, ServeConfig, create_app, serve_in_thread
+from plus_sdk.server import ServeConfig, create_app, serve_in_thread
 from plus_sdk.types import SamplingConfig
 
 SAMPLING = SamplingConfig(max_new_tokens=4)
@@ -30,7 +31,7 @@ HELLO = [{"role": "user", "content": "Say hello."}]
 @pytest.fixture(scope="module")
 def served(tiny_model_dir: Path) -> Iterator[tuple[str, FaultInjector, object]]:
     faults = FaultInjector()
-    app = create_app(ServeConfig(model=str(tiny_model_dir), served_model_name="tiny"), faults=faults)
+    app = with_faults(create_app(ServeConfig(model=str(tiny_model_dir), served_model_name="tiny")), faults)
     with serve_in_thread(app) as url:
         OpenAIBackend(model="tiny", base_url=f"{url}/v1").chat([HELLO], SAMPLING)  # warm the model up
         yield f"{url}/v1", faults, app

@@ -61,7 +61,7 @@ def test_demo_runs(tmp_path: Path) -> None:
 
 @pytest.mark.default_model
 def test_shipped_pets_ood_bundle_loads_by_name_and_follows_a_rabbit_user() -> None:
-    from plus_sdk.models import find_bundle
+    from plus_sdk.bundle import find_bundle
     from plus_sdk.training.data.pets import build_pets_ood
 
     assert find_bundle("pets-ood-smollm2") is not None and find_bundle("HuggingFaceTB/SmolLM2-135M-Instruct") is None

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fault_injection import FaultInjector, with_faults
 
 from plus_sdk.backends.base import Messages
 from plus_sdk.backends.openai import OpenAIBackend
 from plus_sdk.generator import PersonalizedGenerator
 from plus_sdk.judge import PersonalizedJudge, parse_choice
-from plus_sdk.server import FaultInjector, ServeConfig, create_app, serve_in_thread
+from plus_sdk.server import ServeConfig, create_app, serve_in_thread
 from plus_sdk.summarizer import Summarizer
 from plus_sdk.types import SamplingConfig, UserContext
 
@@ -115,8 +116,8 @@ def test_backend_kind_by_name_needs_valid_kind() -> None:
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path) -> Iterator[tuple[str, FaultInjector]]:
     faults = FaultInjector()
-    with serve_in_thread(create_app(ServeConfig(model=str(tiny_model_dir), served_model_name="tiny"),
-                                    faults=faults)) as url:
+    app = with_faults(create_app(ServeConfig(model=str(tiny_model_dir), served_model_name="tiny")), faults)
+    with serve_in_thread(app) as url:
         yield f"{url}/v1", faults
 
 

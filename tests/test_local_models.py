@@ -213,7 +213,7 @@ def test_generator_personalizes_prompt(tiny_model_dir: Path, summarizer: Summari
 def test_judge_and_generator_save_and_load_as_bundles(tiny_model_dir: Path, tmp_path: Path,
                                                       cat_context: UserContext,
                                                       caplog: pytest.LogCaptureFixture) -> None:
-    from plus_sdk.models import read_card
+    from plus_sdk.bundle import read_card
     from plus_sdk.reward import RewardHead
 
     base = SharedBase.load(str(tiny_model_dir), share=False)
@@ -243,7 +243,7 @@ def test_judge_and_generator_save_and_load_as_bundles(tiny_model_dir: Path, tmp_
     assert again.summarizer.summarize(cat_context).text == summarizer.summarize(cat_context).text
 
     # a bundle trained with other prompt templates still loads, with a warning that names both versions
-    from plus_sdk.models import write_card
+    from plus_sdk.bundle import write_card
 
     write_card(tmp_path / "bundle", card.model_copy(update={"prompt_version": "0"}))
     with caplog.at_level(logging.WARNING, logger="plus_sdk.summarizer"):

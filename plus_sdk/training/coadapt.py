@@ -38,7 +38,8 @@ from tqdm.auto import tqdm
 
 from plus_sdk import prompts
 from plus_sdk.backends.local import SharedBase
-from plus_sdk.models import atomic_write_text, resolve_model
+from plus_sdk.files import atomic_write_text
+from plus_sdk.models import resolve_model
 from plus_sdk.reward import RewardHead
 from plus_sdk.training.checkpoint import (
     SUFFIX,
@@ -442,38 +443,3 @@ def run(config: CoadaptConfig, *, resume: bool = False) -> dict[str, float]:
 
         accelerator = Accelerator(cpu=not torch.cuda.is_available())
     return CoAdaptation(config, accelerator=accelerator).train(resume=resume)
-
-
-# ---------------------------------------------------------------------------------------
-# Command line: plus train / plus plot / plus export
-# ---------------------------------------------------------------------------------------
-
-
-def cmd_train(args: Any) -> int:
-    """``plus train CONFIG [--resume] [key=value ...]``."""
-    from plus_sdk.training.config import load_config
-
-    config = load_config(CoadaptConfig, args.config, list(args.overrides))
-    if args.run_dir:
-        config.run_dir = args.run_dir
-    final = run(config, resume=args.resume)
-    if dist_info()[0] == 0:
-        from plus_sdk.console import emit
-
-        emit(json.dumps(final, indent=2))
-    return 0
-
-
-def add_train_commands(sub: Any) -> None:
-    """Register ``plus train``, ``plus plot`` and ``plus export``."""
-    from plus_sdk.training.export import add_export_command
-    from plus_sdk.training.plots import add_plot_command
-
-    train = sub.add_parser("train", help="PLUS co-adaptation: PPO summarizer + NLL reward model (Algorithm 1)")
-    train.add_argument("config", help="YAML recipe, e.g. training/pets/plus.yaml")
-    train.add_argument("overrides", nargs="*", help="dotted overrides, e.g. iterations=50 ppo.actor_lr=1e-4")
-    train.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/latest.json")
-    train.add_argument("--run-dir", default=None, help="override run_dir")
-    train.set_defaults(func=cmd_train)
-    add_plot_command(sub)
-    add_export_command(sub)

@@ -15,7 +15,6 @@ and writes ``eval.json`` plus a Markdown table row.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Sequence
@@ -24,8 +23,7 @@ from typing import Any
 
 import torch
 
-from plus_sdk.console import emit
-from plus_sdk.models import atomic_write_text
+from plus_sdk.files import atomic_write_text
 from plus_sdk.training.data.records import TrainingRecord
 
 logger = logging.getLogger(__name__)
@@ -103,36 +101,3 @@ def write_results(results: dict[str, Any], folder: str | Path, name: str) -> Pat
     atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True))
     atomic_write_text(folder / "eval.md", markdown_header() + "\n" + markdown_row(name, results) + "\n")
     return path
-
-
-# ---------------------------------------------------------------------------------------
-# CLI: plus eval --run DIR
-# ---------------------------------------------------------------------------------------
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from plus_sdk.training.config import load_config
-    from plus_sdk.training.rm.run import RMRunConfig, evaluate_run
-
-    run = Path(args.run)
-    config = load_config(RMRunConfig, run / "config.yaml", args.overrides)
-    results = evaluate_run(config, checkpoint=run / args.checkpoint)
-    path = write_results(results, run if args.out is None else Path(args.out), config.method)
-    if args.json:
-        emit(json.dumps(results, indent=2, sort_keys=True))
-    else:
-        emit(markdown_header())
-        emit(markdown_row(config.method, results))
-        emit(f"results: {path}")
-    return 0
-
-
-def add_eval_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``plus eval``."""
-    p = sub.add_parser("eval", help="evaluate a trained reward model (accuracy, per type, OOD, margin, ECE)")
-    p.add_argument("--run", required=True, help="run folder written by `plus train-rm`")
-    p.add_argument("--checkpoint", default="best", help="checkpoint sub-folder: best (default) or last")
-    p.add_argument("--out", default=None, help="folder for eval.json / eval.md (default: the run folder)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table row")
-    p.add_argument("overrides", nargs="*", help="config overrides as key=value, e.g. data.n_test=100")
-    p.set_defaults(func=cmd_eval)

@@ -16,7 +16,6 @@ already there, so an interrupted run resumes), ``results.json`` and ``results.md
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -31,10 +30,9 @@ from tqdm.auto import tqdm
 
 from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend
-from plus_sdk.console import emit
-from plus_sdk.models import atomic_write_text
+from plus_sdk.files import atomic_write_text
 from plus_sdk.summarizer import Summarizer
-from plus_sdk.training.config import StrictConfig, load_config
+from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.records import TrainingRecord, read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -152,7 +150,7 @@ def make_eval_backend(config: _EvalConfig) -> ChatBackend:
 
 def make_summarizer(config: _EvalConfig) -> Summarizer:
     """The summarizer: a bundle's, or the plain base model with the configured prompt family."""
-    from plus_sdk.models import find_bundle
+    from plus_sdk.bundle import find_bundle
 
     bundle = find_bundle(config.summarizer)
     if bundle is not None:
@@ -402,40 +400,3 @@ def evaluate_generation(config: GenerateEvalConfig, *, backend: ChatBackend | No
                "metrics": metrics}
     write_results(folder, results, generate_markdown(results))
     return results
-
-
-# ---------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------
-
-
-def _print_table(results: dict[str, Any], markdown: str, as_json: bool) -> None:
-    emit(json.dumps(results, indent=2) if as_json else markdown)
-
-
-def cmd_eval_judge(args: argparse.Namespace) -> int:
-    config = load_config(JudgeEvalConfig, args.config, args.overrides)
-    results = evaluate_judge(config)
-    _print_table(results, judge_markdown(results), args.json)
-    return 0
-
-
-def cmd_eval_generate(args: argparse.Namespace) -> int:
-    config = load_config(GenerateEvalConfig, args.config, args.overrides)
-    results = evaluate_generation(config)
-    _print_table(results, generate_markdown(results), args.json)
-    return 0
-
-
-def add_eval_llm_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``plus eval-judge`` and ``plus eval-generate``."""
-    for name, func, model, text in (
-        ("eval-judge", cmd_eval_judge, JudgeEvalConfig, "LLM-judge accuracy with vs without summaries"),
-        ("eval-generate", cmd_eval_generate, GenerateEvalConfig, "win rate of personalized vs default replies"),
-    ):
-        fields = ", ".join(model.model_fields)
-        p = sub.add_parser(name, help=text, description=f"{text}. Settings (YAML or key=value): {fields}.")
-        p.add_argument("--config", default=None, help="YAML file with the settings")
-        p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
-        p.add_argument("overrides", nargs="*", help="settings as key=value, e.g. data=test.jsonl out=runs/eval")
-        p.set_defaults(func=func)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from plus_sdk import prompts
-from plus_sdk.console import emit
 from plus_sdk.training.checkpoint import SUFFIX, read_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -100,7 +99,9 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
                name: str | None = None, extra_metrics: dict[str, float] | None = None) -> Path:
     """Write the bundle of one checkpoint of ``run_dir`` to ``out`` (replacing it atomically)."""
     from plus_sdk import __version__
-    from plus_sdk.models import DEFAULT_MODEL, atomic_write_text, staged_dir, write_card
+    from plus_sdk.bundle import card_markdown, portable_base_name, write_card
+    from plus_sdk.files import atomic_write_text, staged_dir
+    from plus_sdk.models import DEFAULT_MODEL
     from plus_sdk.training.coadapt import CONFIG_FILE, CoadaptConfig
     from plus_sdk.training.config import load_config
     from plus_sdk.types import AdapterCard
@@ -112,8 +113,8 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
         summarizer_dir = staging / "summarizer"
         run.policy_base.save_adapter("summarizer", summarizer_dir)
         run.reward_model.save_pretrained(staging / "reward")
-        _portable_base_name(summarizer_dir, config.model.summarizer_base)
-        _portable_base_name(staging / "reward", config.model.reward_base or config.model.summarizer_base)
+        portable_base_name(summarizer_dir, config.model.summarizer_base)
+        portable_base_name(staging / "reward", config.model.reward_base or config.model.summarizer_base)
         metrics = run_metrics(run_dir, int(state["iteration"]))
         metrics.update(extra_metrics or {})
         card = AdapterCard(
@@ -131,70 +132,9 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
     return out
 
 
-def card_markdown(card: Any) -> str:
-    """The human-readable card (``README.md``) of a bundle: what it is, how it was trained, how it scores."""
-    cfg = card.config
-    iterations = int(card.metrics.get("iterations", card.metrics.get("iteration", 0)))
-    lines = [
-        f"# {card.name}",
-        "",
-        "A plus-sdk adapter bundle: a summarizer LoRA adapter (`summarizer/`) and a reward-model LoRA adapter "
-        "with its head (`reward/`), trained together by PLUS co-adaptation. Load it with "
-        "`PersonalizedJudge.from_pretrained(path_to_this_folder)`.",
-        "",
-        f"- Base model (both roles): `{card.base_model}`"
-        + (f"; reward model on `{cfg['reward_base_model']}`" if cfg.get("reward_base_model", card.base_model)
-           != card.base_model else ""),
-        f"- Trained on: {card.trained_on}; summarizer prompt family `{card.summary_task}`, "
-        f"prompt version {card.prompt_version}, context kind `{card.context_kind}`",
-        f"- Iterations: {iterations or '?'}; checkpoint `{cfg.get('checkpoint', '?')}`"
-        + (f"; warm-started from `{cfg['init_from']}`" if cfg.get("init_from") else "")
-        + (f" ({' and '.join(cfg['init_roles'])} only)"
-           if cfg.get("init_from") and len(cfg.get("init_roles", ())) == 1 else ""),
-        f"- Written by plus-sdk {card.plus_sdk_version} on {card.created_at:%Y-%m-%d}",
-        "",
-        "| metric | value |",
-        "| --- | --- |",
-    ]
-    lines += [f"| {key} | {value:.4g} |" for key, value in sorted(card.metrics.items())]
-    lines += ["", "`card.json` holds the same facts and the whole training configuration.", ""]
-    return "\n".join(lines)
-
-
-def _portable_base_name(folder: Path, base: str | None) -> None:
-    """Name the base in ``adapter_config.json`` by its id, not by this machine's cache path."""
-    from plus_sdk.models import DEFAULT_HUB_ID, atomic_write_text, is_default
-
-    path = folder / "adapter_config.json"
-    if path.exists():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data["base_model_name_or_path"] = DEFAULT_HUB_ID if is_default(base) else str(base)
-        atomic_write_text(path, json.dumps(data, indent=2))
-
-
 def _data_name(config: Any) -> str:
     data = config.data
     if data.dataset == "pets":
         targets = "" if data.pets_targets == "all" else ", dog-vs-cat targets only"
         return f"pets (n_train={data.n_train}, n_context={data.n_context}, seed={data.seed}{targets})"
     return f"jsonl {data.train_path}"
-
-
-def cmd_export(args: Any) -> int:
-    extra = json.loads(Path(args.metrics).read_text(encoding="utf-8")) if args.metrics else None
-    if extra is not None:
-        extra = {k: float(v) for k, v in extra.items() if isinstance(v, (int, float))}
-    out = export_run(args.run_dir, args.out, checkpoint=args.checkpoint, name=args.name, extra_metrics=extra)
-    emit(json.dumps({"bundle": str(out)}))
-    return 0
-
-
-def add_export_command(sub: Any) -> None:
-    """Register ``plus export``."""
-    p = sub.add_parser("export", help="write a run's checkpoint as an adapter bundle (card + summarizer + reward)")
-    p.add_argument("run_dir")
-    p.add_argument("out", help="bundle folder, e.g. adapters/pets-smollm2")
-    p.add_argument("--checkpoint", default="best", help="best (default), latest, or a checkpoint .pt file")
-    p.add_argument("--name", default=None, help="bundle name in the card (default: the folder name)")
-    p.add_argument("--metrics", default=None, help="JSON file of extra flat metrics to put in the card")
-    p.set_defaults(func=cmd_export)

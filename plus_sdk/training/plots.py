@@ -14,8 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from plus_sdk.console import emit
-
 logger = logging.getLogger(__name__)
 
 #: Metrics drawn when present, in this order.
@@ -108,19 +106,3 @@ def plot_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | 
         written.append(path)
     logger.info("Wrote %d plots to %s", len(written), out)
     return written
-
-
-def cmd_plot(args: Any) -> int:
-    files = plot_run(args.run_dir, args.out, args.metrics.split(",") if args.metrics else None)
-
-    emit(json.dumps([str(f) for f in files], indent=2))
-    return 0
-
-
-def add_plot_command(sub: Any) -> None:
-    """Register ``plus plot``."""
-    p = sub.add_parser("plot", help="PNG curves of a training run (RUN_DIR/metrics.jsonl)")
-    p.add_argument("run_dir")
-    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/plots)")
-    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the usual ones)")
-    p.set_defaults(func=cmd_plot)

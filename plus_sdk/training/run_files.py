@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from plus_sdk.models import atomic_write_text
+from plus_sdk.files import atomic_write_text
 
 
 def append_jsonl(path: Path, row: dict[str, Any], *, durable: bool = False) -> None:

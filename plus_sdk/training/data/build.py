@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from plus_sdk.models import atomic_write_text
+from plus_sdk.files import atomic_write_text
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.contexts import apply_context_kind
 from plus_sdk.training.data.pets import PetsConfig, build_pets, build_pets_ood

@@ -22,9 +22,20 @@ target is ``n_context`` (3) pairs from *other* conversations of the same user (f
 conversations of seen users: from their training conversations), at most one per turn.
 ``stated_prefs`` are kept in ``meta`` and written out as the oracle description.
 
-A turn without exactly one user message, two replies and one chosen reply is skipped (and the
-later turns of that conversation with it, their history being broken); rows that are not
-shaped as above are skipped. Every skip is counted in the build report.
+Upstream quirks, handled on purpose:
+
+* an empty text is stored as the literal string ``"EMPTY STRING"``: such a reply is no reply
+  (never paired), and a turn whose user message is empty is malformed;
+* at later turns the two replies can be the same text, and then both are marked chosen: the turn
+  keeps one copy as its chosen reply (so the dialogue goes on) but yields no pair;
+* at turn 0 upstream marks a random one of the replies tied on the top score as chosen: with
+  ``tied_scores="drop"`` (default) a reply scored the same as the chosen one is not paired;
+* ``utterances.jsonl`` has no dates: rebuilt conversations are in file order, so holding out
+  "the last" conversations (``seen_test_conversations``) needs ``conversations.jsonl``.
+
+A turn without exactly one user message and one chosen reply is skipped (and the later turns of
+that conversation with it, their history being broken); rows that are not shaped as above are
+skipped. Every skip is counted in the build report.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 from tqdm.auto import tqdm
@@ -42,7 +53,7 @@ from tqdm.auto import tqdm
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.result import BuildResult, cap
-from plus_sdk.training.data.sources import SourceError, iter_rows
+from plus_sdk.training.data.upstream import SourceError, iter_rows
 from plus_sdk.types import PreferenceExample, UserContext
 
 logger = logging.getLogger(__name__)
@@ -57,6 +68,8 @@ STATED_PREFS: tuple[str, ...] = (
     "personalisation",
     "helpfulness",
 )
+#: how PRISM stores an empty text
+EMPTY_STRING = "EMPTY STRING"
 
 
 class PrismConfig(StrictConfig):
@@ -75,6 +88,9 @@ class PrismConfig(StrictConfig):
         default=0, ge=0, description="Last conversations of each seen user that go to test instead of train."
     )
     n_context: int = Field(default=3, ge=1, description="Past pairs in each context.")
+    tied_scores: Literal["drop", "keep"] = Field(
+        default="drop", description="A reply scored the same as the chosen one: not paired (drop), or paired."
+    )
     seed: int = Field(default=0, description="Seed of context sampling and caps.")
     split_seed: int = Field(default=42, description="Seed of the seen/unseen user split.")
     max_train: int | None = Field(default=None, ge=1, description="Cap on train records (seeded subset).")
@@ -94,6 +110,7 @@ class _Turn:
     user: str
     chosen: _Reply
     rejected: list[_Reply]
+    tied: list[_Reply] = field(default_factory=list)
 
 
 @dataclass
@@ -157,19 +174,35 @@ def load_survey(config: PrismConfig, skipped: Counter[str]) -> dict[str, dict[st
     return users
 
 
+def text_of(value: Any) -> str | None:
+    """A stripped text, or ``None`` for a missing, blank or ``"EMPTY STRING"`` one."""
+    if not isinstance(value, str) or not value.strip() or value.strip() == EMPTY_STRING:
+        return None
+    return value.strip()
+
+
 def _reply(item: dict[str, Any]) -> _Reply | None:
-    content = item.get("content")
-    if not isinstance(content, str) or not content.strip():
+    content = text_of(item.get("content"))
+    if content is None:
         return None
     score = item.get("score")
     return _Reply(
-        content=content.strip(),
+        content=content,
         score=float(score) if isinstance(score, (int, float)) else None,
         model_name=item.get("model_name"),
     )
 
 
-def _turns(history: list[Any], skipped: Counter[str]) -> list[_Turn]:
+def _split_replies(chosen: _Reply, others: list[_Reply], tied_scores: str) -> tuple[list[_Reply], list[_Reply]]:
+    """(rejected, tied) replies of a turn: a different text, scored below (or, kept, the same as) the chosen."""
+    others = [r for r in others if r.content != chosen.content]
+    tied = [r for r in others if r.score is not None and r.score == chosen.score]
+    if tied_scores == "keep":
+        return others, tied
+    return [r for r in others if r not in tied], tied
+
+
+def _turns(history: list[Any], skipped: Counter[str], tied_scores: str = "drop") -> list[_Turn]:
     """Usable turns of one conversation, in order; stops at the first malformed turn."""
     grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for item in history:
@@ -180,18 +213,18 @@ def _turns(history: list[Any], skipped: Counter[str]) -> list[_Turn]:
     turns: list[_Turn] = []
     for index in sorted(grouped):
         items = grouped[index]
-        users = [
-            i for i in items if i.get("role") == "user" and isinstance(i.get("content"), str) and i["content"].strip()
-        ]
+        users = [text_of(i.get("content")) for i in items if i.get("role") == "user"]
         replies = [(i, _reply(i)) for i in items if i.get("role") in ("model", "assistant")]
         chosen = [r for i, r in replies if r is not None and i.get("if_chosen") is True]
-        rejected = [r for i, r in replies if r is not None and i.get("if_chosen") is not True]
-        rejected = [r for r in rejected if chosen and r.content != chosen[0].content]
-        if len(users) != 1 or len(chosen) != 1 or not rejected:
+        others = [r for i, r in replies if r is not None and i.get("if_chosen") is not True]
+        if len(users) != 1 or users[0] is None or len({r.content for r in chosen}) != 1:
             skipped["turns_malformed"] += 1
             skipped["turns_after_a_malformed_turn"] += len(grouped) - len(turns) - 1
             break
-        turns.append(_Turn(index=index, user=users[0]["content"].strip(), chosen=chosen[0], rejected=rejected))
+        if len(chosen) > 1:  # identical A/B replies, both marked chosen: one copy goes on, no pair
+            skipped["turns_with_identical_replies"] += 1
+        rejected, tied = _split_replies(chosen[0], others, tied_scores)
+        turns.append(_Turn(index=index, user=users[0], chosen=chosen[0], rejected=rejected, tied=tied))
     return turns
 
 
@@ -209,7 +242,6 @@ def _conversations_from_utterances(config: PrismConfig, skipped: Counter[str]) -
                 "conversation_id": row["conversation_id"],
                 "user_id": row["user_id"],
                 "conversation_type": row.get("conversation_type", ""),
-                "generated_datetime": row.get("generated_datetime", ""),
                 "conversation_history": [],
                 "_prompts": set(),
             },
@@ -253,7 +285,7 @@ def load_conversations(config: PrismConfig, skipped: Counter[str]) -> list[_Conv
         ):
             skipped["conversation_rows_malformed"] += 1
             continue
-        turns = _turns(history, skipped)
+        turns = _turns(history, skipped, config.tied_scores)
         if not turns:
             skipped["conversations_without_a_usable_turn"] += 1
             continue
@@ -301,7 +333,13 @@ def _pair(target: _Target) -> PreferenceExample:
 
 def _context(target: _Target, history: list[_Conversation], n: int, rng: random.Random) -> list[PreferenceExample]:
     """Up to ``n`` pairs from other conversations of the user, at most one per turn."""
-    turns = [(c, t) for c in history if c.conversation_id != target.conversation.conversation_id for t in c.turns]
+    turns = [
+        (c, t)
+        for c in history
+        if c.conversation_id != target.conversation.conversation_id
+        for t in c.turns
+        if t.rejected
+    ]
     picked = rng.sample(turns, min(n, len(turns)))
     return [_pair(_Target(c, t, rng.choice(t.rejected))) for c, t in picked]
 
@@ -336,6 +374,14 @@ def _record(
             "n_context": len(context),
         },
     )
+
+
+def pair_counts(conversations: list[_Conversation], tied_scores: str) -> dict[str, int]:
+    """Pairs of a split's target conversations before and after dropping replies tied with the chosen one."""
+    turns = [t for c in conversations for t in c.turns]
+    after = sum(len(t.rejected) for t in turns)
+    tied = sum(len(t.tied) for t in turns) if tied_scores == "drop" else 0
+    return {"pairs_before_tie_filter": after + tied, "pairs_after_tie_filter": after}
 
 
 def split_users(users: list[str], config: PrismConfig) -> set[str]:
@@ -373,18 +419,29 @@ def build_prism(config: PrismConfig | None = None, **overrides: Any) -> BuildRes
             f"{config.source}: only {len(kept)} PRISM users pass the filter (survey + "
             f">= {config.min_conversations} conversations); lower min_conversations or check the files"
         )
+    if config.seen_test_conversations and any(not c.when for u in kept for c in by_user[u]):
+        raise ValueError(
+            f"{config.source}: seen_test_conversations={config.seen_test_conversations} holds out each user's latest "
+            "conversations, but some conversations have no generated_datetime (utterances.jsonl has none); "
+            "add conversations.jsonl to the source folder, or set seen_test_conversations=0"
+        )
     unseen = split_users(kept, config)
     rng = random.Random(f"prism/{config.seed}")
     planned: dict[str, list[tuple[_Target, str, list[_Conversation]]]] = {"train": [], "test": []}
+    targeted: dict[str, list[_Conversation]] = {"train": [], "test": []}
     for user in kept:
         conversations = by_user[user]
         if user in unseen:
             planned["test"] += [(t, "unseen", conversations) for t in _targets(conversations)]
+            targeted["test"] += conversations
             continue
         cut = len(conversations) - config.seen_test_conversations
         seen_train, seen_test = conversations[:cut], conversations[cut:]
         planned["train"] += [(t, "seen", seen_train) for t in _targets(seen_train)]
         planned["test"] += [(t, "seen", seen_train) for t in _targets(seen_test)]
+        targeted["train"] += seen_train
+        targeted["test"] += seen_test
+    counts = {split: pair_counts(targeted[split], config.tied_scores) for split in planned}
     limits = {"train": config.max_train, "test": config.max_test}
     splits: dict[str, list[TrainingRecord]] = {}
     for split, items in planned.items():
@@ -405,6 +462,7 @@ def build_prism(config: PrismConfig | None = None, **overrides: Any) -> BuildRes
         skipped=skipped,
         info={
             "users": {"kept": len(kept), "seen": len(kept) - len(unseen), "unseen": len(unseen)},
+            "counts": {split: {**counts[split], "records": len(records)} for split, records in splits.items()},
             "config": config.model_dump(),
         },
     )

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from plus_sdk.models import atomic_write_text, staged_dir
+from plus_sdk.files import atomic_write_text, staged_dir
 from plus_sdk.types import PreferenceExample, UserContext
 
 Split = Literal["train", "test", "ood"]

@@ -1,5 +1,9 @@
 """Statistics of a built dataset folder: rows, users per type, controversial share, context lengths.
 
+When the folder has the builder's ``build.json`` with per-split ``counts`` (UltraFeedback, PRISM),
+each split also gets them as ``build_counts``: pairs before and after the tie filter, pairs kept,
+records, the numbers to check against the paper and VPL.
+
 Context lengths are counted in tokens of a tokenizer (default: the embedded SmolLM2), twice:
 the rendered context alone (``context_tokens``) and the summarizer's whole prompt with the chat
 template (``summarizer_prompt_tokens``), as the summarizer reads it.
@@ -7,6 +11,7 @@ template (``summarizer_prompt_tokens``), as the summarizer reads it.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -77,14 +82,26 @@ def split_stats(records: list[TrainingRecord], tokenizer: Any | None = None) -> 
     return stats
 
 
+def build_counts(folder: Path) -> dict[str, dict[str, int]]:
+    """Per-split builder counts from ``folder/build.json`` (empty when absent or unreadable)."""
+    try:
+        counts = json.loads((folder / "build.json").read_text(encoding="utf-8")).get("counts", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return counts if isinstance(counts, dict) else {}
+
+
 def dataset_stats(folder: str | os.PathLike[str], tokenizer: Any | None = None) -> dict[str, Any]:
     """Statistics of every split found in ``folder`` (``<split>.jsonl`` or a ``<split>/`` datasets folder)."""
     root = Path(folder)
+    counts = build_counts(root)
     found = {}
     for split in SPLITS:
         for path in (root / f"{split}.jsonl", root / split):
             if path.exists():
                 found[split] = split_stats(read_records(path), tokenizer)
+                if split in counts:
+                    found[split]["build_counts"] = counts[split]
                 break
     if not found:
         raise FileNotFoundError(f"{root} has no train/test/ood split (.jsonl file or datasets folder); build one first")

@@ -1,30 +1,36 @@
 """UltraFeedback-P2 / P4: users who each value one of UltraFeedback's four rated attributes.
 
-Upstream format (``openbmb/UltraFeedback``, one row per instruction)::
+Upstream ratings (``openbmb/UltraFeedback``, one row per instruction)::
 
-    {"instruction": str, "completions": [
-        {"response": str,
+    {"source": "evol_instruct", "instruction": str, "models": [...], "completions": [
+        {"response": str, "model": str, ...,
          "annotations": {"helpfulness": {"Rating": "4", ...}, "honesty": {"Rating": "5", ...},
                          "instruction_following": {"Rating": "3", ...},
                          "truthfulness": {"Rating": "N/A", ...}}}, ...], ...}
 
 Ratings are strings "1".."5" (integers are accepted too); "N/A" or a missing rating is missing.
+Optional pair file (``pairs_source``, e.g. ``argilla/ultrafeedback-binarized-preferences-cleaned``):
+rows ``{"source", "prompt", "chosen": [{"role", "content"}, ...], "rejected": [...], ...}``.
 
-How records are built:
+How records are built (defaults follow the paper, and VPL's code where the paper is silent):
 
-1. Completions missing a rating of any of the four attributes are dropped; a row left with
-   fewer than two completions, or that is not shaped as above, is skipped and counted.
-2. Held-out split by instruction text: 10 % of the distinct instructions (``random.Random(42)``)
-   go to ``test``; no test instruction appears anywhere in ``train`` (targets or contexts).
-3. Response pairs as in argilla's binarized UltraFeedback: the completion with the highest mean
-   rating against a random completion with a strictly lower mean (``pairs="all"``: every pair).
-4. Each user type values one attribute; its label prefers the response rated higher on it,
-   a tie is broken by a seeded coin. P-2 = {helpfulness, honesty}, P-4 = all four.
+1. Rows whose ``source`` is in ``exclude_sources`` (TruthfulQA) are skipped.
+2. Held-out split: 10 % of the distinct instructions (``random.Random(42)``) go to ``test``.
+3. Pairs as in argilla's cleaned binarized set: the completion with the highest mean rating
+   (over the ratings it has) against a random completion with a strictly lower mean; or, with
+   ``pairs_source``, exactly the pairs of that file, joined back to the fine-grained ratings.
+   ``pairs="all"`` takes every pair instead. Then a pair is dropped when either reply misses
+   any of the four ratings (VPL's order: binarize first, drop "N/A" after).
+4. Each user type values one attribute; its label prefers the reply rated higher on it.
+   ``ties="drop"`` drops pairs tied on any attribute of the variant (VPL); ``ties="coin"`` keeps
+   them and breaks each tie with a seeded coin. P-2 = {helpfulness, honesty}, P-4 = all four.
 5. ``controversial_only`` keeps pairs whose labels are not the same for every user type.
-6. Every (pair, user type) becomes one record of a fresh synthetic user of that type. Its context
-   holds pairs of the same split (never the target's instruction) labelled by the same type:
-   P-2 8 pairs; P-4 2-8 pairs, redrawn until exactly one user type fits them (a type fits when it
-   rates no context chosen reply below its rejected one).
+6. Every (pair, user type) becomes one record of a fresh synthetic user of that type, repeated
+   ``train_repeats`` times in train with fresh contexts. A context holds 2-4 pairs (paper)
+   drawn from a fixed pool of ``context_pool`` (100) train pairs, the same pool for test targets,
+   never the target's instruction, labelled by the same type; for P-4 redrawn until exactly one
+   user type fits (a type fits when it rates every chosen context reply strictly above the
+   rejected one).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import logging
 import math
 import random
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,13 +50,15 @@ from tqdm.auto import tqdm
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.result import BuildResult, cap
-from plus_sdk.training.data.sources import iter_rows
+from plus_sdk.training.data.upstream import iter_rows
 from plus_sdk.types import PreferenceExample, UserContext
 
 logger = logging.getLogger(__name__)
 
 ATTRIBUTES: tuple[str, ...] = ("helpfulness", "honesty", "instruction_following", "truthfulness")
 VARIANTS: dict[str, tuple[str, ...]] = {"uf-p2": ("helpfulness", "honesty"), "uf-p4": ATTRIBUTES}
+#: training repeats of each target with fresh contexts, per variant (VPL: 8x for P-2, 4x for P-4)
+TRAIN_REPEATS: dict[str, int] = {"uf-p2": 8, "uf-p4": 4}
 
 #: the true description of each user type, for oracle models
 ORACLES: dict[str, str] = {
@@ -67,22 +76,38 @@ class UltraFeedbackConfig(StrictConfig):
     """How UltraFeedback-P2/P4 is built."""
 
     source: str = Field(
-        default="openbmb/UltraFeedback", description="Hub name, or a local JSONL/JSON/Parquet file or folder."
+        default="openbmb/UltraFeedback",
+        description="Fine-grained ratings: hub name, or a local JSONL/JSON/Parquet file or folder.",
+    )
+    pairs_source: str | None = Field(
+        default=None,
+        description="Optional pair file in the argilla/ultrafeedback-binarized-preferences-cleaned layout; "
+        "None rebuilds its pairs from `source` by the same rule.",
     )
     variant: Literal["uf-p2", "uf-p4"] = Field(default="uf-p2", description="'uf-p2' (2 user types) or 'uf-p4' (4).")
     pairs: Literal["binarized", "all"] = Field(
         default="binarized", description="Best-vs-random-lower pair per instruction, or all pairs."
     )
+    exclude_sources: list[str] = Field(
+        default_factory=lambda: ["truthful_qa"], description="Upstream `source` values to skip (TruthfulQA)."
+    )
+    ties: Literal["drop", "coin"] = Field(
+        default="drop", description="Pairs tied on an attribute of the variant: drop them, or break by a coin."
+    )
     controversial_only: bool = Field(default=True, description="Keep only pairs the user types disagree on.")
     test_fraction: float = Field(default=0.1, gt=0.0, lt=1.0, description="Share of instructions held out as test.")
     split_seed: int = Field(default=42, description="Seed of the held-out split.")
     seed: int = Field(default=0, description="Seed of pairing, tie-breaking and context sampling.")
-    n_context_min: int | None = Field(
-        default=None, ge=1, description="Fewest context pairs (default 8 for P-2, 2 for P-4)."
-    )
-    n_context_max: int | None = Field(default=None, ge=1, description="Most context pairs (default 8).")
+    n_context_min: int = Field(default=2, ge=1, description="Fewest context pairs (paper: 2).")
+    n_context_max: int = Field(default=4, ge=1, description="Most context pairs (paper: 4).")
     identifiable_context: bool | None = Field(
         default=None, description="Redraw contexts until exactly one user type fits (default: P-4 only)."
+    )
+    context_pool: int | None = Field(
+        default=100, ge=1, description="Contexts come from this many train pairs (None: the target's whole split)."
+    )
+    train_repeats: int | None = Field(
+        default=None, ge=1, description="Each train target repeated with fresh contexts (default 8 P-2, 4 P-4)."
     )
     max_context_tries: int = Field(default=100, ge=1, description="Context draws before a record is skipped.")
     max_rows: int | None = Field(default=None, ge=1, description="Read at most this many upstream rows.")
@@ -92,13 +117,11 @@ class UltraFeedbackConfig(StrictConfig):
     @model_validator(mode="after")
     def _variant_defaults(self) -> UltraFeedbackConfig:
         p4 = self.variant == "uf-p4"
-        if self.n_context_min is None:
-            object.__setattr__(self, "n_context_min", 2 if p4 else 8)
-        if self.n_context_max is None:
-            object.__setattr__(self, "n_context_max", max(8, self.n_context_min or 0))
         if self.identifiable_context is None:
             object.__setattr__(self, "identifiable_context", p4)
-        if (self.n_context_min or 0) > (self.n_context_max or 0):
+        if self.train_repeats is None:
+            object.__setattr__(self, "train_repeats", TRAIN_REPEATS[self.variant])
+        if self.n_context_min > self.n_context_max:
             raise ValueError(f"n_context_min ({self.n_context_min}) is above n_context_max ({self.n_context_max})")
         return self
 
@@ -106,7 +129,24 @@ class UltraFeedbackConfig(StrictConfig):
 @dataclass(frozen=True)
 class _Completion:
     response: str
-    ratings: dict[str, int]
+    ratings: dict[str, int | None]
+
+    @property
+    def complete(self) -> bool:
+        return all(value is not None for value in self.ratings.values())
+
+    @property
+    def mean(self) -> float | None:
+        known = [v for v in self.ratings.values() if v is not None]
+        return sum(known) / len(known) if known else None
+
+
+@dataclass(frozen=True)
+class _Row:
+    key: str
+    index: int
+    prompt: str
+    completions: list[_Completion]
 
 
 @dataclass(frozen=True)
@@ -130,65 +170,144 @@ def _rating(value: Any) -> int | None:
     return number if 1 <= number <= 5 else None
 
 
-def _parse_row(row: dict[str, Any] | None, skipped: Counter[str]) -> tuple[str, list[_Completion]] | None:
-    """(instruction, usable completions), or ``None`` with the reason counted in ``skipped``."""
-    if not isinstance(row, dict) or not isinstance(row.get("instruction"), str) or not row["instruction"].strip():
-        skipped["malformed_rows"] += 1
-        return None
-    completions = row.get("completions")
-    if not isinstance(completions, list):
-        skipped["malformed_rows"] += 1
-        return None
-    usable: list[_Completion] = []
-    for completion in completions:
-        annotations = completion.get("annotations") if isinstance(completion, dict) else None
-        response = completion.get("response") if isinstance(completion, dict) else None
-        if not isinstance(annotations, dict) or not isinstance(response, str) or not response.strip():
-            skipped["malformed_completions"] += 1
-            continue
-        ratings = {
-            attr: _rating(annotations.get(attr, {}).get("Rating") if isinstance(annotations.get(attr), dict) else None)
-            for attr in ATTRIBUTES
-        }
-        if any(value is None for value in ratings.values()):
-            skipped["completions_missing_ratings"] += 1
-            continue
-        usable.append(_Completion(response=response.strip(), ratings=ratings))  # type: ignore[arg-type]
-    if len({c.response for c in usable}) < 2:
-        skipped["rows_with_fewer_than_2_rated_completions"] += 1
-        return None
-    return row["instruction"].strip(), usable
-
-
 def _instruction_key(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).lower().encode("utf-8")).hexdigest()[:16]
 
 
-def _make_pair(key: str, row: int, prompt: str, a: _Completion, b: _Completion, rng: random.Random) -> _Pair:
+def _completion(raw: Any) -> _Completion | None:
+    annotations = raw.get("annotations") if isinstance(raw, dict) else None
+    response = raw.get("response") if isinstance(raw, dict) else None
+    if not isinstance(annotations, dict) or not isinstance(response, str) or not response.strip():
+        return None
+    ratings = {
+        attr: _rating(annotations[attr].get("Rating")) if isinstance(annotations.get(attr), dict) else None
+        for attr in ATTRIBUTES
+    }
+    return _Completion(response=response.strip(), ratings=ratings)
+
+
+def _parse_row(
+    row: dict[str, Any] | None, index: int, config: UltraFeedbackConfig, skipped: Counter[str]
+) -> _Row | None:
+    """An upstream row with its completions (missing ratings kept as ``None``), or ``None`` counted."""
+    if not isinstance(row, dict) or not isinstance(row.get("instruction"), str) or not row["instruction"].strip():
+        skipped["malformed_rows"] += 1
+        return None
+    if row.get("source") in config.exclude_sources:
+        skipped[f"rows_from_{row['source']}"] += 1
+        return None
+    if not isinstance(row.get("completions"), list):
+        skipped["malformed_rows"] += 1
+        return None
+    completions = []
+    for raw in row["completions"]:
+        parsed = _completion(raw)
+        if parsed is None:
+            skipped["malformed_completions"] += 1
+        else:
+            completions.append(parsed)
+    prompt = row["instruction"].strip()
+    return _Row(key=_instruction_key(prompt), index=index, prompt=prompt, completions=completions)
+
+
+def read_rows(config: UltraFeedbackConfig, skipped: Counter[str]) -> list[_Row]:
+    """The usable rows of the upstream ratings file."""
+    rows = []
+    for index, row in enumerate(tqdm(iter_rows(config.source), desc="UltraFeedback rows", disable=None)):
+        if config.max_rows is not None and index >= config.max_rows:
+            break
+        parsed = _parse_row(row, index, config, skipped)
+        if parsed is not None:
+            rows.append(parsed)
+    return rows
+
+
+def make_pair(row: _Row, a: _Completion, b: _Completion, rng: random.Random) -> _Pair:
+    """A pair with all four labels; a tied attribute gets a seeded coin (the ``ties`` setting may drop it)."""
     labels, ties = {}, []
     for attr in ATTRIBUTES:
-        if a.ratings[attr] == b.ratings[attr]:
+        if a.ratings[attr] == b.ratings[attr] or a.ratings[attr] is None or b.ratings[attr] is None:
             ties.append(attr)
             labels[attr] = rng.randrange(2)
         else:
-            labels[attr] = 0 if a.ratings[attr] > b.ratings[attr] else 1
-    return _Pair(key=key, row=row, prompt=prompt, a=a, b=b, labels=labels, ties=tuple(ties))
+            labels[attr] = 0 if a.ratings[attr] > b.ratings[attr] else 1  # type: ignore[operator]
+    return _Pair(key=row.key, row=row.index, prompt=row.prompt, a=a, b=b, labels=labels, ties=tuple(ties))
 
 
-def _pairs_of(
-    key: str, row: int, prompt: str, completions: list[_Completion], mode: str, rng: random.Random
+def binarized_pair(row: _Row, rng: random.Random) -> tuple[_Completion, _Completion] | None:
+    """argilla's rule: the best mean rating against a random reply with a strictly lower mean."""
+    ranked = [c for c in row.completions if c.mean is not None]
+    if not ranked:
+        return None
+    top = max(c.mean for c in ranked)  # type: ignore[type-var]
+    best = rng.choice([c for c in ranked if c.mean == top])
+    lower = [c for c in ranked if c.mean < top and c.response != best.response]  # type: ignore[operator]
+    return (best, rng.choice(lower)) if lower else None
+
+
+def _rebuilt_pairs(rows: list[_Row], mode: str, rng: random.Random, skipped: Counter[str]) -> list[_Pair]:
+    pairs = []
+    for row in rows:
+        if mode == "all":
+            combos = [(a, b) for i, a in enumerate(row.completions) for b in row.completions[i + 1 :]]
+            pairs += [make_pair(row, a, b, rng) for a, b in combos if a.response != b.response]
+            continue
+        picked = binarized_pair(row, rng)
+        if picked is None:
+            skipped["rows_without_a_lower_rated_completion"] += 1
+        else:
+            pairs.append(make_pair(row, *picked, rng))
+    return pairs
+
+
+def _last_reply(messages: Any) -> str | None:
+    if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
+        content = messages[-1].get("content")
+        return content.strip() if isinstance(content, str) and content.strip() else None
+    return None
+
+
+def _file_pairs(
+    rows: list[_Row], config: UltraFeedbackConfig, rng: random.Random, skipped: Counter[str]
 ) -> list[_Pair]:
-    """Response pairs of one instruction (identical responses never pair up)."""
-    if mode == "all":
-        combos = [(a, b) for i, a in enumerate(completions) for b in completions[i + 1 :] if a.response != b.response]
-        return [_make_pair(key, row, prompt, a, b, rng) for a, b in combos]
-    mean = {id(c): sum(c.ratings.values()) / len(ATTRIBUTES) for c in completions}
-    top = max(mean.values())
-    best = rng.choice([c for c in completions if mean[id(c)] == top])
-    lower = [c for c in completions if mean[id(c)] < top and c.response != best.response]
-    if not lower:
-        return []
-    return [_make_pair(key, row, prompt, best, rng.choice(lower), rng)]
+    """The pairs of ``config.pairs_source``, each joined to its two rated completions in ``rows``."""
+    by_key = {row.key: row for row in rows}
+    pairs = []
+    for item in tqdm(iter_rows(config.pairs_source or ""), desc="UltraFeedback pairs", disable=None):
+        prompt = item.get("prompt") if isinstance(item, dict) else None
+        chosen, rejected = (
+            (_last_reply(item.get("chosen")), _last_reply(item.get("rejected"))) if prompt else (None, None)
+        )
+        if not isinstance(prompt, str) or chosen is None or rejected is None:
+            skipped["pair_rows_malformed"] += 1
+            continue
+        if item.get("source") in config.exclude_sources:
+            skipped[f"pair_rows_from_{item['source']}"] += 1
+            continue
+        row = by_key.get(_instruction_key(prompt))
+        texts = {c.response: c for c in row.completions} if row else {}
+        if chosen not in texts or rejected not in texts:
+            skipped["pair_rows_not_found_in_source"] += 1
+            continue
+        pairs.append(make_pair(row, texts[chosen], texts[rejected], rng))  # type: ignore[arg-type]
+    return pairs
+
+
+def labelled(
+    pairs: Iterable[_Pair], types: tuple[str, ...], config: UltraFeedbackConfig, counts: Counter[str]
+) -> list[_Pair]:
+    """Drop pairs missing a rating, then (``ties="drop"``) tied ones, then agreed ones; counting each step."""
+    pairs = list(pairs)
+    counts["pairs"] += len(pairs)
+    pairs = [p for p in pairs if p.a.complete and p.b.complete]
+    counts["pairs_with_all_ratings"] += len(pairs)
+    if config.ties == "drop":
+        pairs = [p for p in pairs if not set(p.ties) & set(types)]
+    counts["pairs_after_tie_filter"] += len(pairs)
+    if config.controversial_only:
+        pairs = [p for p in pairs if len({p.labels[t] for t in types}) > 1]
+    counts["pairs_kept"] += len(pairs)
+    return pairs
 
 
 def _oriented(pair: _Pair, attr: str) -> tuple[_Completion, _Completion]:
@@ -197,12 +316,9 @@ def _oriented(pair: _Pair, attr: str) -> tuple[_Completion, _Completion]:
 
 
 def fitting_types(pairs: list[_Pair], user_type: str, types: tuple[str, ...]) -> list[str]:
-    """User types that rate no chosen reply (as ``user_type`` labels them) below the rejected one."""
-    fits = []
-    for other in types:
-        if all(c.ratings[other] >= r.ratings[other] for c, r in (_oriented(p, user_type) for p in pairs)):
-            fits.append(other)
-    return fits
+    """User types that rate every chosen reply (as ``user_type`` labels them) strictly above the rejected one."""
+    oriented = [_oriented(p, user_type) for p in pairs]
+    return [t for t in types if all((c.ratings[t] or 0) > (r.ratings[t] or 0) for c, r in oriented)]
 
 
 def _sample_context(
@@ -213,13 +329,12 @@ def _sample_context(
     config: UltraFeedbackConfig,
     rng: random.Random,
 ) -> list[_Pair] | None:
-    assert config.n_context_min is not None and config.n_context_max is not None
+    candidates = [p for p in pool if p.key != target.key]
     for _ in range(config.max_context_tries):
         k = rng.randint(config.n_context_min, config.n_context_max)
-        draw = rng.sample(pool, min(len(pool), k + 8))
-        picked = [p for p in draw if p.key != target.key][:k]
-        if len(picked) < k:
-            continue
+        if len(candidates) < k:
+            return None
+        picked = rng.sample(candidates, k)
         if not config.identifiable_context or fitting_types(picked, user_type, types) == [user_type]:
             return picked
     return None
@@ -256,29 +371,30 @@ def _record(
     )
 
 
-def load_pairs(config: UltraFeedbackConfig, skipped: Counter[str]) -> list[_Pair]:
-    """Every usable response pair of the upstream file, with all four attribute labels."""
-    rng = random.Random(f"uf-pairs/{config.seed}")
-    pairs: list[_Pair] = []
-    for index, row in enumerate(tqdm(iter_rows(config.source), desc="UltraFeedback rows", disable=None)):
-        if config.max_rows is not None and index >= config.max_rows:
-            break
-        parsed = _parse_row(row, skipped)
-        if parsed is None:
-            continue
-        prompt, completions = parsed
-        made = _pairs_of(_instruction_key(prompt), index, prompt, completions, config.pairs, rng)
-        if not made:
-            skipped["rows_without_a_lower_rated_completion"] += 1
-        pairs += made
-    return pairs
-
-
-def held_out_keys(pairs: list[_Pair], fraction: float, seed: int) -> set[str]:
+def held_out_keys(keys: Iterable[str], fraction: float, seed: int) -> set[str]:
     """Instruction keys of the held-out split: ``fraction`` of the distinct instructions."""
-    keys = sorted({p.key for p in pairs})
-    random.Random(seed).shuffle(keys)
-    return set(keys[: math.ceil(fraction * len(keys))]) if len(keys) > 1 else set()
+    ordered = sorted(set(keys))
+    random.Random(seed).shuffle(ordered)
+    return set(ordered[: math.ceil(fraction * len(ordered))]) if len(ordered) > 1 else set()
+
+
+def _records(
+    split: str,
+    targets: list[tuple[_Pair, str]],
+    pool: list[_Pair],
+    types: tuple[str, ...],
+    config: UltraFeedbackConfig,
+    rng: random.Random,
+    skipped: Counter[str],
+) -> list[TrainingRecord]:
+    records: list[TrainingRecord] = []
+    for pair, attr in tqdm(targets, desc=f"{config.variant} {split}", disable=None):
+        context = _sample_context(pool, pair, attr, types, config, rng)
+        if context is None:
+            skipped[f"{split}_targets_without_a_context"] += 1
+            continue
+        records.append(_record(config.variant, split, len(records), pair, attr, context, types))
+    return records
 
 
 def build_ultrafeedback(config: UltraFeedbackConfig | None = None, **overrides: Any) -> BuildResult:
@@ -287,38 +403,50 @@ def build_ultrafeedback(config: UltraFeedbackConfig | None = None, **overrides: 
     config = UltraFeedbackConfig.model_validate({**given, **overrides})
     types = VARIANTS[config.variant]
     skipped: Counter[str] = Counter()
-    pairs = load_pairs(config, skipped)
-    if not pairs:
+    rows = read_rows(config, skipped)
+    if not rows:
         raise ValueError(f"{config.source}: no usable UltraFeedback rows (skipped: {dict(skipped)})")
-    if config.controversial_only:
-        kept = [p for p in pairs if len({p.labels[t] for t in types}) > 1]
-        skipped["pairs_all_users_agree"] += len(pairs) - len(kept)
-        pairs = kept
-        if not pairs:
-            raise ValueError(
-                f"{config.source}: no pair on which the {config.variant} user types disagree; "
-                "set controversial_only=false to keep agreed pairs"
-            )
-    test_keys = held_out_keys(pairs, config.test_fraction, config.split_seed)
-    pools = {"train": [p for p in pairs if p.key not in test_keys], "test": [p for p in pairs if p.key in test_keys]}
+    rng = random.Random(f"uf-pairs/{config.seed}")
+    all_pairs = (
+        _file_pairs(rows, config, rng, skipped)
+        if config.pairs_source
+        else _rebuilt_pairs(rows, config.pairs, rng, skipped)
+    )
+    test_keys = held_out_keys((row.key for row in rows), config.test_fraction, config.split_seed)
+    counts: dict[str, Counter[str]] = {"train": Counter(), "test": Counter()}
+    pools = {
+        split: labelled(
+            (p for p in all_pairs if (p.key in test_keys) == (split == "test")), types, config, counts[split]
+        )
+        for split in ("train", "test")
+    }
+    if not pools["train"]:
+        raise ValueError(
+            f"{config.source}: no train pair survives the filters ({dict(counts['train'])}); "
+            "set ties=coin or controversial_only=false to keep more pairs"
+        )
     rng = random.Random(f"uf-records/{config.seed}")
+    train = pools["train"]
+    context_pool = rng.sample(train, min(config.context_pool, len(train))) if config.context_pool else None
     limits = {"train": config.max_train, "test": config.max_test}
     splits: dict[str, list[TrainingRecord]] = {}
     for split, pool in pools.items():
-        targets = [(p, t) for p in pool for t in types]
-        targets = cap(targets, limits[split], rng)
-        records = []
-        for pair, attr in tqdm(targets, desc=f"{config.variant} {split}", disable=None):
-            context = _sample_context(pool, pair, attr, types, config, rng)
-            if context is None:
-                skipped[f"{split}_targets_without_an_identifying_context"] += 1
-                continue
-            records.append(_record(config.variant, split, len(records), pair, attr, context, types))
-        splits[split] = records
+        repeats = config.train_repeats if split == "train" else 1
+        targets = cap([(p, t) for _ in range(repeats or 1) for p in pool for t in types], limits[split], rng)
+        splits[split] = _records(split, targets, context_pool or pool, types, config, rng, skipped)
+    for split, records in splits.items():
+        counts[split]["records"] = len(records)
+        counts[split]["controversial_records"] = sum(r.controversial for r in records)
     result = BuildResult(
         splits=splits,
         skipped=skipped,
-        info={"user_types": list(types), "pairs": {k: len(v) for k, v in pools.items()}, "config": config.model_dump()},
+        info={
+            "user_types": list(types),
+            "pairs": {k: len(v) for k, v in pools.items()},
+            "counts": {k: dict(v) for k, v in counts.items()},
+            "context_pool": len(context_pool) if context_pool else None,
+            "config": config.model_dump(),
+        },
     )
     result.log_skips(config.variant)
     return result

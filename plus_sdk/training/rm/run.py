@@ -12,7 +12,6 @@ LM methods (btl, dpl-*, icl, summary, oracle) train a LoRA adapter + head saved 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -28,10 +27,9 @@ import torch
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from plus_sdk.console import emit
-from plus_sdk.models import atomic_write_text
+from plus_sdk.files import atomic_write_text
 from plus_sdk.training.checkpoint import read_checkpoint, write_checkpoint
-from plus_sdk.training.config import StrictConfig, dump_config, load_config
+from plus_sdk.training.config import StrictConfig, dump_config
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
 from plus_sdk.training.distributed import dist_info
@@ -339,32 +337,3 @@ def evaluate_run(config: RMRunConfig, *, checkpoint: Path) -> dict[str, Any]:
     results["method"] = config.method
     results["checkpoint"] = str(checkpoint)
     return results
-
-
-# ---------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------
-
-
-def cmd_train_rm(args: argparse.Namespace) -> int:
-    from plus_sdk.training.evaluate import markdown_header, markdown_row
-
-    config = load_config(RMRunConfig, args.config, args.overrides)
-    results = train_rm(config)
-
-    emit(markdown_header())
-    emit(markdown_row(config.method, results))
-    emit(f"run folder: {config.run_dir}")
-    return 0
-
-
-def add_rm_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``plus train-rm`` and ``plus eval``."""
-    from plus_sdk.training.evaluate import add_eval_commands
-
-    p = sub.add_parser("train-rm", help="train a reward model (btl, dpl-*, icl, summary, oracle, vpl)",
-                       description="Train a reward model. Settings: " + ", ".join(RMRunConfig.model_fields))
-    p.add_argument("--config", default=None, help="YAML recipe, e.g. training/pets/btl.yaml")
-    p.add_argument("overrides", nargs="*", help="settings as key=value, e.g. steps=20 train.lr=3e-4")
-    p.set_defaults(func=cmd_train_rm)
-    add_eval_commands(sub)

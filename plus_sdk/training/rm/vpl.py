@@ -36,7 +36,7 @@ from pydantic import Field
 from torch import nn
 from tqdm.auto import tqdm
 
-from plus_sdk.models import atomic_write_text
+from plus_sdk.files import atomic_write_text
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.optim import build_adamw, scheduled

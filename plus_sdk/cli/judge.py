@@ -1,27 +1,15 @@
-"""The ``plus`` command: thin wrappers around library functions.
-
-Results go to stdout (JSON for machine use), logs to stderr. Training commands (``plus
-data``, ``plus train-rm``, ``plus train``, ``plus eval``, ...) are added by
-``plus_sdk.training.cli`` when the training extras are installed.
-"""
+"""``plus summarize``, ``plus judge`` and ``plus demo``: the PLUS classes from the shell."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-
-from plus_sdk.server import add_serve_commands
-from plus_sdk.store import add_summaries_commands
-
-logger = logging.getLogger("plus_sdk.cli")
 
 
 def _read_json(path: str) -> Any:
@@ -103,18 +91,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plus", description="Personalize LLM assistants with PLUS summaries.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="bundle folder or base model (default: embedded default)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", default=None, help="bundle folder or base model (default: embedded default)")
-        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
 
+def add_judge_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``plus summarize``, ``plus judge`` and ``plus demo``."""
     p = sub.add_parser("summarize", help="summarize a user's context (JSON UserContext file)")
     p.add_argument("--context", required=True, help="path to a UserContext JSON file")
-    common(p)
+    _model_arguments(p)
     p.set_defaults(func=cmd_summarize)
 
     p = sub.add_parser("judge", help="which of two responses does the user prefer?")
@@ -124,37 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", required=True, help="the user's request")
     p.add_argument("-a", required=True, help="response a")
     p.add_argument("-b", required=True, help="response b")
-    common(p)
+    _model_arguments(p)
     p.set_defaults(func=cmd_judge)
 
     p = sub.add_parser("demo", help="summarize and judge a few example users on the default model")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    common(p)
+    _model_arguments(p)
     p.set_defaults(func=cmd_demo)
-
-    add_serve_commands(sub)
-    add_summaries_commands(sub)
-
-    try:
-        from plus_sdk.training.cli import add_commands
-    except ImportError as exc:  # training extras not installed
-        logger.debug("training commands unavailable: %s", exc)
-    else:
-        add_commands(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

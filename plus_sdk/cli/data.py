@@ -1,4 +1,4 @@
-"""``plus data build NAME --out DIR`` and ``plus data stats DIR``."""
+"""``plus data build NAME --out DIR`` and ``plus data stats DIR``: build and inspect training datasets."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 def cmd_data_build(args: argparse.Namespace) -> int:
     from plus_sdk.training.data.build import build_dataset, config_class, write_dataset
-    from plus_sdk.training.data.sources import SourceError
+    from plus_sdk.training.data.upstream import SourceError
 
     try:
         config = load_config(config_class(args.dataset), args.config, _overrides(args))

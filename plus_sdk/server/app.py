@@ -14,23 +14,18 @@ A bearer token (``--token`` or ``$PLUS_SERVE_TOKEN``) protects every ``/v1`` rou
 Bodies above ``max_body_bytes`` get 413; malformed requests get 400 with an OpenAI-style
 ``{"error": {"message", "type", "param"}}`` body naming the field.
 
-For tests, ``create_app(..., faults=FaultInjector())`` installs a middleware that fails or
-delays the next requests on demand (429 with ``Retry-After``, 500, a delay beyond a client's
-timeout) and counts requests in flight; ``serve_in_thread`` runs the app on 127.0.0.1.
+``serve_in_thread`` runs the app on 127.0.0.1 in a background thread (tests, notebooks).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hmac
 import logging
-import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -146,100 +141,6 @@ class GenerateResponse(_Schema):
 
 
 # ---------------------------------------------------------------------------------------
-# Test-only fault injection
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class Fault:
-    """What to do to one request: answer ``status`` (with ``retry_after``) and/or sleep ``delay_s`` first."""
-
-    status: int | None = None
-    retry_after: str | None = None
-    delay_s: float = 0.0
-
-
-@dataclass
-class FaultInjector:
-    """Fails or delays the next requests on demand, and counts requests (for tests)."""
-
-    hold_s: float = 0.0  # every request sleeps this long (to measure concurrency)
-    queue: list[Fault] = field(default_factory=list)
-    arrivals: list[float] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
-    in_flight: int = 0
-    max_in_flight: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def fail_next(self, count: int, status: int, *, retry_after: float | str | None = None) -> None:
-        with self.lock:
-            after = None if retry_after is None else str(retry_after)
-            self.queue += [Fault(status=status, retry_after=after) for _ in range(count)]
-
-    def delay_next(self, count: int, seconds: float) -> None:
-        with self.lock:
-            self.queue += [Fault(delay_s=seconds) for _ in range(count)]
-
-    def reset(self) -> None:
-        with self.lock:
-            self.queue.clear()
-            self.arrivals.clear()
-            self.statuses.clear()
-            self.hold_s = 0.0
-            self.max_in_flight = 0
-
-    def _enter(self) -> Fault | None:
-        with self.lock:
-            self.arrivals.append(time.monotonic())
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            return self.queue.pop(0) if self.queue else None
-
-    def _leave(self, status: int) -> None:
-        with self.lock:
-            self.in_flight -= 1
-            self.statuses.append(status)
-
-
-class FaultMiddleware:
-    """ASGI middleware applying a ``FaultInjector`` to every ``/v1`` request."""
-
-    def __init__(self, app: Any, faults: FaultInjector) -> None:
-        self.app = app
-        self.faults = faults
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        import asyncio
-
-        from starlette.responses import JSONResponse
-
-        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
-            await self.app(scope, receive, send)
-            return
-        fault = self.faults._enter()
-        status_seen = 0
-
-        async def watch(message: dict[str, Any]) -> None:
-            nonlocal status_seen
-            if message["type"] == "http.response.start":
-                status_seen = message["status"]
-            await send(message)
-
-        try:
-            delay = self.faults.hold_s + (fault.delay_s if fault else 0.0)
-            if delay:
-                await asyncio.sleep(delay)
-            if fault is not None and fault.status is not None:
-                headers = {"retry-after": fault.retry_after} if fault.retry_after is not None else None
-                body = _error_body(f"injected fault {fault.status}", "injected_fault")
-                await JSONResponse(body, status_code=fault.status, headers=headers)(scope, receive, watch)
-                return
-            await self.app(scope, receive, watch)
-        finally:
-            self.faults._leave(status_seen)
-
-
-# ---------------------------------------------------------------------------------------
 # Request size limit
 # ---------------------------------------------------------------------------------------
 
@@ -260,7 +161,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = JSONResponse(_error_body(f"request body exceeds max_body_bytes={self.max_bytes}",
+        too_large = JSONResponse(error_body(f"request body exceeds max_body_bytes={self.max_bytes}",
                                              "request_too_large"), status_code=413)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
@@ -297,7 +198,7 @@ class BodyLimitMiddleware:
 # ---------------------------------------------------------------------------------------
 
 
-def _error_body(message: str, kind: str, param: str | None = None) -> dict[str, Any]:
+def error_body(message: str, kind: str, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": param, "code": None}}
 
 
@@ -334,9 +235,8 @@ def _personal(request: _Personalized) -> UserContext | str | None:
     return request.summary if request.summary is not None else request.context
 
 
-def create_app(config: ServeConfig | None = None, *, faults: FaultInjector | None = None,
-               services: Services | None = None) -> Any:
-    """The FastAPI app. ``faults`` (tests only) installs the fault-injection middleware."""
+def create_app(config: ServeConfig | None = None, *, services: Services | None = None) -> Any:
+    """The FastAPI app for ``config`` (``services``: already loaded models to reuse)."""
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -349,7 +249,6 @@ def create_app(config: ServeConfig | None = None, *, faults: FaultInjector | Non
                   description="OpenAI-compatible chat completions for local models, and PLUS summaries, "
                               "judgements and personalized generation.")
     app.state.services = svc
-    app.state.faults = faults
     bearer = HTTPBearer(auto_error=False, description="Required when the server was started with a token.")
 
     def check_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
@@ -365,7 +264,7 @@ def create_app(config: ServeConfig | None = None, *, faults: FaultInjector | Non
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {401: "authentication_error", 404: "not_found_error", 413: "request_too_large"}.get(
             exc.status_code, "invalid_request_error")
-        return JSONResponse(_error_body(str(exc.detail), kind), status_code=exc.status_code,
+        return JSONResponse(error_body(str(exc.detail), kind), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -375,12 +274,12 @@ def create_app(config: ServeConfig | None = None, *, faults: FaultInjector | Non
             where = ".".join(str(p) for p in error["loc"] if p != "body")
             problems.append(f"{where or 'body'}: {error['msg']}")
         first = ".".join(str(p) for p in exc.errors()[0]["loc"] if p != "body") if exc.errors() else None
-        return JSONResponse(_error_body("invalid request: " + "; ".join(problems), "invalid_request_error", first),
+        return JSONResponse(error_body("invalid request: " + "; ".join(problems), "invalid_request_error", first),
                             status_code=400)
 
     @app.exception_handler(ValueError)
     async def value_error(request: Request, exc: ValueError) -> JSONResponse:
-        return JSONResponse(_error_body(str(exc), "invalid_request_error"), status_code=400)
+        return JSONResponse(error_body(str(exc), "invalid_request_error"), status_code=400)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:
@@ -443,8 +342,6 @@ def create_app(config: ServeConfig | None = None, *, faults: FaultInjector | Non
         attach_store(svc.summarizer, store)
         add_store_routes(app, store, check_token)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
-    if faults is not None:
-        app.add_middleware(FaultMiddleware, faults=faults)
     return app
 
 
@@ -469,39 +366,3 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_lev
     finally:
         server.should_exit = True
         thread.join(timeout=15)
-
-
-# ---------------------------------------------------------------------------------------
-# CLI: plus serve
-# ---------------------------------------------------------------------------------------
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    token = args.token or os.environ.get(TOKEN_ENV) or None
-    config = ServeConfig(model=args.model, bundle=args.bundle, served_model_name=args.served_model_name,
-                         summary_task=args.summary_task, device=args.device,
-                         token=SecretStr(token) if token else None, max_body_bytes=args.max_body_bytes,
-                         store=args.store)
-    app = create_app(config)
-    logger.warning("serving %s on http://%s:%d (auth: %s)", config.served_model_name, args.host, args.port,
-                   "bearer token" if token else "none")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
-    return 0
-
-
-def add_serve_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``plus serve``."""
-    p = sub.add_parser("serve", help="serve local models over HTTP (OpenAI chat completions + PLUS routes)")
-    p.add_argument("--model", default=None, help="base model name or folder (default: embedded default)")
-    p.add_argument("--bundle", default=None, help="adapter bundle: serve its summarizer and reward-model judge")
-    p.add_argument("--served-model-name", default="plus-local", help="model name clients send (default plus-local)")
-    p.add_argument("--summary-task", default="generic", help="summarizer prompt family without a bundle")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--token", default=None, help=f"require this bearer token (default: ${TOKEN_ENV} if set)")
-    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
-    p.add_argument("--store", default=None, help="SummaryStore SQLite file: serve /v1/summaries/* routes")
-    p.set_defaults(func=cmd_serve)

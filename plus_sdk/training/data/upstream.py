@@ -1,4 +1,5 @@
-"""Reading upstream datasets: a local JSONL/JSON/Parquet file, a ``datasets`` folder, or a hub name.
+"""Reading upstream datasets (the builders' raw input): a local JSONL/JSON/Parquet file, a
+``datasets`` folder, or a hub name. (``source.py`` is something else: the records a run trains on.)
 
 Builders get plain ``dict`` rows (or ``None`` for a line that is not valid JSON, so that they can
 count it as malformed). Hub names need the network; offline, pass a local copy instead.

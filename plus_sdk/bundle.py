@@ -1,0 +1,138 @@
+"""Adapter bundles: a folder with ``card.json`` (the ``AdapterCard``), ``summarizer/`` and ``reward/``.
+
+Everything that finds, reads or writes a bundle lives here: the card, the shipped bundles,
+``save_bundle`` (from live objects) and the human-readable ``README.md`` an export writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from plus_sdk import prompts
+from plus_sdk.files import atomic_write_text, staged_dir
+from plus_sdk.models import DEFAULT_HUB_ID, ModelNotFoundError, is_default
+from plus_sdk.types import AdapterCard
+from plus_sdk.version import __version__
+
+if TYPE_CHECKING:
+    from plus_sdk.summarizer import Summarizer
+
+CARD_FILE = "card.json"
+DEFAULT_BUNDLE = "pets-smollm2"
+
+
+def read_card(folder: str | os.PathLike[str]) -> AdapterCard:
+    """The ``AdapterCard`` of a bundle folder."""
+    path = Path(folder) / CARD_FILE
+    if not path.exists():
+        raise ModelNotFoundError(f"{folder} has no {CARD_FILE}: it is not a plus-sdk adapter bundle")
+    return AdapterCard.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def write_card(folder: str | os.PathLike[str], card: AdapterCard) -> None:
+    """Write ``card.json`` atomically."""
+    atomic_write_text(Path(folder) / CARD_FILE, card.model_dump_json(indent=2))
+
+
+def is_bundle(path: str | os.PathLike[str] | None) -> bool:
+    """True if ``path`` is a folder holding a plus-sdk ``card.json``."""
+    return path is not None and (Path(path).expanduser() / CARD_FILE).is_file()
+
+
+def shipped_bundle_dir(name: str = DEFAULT_BUNDLE) -> Path | None:
+    """A trained bundle shipped in the wheel (or found in the repository's ``adapters/``) by name."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    candidates = [
+        Path(__file__).parent / "_adapters" / name,
+        Path(__file__).resolve().parents[1] / "adapters" / name,
+    ]
+    for folder in candidates:
+        if is_bundle(folder):
+            return folder
+    return None
+
+
+def default_bundle_dir() -> Path | None:
+    """The trained default adapters (``pets-smollm2``), shipped in the wheel or found in the repository."""
+    return shipped_bundle_dir(DEFAULT_BUNDLE)
+
+
+def find_bundle(base: str | os.PathLike[str] | None) -> Path | None:
+    """The bundle folder ``base`` names: a folder holding ``card.json``, or a shipped bundle's name
+    (``"pets-smollm2"``, ``"pets-ood-smollm2"``); ``None`` when it names neither."""
+    if base is None:
+        return None
+    if is_bundle(base):
+        return Path(base).expanduser()
+    return shipped_bundle_dir(str(base))
+
+
+def save_bundle(folder: str | os.PathLike[str], card: AdapterCard, summarizer: Summarizer | None,
+                reward_model: Any = None) -> None:
+    """Write an adapter bundle (``card.json``, ``summarizer/``, ``reward/``) atomically.
+
+    The bundle is staged in a sibling folder and moved into place, so a reader never sees half
+    of it. A summarizer without a LoRA adapter (the bare base) writes no ``summarizer/`` folder.
+    """
+    with staged_dir(folder) as staging:
+        model = getattr(getattr(summarizer, "backend", None), "model", None)
+        if summarizer is not None and model is not None and model.adapter is not None:
+            summarizer.save_pretrained(staging / "summarizer")
+        if reward_model is not None:
+            reward_model.save_pretrained(staging / "reward")
+        write_card(staging, card)
+
+
+def card_for(summarizer: Summarizer | None, base_model: str, **fields: Any) -> AdapterCard:
+    """The card of a bundle built from live objects (the summarizer's own card when it has one)."""
+    if summarizer is not None and summarizer.card is not None:
+        return summarizer.card.model_copy(update=fields)
+    config = {"summary_max_new_tokens": summarizer.sampling.max_new_tokens} if summarizer else {}
+    return AdapterCard(name=fields.pop("name", Path(base_model).name), base_model=base_model, config=config,
+                       prompt_version=prompts.PROMPT_VERSION,
+                       summary_task=summarizer.task if summarizer else "generic",
+                       context_kind=summarizer.context_kind if summarizer else "pairs",
+                       plus_sdk_version=__version__, **fields)
+
+
+def card_markdown(card: AdapterCard) -> str:
+    """The human-readable card (``README.md``) of a bundle: what it is, how it was trained, how it scores."""
+    cfg = card.config
+    iterations = int(card.metrics.get("iterations", card.metrics.get("iteration", 0)))
+    lines = [
+        f"# {card.name}",
+        "",
+        "A plus-sdk adapter bundle: a summarizer LoRA adapter (`summarizer/`) and a reward-model LoRA adapter "
+        "with its head (`reward/`), trained together by PLUS co-adaptation. Load it with "
+        "`PersonalizedJudge.from_pretrained(path_to_this_folder)`.",
+        "",
+        f"- Base model (both roles): `{card.base_model}`"
+        + (f"; reward model on `{cfg['reward_base_model']}`" if cfg.get("reward_base_model", card.base_model)
+           != card.base_model else ""),
+        f"- Trained on: {card.trained_on}; summarizer prompt family `{card.summary_task}`, "
+        f"prompt version {card.prompt_version}, context kind `{card.context_kind}`",
+        f"- Iterations: {iterations or '?'}; checkpoint `{cfg.get('checkpoint', '?')}`"
+        + (f"; warm-started from `{cfg['init_from']}`" if cfg.get("init_from") else "")
+        + (f" ({' and '.join(cfg['init_roles'])} only)"
+           if cfg.get("init_from") and len(cfg.get("init_roles", ())) == 1 else ""),
+        f"- Written by plus-sdk {card.plus_sdk_version} on {card.created_at:%Y-%m-%d}",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {key} | {value:.4g} |" for key, value in sorted(card.metrics.items())]
+    lines += ["", "`card.json` holds the same facts and the whole training configuration.", ""]
+    return "\n".join(lines)
+
+
+def portable_base_name(folder: Path, base: str | None) -> None:
+    """Name the base in ``adapter_config.json`` by its id, not by this machine's cache path."""
+    path = folder / "adapter_config.json"
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["base_model_name_or_path"] = DEFAULT_HUB_ID if is_default(base) else str(base)
+        atomic_write_text(path, json.dumps(data, indent=2))

@@ -1,0 +1,52 @@
+"""The ``plus`` command: thin wrappers around library functions.
+
+Results go to stdout (JSON for machine use), logs to stderr. One module per command group:
+``judge`` (summarize, judge, demo), ``serve``, ``summaries`` (the summary store), ``data`` and
+``train`` (train, train-rm, eval, eval-judge, eval-generate, plot, export); the last two are
+added only when the training extras are installed. Library modules never import this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from plus_sdk.cli.judge import add_judge_commands
+from plus_sdk.cli.serve import add_serve_commands
+from plus_sdk.cli.summaries import add_summaries_commands
+
+logger = logging.getLogger("plus_sdk.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plus", description="Personalize LLM assistants with PLUS summaries.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    add_judge_commands(sub)
+    add_serve_commands(sub)
+    add_summaries_commands(sub)
+
+    try:
+        from plus_sdk.cli.data import add_data_commands
+        from plus_sdk.cli.train import add_train_commands
+    except ImportError as exc:  # training extras not installed
+        logger.debug("training commands unavailable: %s", exc)
+    else:
+        add_data_commands(sub)
+        add_train_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+

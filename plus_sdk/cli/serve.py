@@ -1,0 +1,44 @@
+"""``plus serve``: run the HTTP server (``plus_sdk.server``) with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from pydantic import SecretStr
+
+from plus_sdk.server import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, ServeConfig, create_app
+
+logger = logging.getLogger(__name__)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    config = ServeConfig(model=args.model, bundle=args.bundle, served_model_name=args.served_model_name,
+                         summary_task=args.summary_task, device=args.device,
+                         token=SecretStr(token) if token else None, max_body_bytes=args.max_body_bytes,
+                         store=args.store)
+    app = create_app(config)
+    logger.warning("serving %s on http://%s:%d (auth: %s)", config.served_model_name, args.host, args.port,
+                   "bearer token" if token else "none")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
+    return 0
+
+
+def add_serve_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``plus serve``."""
+    p = sub.add_parser("serve", help="serve local models over HTTP (OpenAI chat completions + PLUS routes)")
+    p.add_argument("--model", default=None, help="base model name or folder (default: embedded default)")
+    p.add_argument("--bundle", default=None, help="adapter bundle: serve its summarizer and reward-model judge")
+    p.add_argument("--served-model-name", default="plus-local", help="model name clients send (default plus-local)")
+    p.add_argument("--summary-task", default="generic", help="summarizer prompt family without a bundle")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--token", default=None, help=f"require this bearer token (default: ${TOKEN_ENV} if set)")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument("--store", default=None, help="SummaryStore SQLite file: serve /v1/summaries/* routes")
+    p.set_defaults(func=cmd_serve)

@@ -1,0 +1,71 @@
+"""The summary store: durable, versioned, user-editable summaries, one history per user id.
+
+Modules: ``errors`` (the exceptions), ``base`` (limits, the ``SummaryVersion`` record,
+validation, the ``StoreBackend`` protocol), ``sqlite`` (the bundled backend, ``open_backend``),
+``migrations`` (schema versions), ``core`` (``SummaryStore``), ``summaries`` (summarizing
+with a store) and ``routes`` (the HTTP routes of ``plus serve``). Import from here.
+"""
+
+from plus_sdk.store.base import (
+    DEFAULT_MAX_TEXT_CHARS,
+    EXPORT_FORMAT,
+    MAX_META_CHARS,
+    MAX_USER_ID_CHARS,
+    STORE_ENV,
+    Cursor,
+    StoreBackend,
+    SummaryVersion,
+    validate_user_id,
+)
+from plus_sdk.store.core import SummaryStore
+from plus_sdk.store.errors import (
+    EmptySummaryError,
+    ImportConflictError,
+    ImportFormatError,
+    InvalidUserIdError,
+    SchemaError,
+    StoreBusyError,
+    SummaryStoreError,
+    SummaryTooLargeError,
+    UnknownUserError,
+    UnknownVersionError,
+)
+from plus_sdk.store.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
+from plus_sdk.store.routes import EditRequest, RevertRequest, UserSummaries, add_store_routes
+from plus_sdk.store.sqlite import SQLiteBackend, default_store_location, open_backend
+from plus_sdk.store.summaries import attach_store, summarize_with_store
+
+__all__ = [
+    "DEFAULT_MAX_TEXT_CHARS",
+    "EXPORT_FORMAT",
+    "MAX_META_CHARS",
+    "MAX_USER_ID_CHARS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "STORE_ENV",
+    "Cursor",
+    "EditRequest",
+    "EmptySummaryError",
+    "ImportConflictError",
+    "ImportFormatError",
+    "InvalidUserIdError",
+    "RevertRequest",
+    "SQLiteBackend",
+    "SchemaError",
+    "StoreBackend",
+    "StoreBusyError",
+    "SummaryStore",
+    "SummaryStoreError",
+    "SummaryTooLargeError",
+    "SummaryVersion",
+    "UnknownUserError",
+    "UnknownVersionError",
+    "UserSummaries",
+    "add_store_routes",
+    "attach_store",
+    "default_store_location",
+    "migrate",
+    "open_backend",
+    "summarize_with_store",
+    "validate_user_id",
+]

@@ -1,0 +1,155 @@
+"""The bundled SQLite backend of the summary store, and ``open_backend`` for a path or URL."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from plus_sdk.store.base import (
+    STORE_ENV,
+    StoreBackend,
+)
+from plus_sdk.store.errors import (
+    StoreBusyError,
+    SummaryStoreError,
+)
+
+logger = logging.getLogger(__name__)
+
+
+#: Connections inherited over fork: kept referenced so they are never closed in the child.
+_FORK_ORPHANS: list[sqlite3.Connection] = []
+
+
+class SQLiteBackend:
+    """A SQLite file in WAL mode: many readers, one writer at a time, any number of processes.
+
+    Each thread (and each process after a fork) gets its own connection. Writers take the
+    write lock up front (``BEGIN IMMEDIATE``) and wait up to ``busy_timeout_s`` for it.
+    ``synchronous='FULL'`` makes every commit durable across power loss; ``'NORMAL'`` is
+    faster and still safe when a process is killed.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0,
+                 synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous={synchronous!r}: use 'FULL' or 'NORMAL'")
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.location = str(self.path)
+        self.busy_timeout_s = busy_timeout_s
+        self.synchronous = synchronous
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _connection(self) -> sqlite3.Connection:
+        if os.getpid() != self._pid:  # forked: never use (or close) the parent's connections
+            _FORK_ORPHANS.extend(self._all)  # closing them here would drop this process's file locks
+            self._local = threading.local()
+            self._all = []
+            self._lock = threading.Lock()
+            self._pid = os.getpid()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                logger.warning("SQLite at %s runs in journal mode %s, not WAL", self.path, mode)
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Cursor]:
+        conn = self._connection()
+        cursor = conn.cursor()
+        cursor.execute("BEGIN")
+        try:
+            yield cursor
+        finally:
+            cursor.execute("COMMIT")
+            cursor.close()
+
+    @contextlib.contextmanager
+    def write(self, lock_key: str) -> Iterator[sqlite3.Cursor]:
+        del lock_key  # SQLite has one writer per file: the whole file is the lock
+        conn = self._connection()
+        cursor = conn.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            cursor.close()
+            raise StoreBusyError(f"{self.path} stayed locked by another writer for {self.busy_timeout_s:.0f} s "
+                                 f"({exc}); retry, or open the store with a larger busy_timeout_s") from exc
+        try:
+            yield cursor
+            cursor.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+
+    def scrub(self) -> None:
+        try:
+            busy, _, _ = self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError as exc:
+            logger.warning("could not checkpoint %s after a delete: %s", self.path, exc)
+            return
+        if busy:
+            logger.info("WAL checkpoint of %s was partial (readers active); it completes on a later checkpoint",
+                        self.path)
+
+    def vacuum(self) -> None:
+        """Rebuild the file, returning free pages to the file system."""
+        self._connection().execute("VACUUM")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._all = []
+        self._local = threading.local()
+
+
+def default_store_location() -> str:
+    """``$PLUS_SUMMARY_STORE`` or ``<plus-sdk cache>/summaries.sqlite3``."""
+    from plus_sdk.models import cache_dir
+
+    return os.environ.get(STORE_ENV) or str(cache_dir() / "summaries.sqlite3")
+
+
+def open_backend(location: str | os.PathLike[str], **options: Any) -> StoreBackend:
+    """A backend for a file path or URL: ``path``, ``sqlite:///abs/path`` or ``sqlite:rel/path``."""
+    text = str(location)
+    if text.startswith(("postgresql://", "postgres://")):
+        raise SummaryStoreError(
+            "no PostgreSQL backend is bundled: implement plus_sdk.store.StoreBackend on your driver "
+            "(see docs/store.md) and pass it as SummaryStore(backend=...)"
+        )
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite:///") - 1:]
+    elif text.startswith("sqlite:"):
+        text = text[len("sqlite:"):]
+    elif "://" in text:
+        raise SummaryStoreError(f"unsupported store URL {text!r}: give a file path or sqlite:///path")
+    return SQLiteBackend(text, **options)
+
