@@ -12,14 +12,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "plus_sdk"
 
-#: Cycles still allowed, each with its reason (as sorted module tuples).
-ALLOWED_CYCLES: dict[tuple[str, ...], str] = {
-    # Owned by the training half of issue 17 (branch s17b), which removes it; not this change's to touch.
-    ("plus_sdk.training.ppo", "plus_sdk.training.vllm_rollout"): "s17b splits ppo.py",
-}
+#: Cycles still allowed, each with its reason (as sorted module tuples). None are left.
+ALLOWED_CYCLES: dict[tuple[str, ...], str] = {}
 
-#: Files allowed over MAX_LINES for now: the training half of issue 17 (branch s17b) is splitting them.
-OVERSIZED_FOR_NOW = {"training/ppo.py", "training/coadapt.py"}
 MAX_LINES = 600
 
 #: Entry points allowed to import plus_sdk.cli (they are commands, not library code).
@@ -162,5 +157,5 @@ def test_library_modules_do_not_import_the_cli() -> None:
 
 def test_no_file_in_plus_sdk_is_over_600_lines() -> None:
     sizes = {str(p.relative_to(PACKAGE)): len(p.read_text(encoding="utf-8").splitlines()) for p in MODULES.values()}
-    too_long = {f: n for f, n in sizes.items() if n > MAX_LINES and f not in OVERSIZED_FOR_NOW}
+    too_long = {f: n for f, n in sizes.items() if n > MAX_LINES}
     assert too_long == {}, f"files over {MAX_LINES} lines: {too_long}"
