@@ -71,7 +71,7 @@ def run_config(summarizer: Path, reward: Path, run_dir: Path, args: argparse.Nam
         "ppo": {"estimator": "gae", "samples_per_prompt": 1, "max_new_tokens": args.max_new_tokens,
                 "temperature": 1.0, "minibatch_size": args.minibatch, "micro_batch_size": args.micro_batch,
                 "epochs": 1, "actor_lr": 5e-7, "critic_lr": 9e-7, "kl_coef": 0.01},
-        "rm": {"lr": 9e-6, "lora_r": 16, "lora_alpha": 32, "batch_size": args.rm_batch,
+        "rm": {"lr": 9e-6, "lora": {"r": 16, "alpha": 32}, "batch_size": args.rm_batch,
                "grad_accum": max(args.rm_batch // args.micro_batch, 1), "bf16": dtype == "bfloat16"},
     }
 

@@ -1,4 +1,5 @@
-"""File helpers: atomic writes of a text file or a whole folder (readers never see half of one)."""
+"""File helpers: the plus-sdk cache folder, and atomic writes of a text file or a whole folder
+(readers never see half of one)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,10 @@ def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def cache_dir() -> Path:
+    """The plus-sdk cache folder (``PLUS_SDK_CACHE`` or ``~/.cache/plus-sdk``), created."""
+    root = Path(os.environ.get("PLUS_SDK_CACHE", Path.home() / ".cache" / "plus-sdk")).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root

@@ -16,6 +16,7 @@ from plus_sdk import prompts
 from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend
 from plus_sdk.bundle import card_for, find_bundle, read_card, save_bundle
+from plus_sdk.store import attach_store
 from plus_sdk.summarizer import ContextOrSummary, Summarizer, resolve_summaries
 from plus_sdk.types import SamplingConfig
 
@@ -37,8 +38,6 @@ class PersonalizedGenerator:
         self.backend = as_backend(backend, backend_options)
         self.summarizer = summarizer
         if store is not None:  # a SummaryStore: generate(..., user_id=) reuses and records summaries
-            from plus_sdk.store import attach_store
-
             attach_store(summarizer, store)
         self.max_words = max_words
         self.sampling = sampling

@@ -27,6 +27,7 @@ from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend
 from plus_sdk.bundle import card_for, save_bundle
 from plus_sdk.reward import PersonalizedRewardModel
+from plus_sdk.store import attach_store
 from plus_sdk.summarizer import ContextOrSummary, Summarizer, resolve_summaries
 from plus_sdk.types import Preference, SamplingConfig, Summary
 
@@ -89,8 +90,6 @@ class PersonalizedJudge:
         self.reward_model = reward_model
         self.summarizer = summarizer
         if store is not None:
-            from plus_sdk.store import attach_store
-
             attach_store(summarizer, store)
         self.backend = as_backend(backend, backend_options) if backend is not None else None
         self.debias = debias

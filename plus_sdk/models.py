@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from filelock import FileLock
 
-from plus_sdk.files import staged_dir
+from plus_sdk.files import cache_dir, staged_dir
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +39,6 @@ _CONVERTED_MARKER = "plus_sdk_converted.txt"
 
 class ModelNotFoundError(FileNotFoundError):
     """Raised when a model can be found neither locally, in the cache, nor in a package."""
-
-
-def cache_dir() -> Path:
-    """The plus-sdk cache folder (``PLUS_SDK_CACHE`` or ``~/.cache/plus-sdk``), created."""
-    root = Path(os.environ.get("PLUS_SDK_CACHE", Path.home() / ".cache" / "plus-sdk")).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def _package_dir(package: str) -> Path | None:

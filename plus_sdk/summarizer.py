@@ -24,6 +24,7 @@ from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend, Messages
 from plus_sdk.bundle import default_bundle_dir, find_bundle, read_card
 from plus_sdk.cache import SummaryCache, cache_key
+from plus_sdk.store import summarize_with_store
 from plus_sdk.types import AdapterCard, SamplingConfig, Summary, UserContext
 
 logger = logging.getLogger(__name__)
@@ -161,8 +162,6 @@ class Summarizer:
         and overwrites stored summaries, user edits included.
         """
         if user_ids is not None:
-            from plus_sdk.store import summarize_with_store
-
             return summarize_with_store(self, self.store, [None if c is None else as_context(c) for c in contexts],
                                         user_ids, refresh=refresh, sampling=sampling, progress=progress,
                                         use_cache=use_cache)

@@ -15,7 +15,9 @@ import pytest
 import torch
 import yaml
 
-from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig, animals_named, names_right_animal
+from plus_sdk.training.checkpoint import read_checkpoint
+from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig
+from plus_sdk.training.data.pets_metrics import animals_named, names_right_animal
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +32,7 @@ def tiny_config(model_dir: Path, run_dir: Path, **changes: Any) -> dict[str, Any
         "eval": {"every": 100, "test_rows": 2, "ood_rows": 2, "final_test_rows": 2, "final_ood_rows": 2,
                  "samples_logged": 2},
         "ppo": {"samples_per_prompt": 2, "max_new_tokens": 6, "actor_lr": 0.01},
-        "rm": {"lr": 0.01, "lora_r": 4, "lora_alpha": 8, "batch_size": 2},
+        "rm": {"lr": 0.01, "lora": {"r": 4, "alpha": 8}, "batch_size": 2},
     }
     for key, value in changes.items():
         node = config
@@ -99,6 +101,18 @@ def test_animal_naming_metric() -> None:
     assert names_right_animal("cats only", record) == (True, True)
 
 
+def test_pets_provides_its_summary_metrics_through_the_dataset_hook() -> None:
+    from plus_sdk.training.data.metrics import summary_metrics
+    from plus_sdk.training.data.pets import build_pets
+
+    cat = next(r for r in build_pets(n_train=20, n_test=20, n_context=2)["test"] if r.user_type == "cat")
+    # first summary names the cat first but also a dog; the second names only the cat
+    shares = summary_metrics(["cats beat dogs", "cats", "dogs"], [cat, cat, cat], "test")
+    assert shares == {"test_right_animal_first": pytest.approx(2 / 3), "test_right_animal_only": pytest.approx(1 / 3)}
+    other = cat.model_copy(update={"dataset": "prism"})
+    assert summary_metrics(["cats"], [other], "test") == {}  # a dataset without a hook logs nothing extra
+
+
 def _run_cli(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "plus_sdk.training", *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
@@ -136,7 +150,7 @@ def test_resume_after_sigkill_reproduces_the_run(tiny_model_dir: Path, tmp_path:
     for it in range(1, iterations + 1):
         for key in ("rm_loss", "policy_loss", "score", "kl", "rm_step", "summary_tokens"):
             assert got_lines[it][key] == pytest.approx(ref_lines[it][key], abs=1e-5), (it, key)
-    state = torch.load(tmp_path / "kill" / "checkpoints" / f"iter-{iterations:06d}.pt", weights_only=False)
+    state = read_checkpoint(tmp_path / "kill" / "checkpoints" / f"iter-{iterations:06d}.safetensors")
     assert state["iteration"] == iterations and state["rm_trainer"]["step_count"] == 2 * iterations
     assert state["ppo"]["step_count"] == iterations
 
@@ -168,7 +182,7 @@ def test_export_plot_and_load_with_the_judge(tiny_model_dir: Path, tmp_path: Pat
                                                       **{"eval.every": 1}))
     run = CoAdaptation(config)
     run.train()
-    assert (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+    assert (tmp_path / "run" / "checkpoints" / "best.safetensors").exists()
     files = plot_run(tmp_path / "run")
     assert files[0].name == "curves.png" and files[0].stat().st_size > 1000
     bundle = export_run(tmp_path / "run", tmp_path / "adapters" / "tiny", checkpoint="latest")
@@ -201,3 +215,54 @@ def test_export_plot_and_load_with_the_judge(tiny_model_dir: Path, tmp_path: Pat
     assert changed(trained_rm, half_rm)
     for a, b in zip(fresh.rm_trainer.params, half.rm_trainer.params, strict=True):
         assert torch.equal(a.detach().cpu(), b.detach().cpu())
+
+
+# Recorded on main BEFORE the issue-17 refactor (commit d79d3e5) with the code below; the refactor
+# must reproduce them. Tolerance: the same float32 operations run in the same order, so the
+# values should be bit-identical; rel 1e-5 leaves room only for a reordered float32 sum.
+RECORDED_KEYS = ("score", "kl", "policy_loss", "entropy", "approx_kl", "rm_loss", "rm_accuracy", "value_loss")
+RECORDED_THREE_ITERATIONS: dict[str, list[tuple[float | None, ...]]] = {  # None: the metric is absent
+    "rloo": [
+        (-0.6921954154968262, 0.0, 0.0, 10.786853790283203,
+         0.0, 0.7302640080451965, 0.5, None),
+        (-0.6605819463729858, -0.004019498825073242, 0.0, 10.786835670471191,
+         0.0, 0.7130332887172699, 0.5, None),
+        (-0.7534823417663574, 0.06354784965515137, 0.0, 10.786849021911621,
+         0.0, 0.7604691386222839, 0.5, None),
+    ],
+    "gae": [
+        (-0.6920887231826782, 0.0, -0.028529055416584015, 10.78684401512146,
+         0.0032361005432903767, 0.6266167759895325, 0.75, 0.4515231177210808),
+        (-0.6566165685653687, 0.4372267723083496, -0.04797974042594433, 10.787088632583618,
+         0.006405310210539028, 0.6080318093299866, 0.75, 0.5444846749305725),
+        (-0.813389778137207, 0.9333844184875488, -0.02988927811384201, 10.786991596221924,
+         0.011403859651200794, 0.7795034348964691, 0.5, 1.3626089990139008),
+    ],
+    "rloo_epochs": [
+        (-0.6921954154968262, 0.0, -0.04957758202601781, 10.786821603775024,
+         0.009166225732779292, 0.7302640080451965, 0.5, None),
+        (-0.6565690040588379, 0.8107385635375977, -0.029819596073735966, 10.786804437637329,
+         0.0025307454634457827, 0.7092068195343018, 0.5, None),
+        (-0.7552493810653687, 0.2016136646270752, -0.011998105930009384, 10.786835432052612,
+         0.014827041908593705, 0.7627171277999878, 0.5, None),
+    ],
+}
+RECORDED_CHANGES: dict[str, dict[str, Any]] = {
+    "rloo": {},  # one minibatch, one epoch: the fused update
+    "gae": {"ppo.estimator": "gae", "ppo.samples_per_prompt": 1, "ppo.minibatch_size": 1, "ppo.epochs": 2},
+    "rloo_epochs": {"ppo.epochs": 2, "ppo.minibatch_size": 2},  # the unfused update without a critic
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED_CHANGES))
+def test_three_iterations_match_the_recorded_losses(tiny_model_dir: Path, tmp_path: Path, name: str) -> None:
+    config = tiny_config(tiny_model_dir, tmp_path / name, iterations=3, **RECORDED_CHANGES[name])
+    run = CoAdaptation(CoadaptConfig.model_validate(config))
+    for expected in RECORDED_THREE_ITERATIONS[name]:
+        metrics = run.iterate()
+        run.iteration += 1
+        for key, value in zip(RECORDED_KEYS, expected, strict=True):
+            if value is None:
+                assert key not in metrics, key
+            else:
+                assert metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (run.iteration, key)

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 def _common(tiny: Path) -> list[str]:
     return [f"base={tiny}", "dtype=float32", "steps=4", "eval_every=2", "log_every=1", "progress=false",
             "data.n_train=32", "data.n_test=8", "data.n_ood=0", "data.n_context=2", "train.batch_size=2",
-            "train.lr=1e-3", "train.warmup_ratio=0.0", "train.lora_r=16", "train.lora_alpha=32", "threads=1"]
+            "train.lr=1e-3", "train.warmup_ratio=0.0", "train.lora.r=16", "train.lora.alpha=32", "threads=1"]
 
 
 def _launch(stage: int, run_dir: Path, tiny: Path, *extra: str, port: int) -> None:

@@ -55,7 +55,7 @@ def test_train_rm_run_stops_and_resumes_with_same_losses(tiny_model_dir: Path, t
 
     common = [f"base={tiny_model_dir}", "device=cpu", "dtype=float32", "steps=4", "eval_every=2", "log_every=1",
               "progress=false", "data.n_train=32", "data.n_test=8", "data.n_ood=8", "data.n_context=2",
-              "train.batch_size=4", "train.lr=1e-3", "train.lora_dropout=0.1"]
+              "train.batch_size=4", "train.lr=1e-3", "train.lora.dropout=0.1"]
     recipe = str(Path(__file__).resolve().parents[1] / "training/pets/btl.yaml")
     assert main(["train-rm", "--config", recipe, f"run_dir={tmp_path / 'full'}", *common]) == 0
     assert main(["train-rm", "--config", recipe, f"run_dir={tmp_path / 'cut'}", "stop_after=2", *common]) == 0

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from plus_sdk.training import ppo
+from plus_sdk.training import ppo, ppo_trainer
+from plus_sdk.training import rollout as rollouts
 
 # ---------------------------------------------------------------------------------------
 # GAE, whitening, baselines
@@ -149,12 +150,17 @@ def test_value_loss_clips_around_old_values() -> None:
     assert loss.item() == pytest.approx(0.5 * 1.4**2) and fraction.item() == 0.0
 
 
-def test_entropy_and_schedules() -> None:
-    uniform = ppo.entropy_from_logits(torch.zeros(1, 4))
+def test_entropy_of_uniform_logits_is_log_of_the_vocabulary() -> None:
+    uniform = rollouts.entropy_from_logits(torch.zeros(1, 4))
     assert uniform.item() == pytest.approx(math.log(4))
-    cosine = ppo.lr_lambda("cosine", total_steps=10, warmup_steps=2)
-    assert cosine(0) == pytest.approx(0.5) and cosine(2) == pytest.approx(1.0) and cosine(10) == pytest.approx(0.0)
-    assert ppo.lr_lambda("linear", 10, 0)(5) == pytest.approx(0.5)
+
+
+def test_optimizer_steps_per_iteration_count_epochs_times_minibatches() -> None:
+    # 5 prompts, k=2, minibatch 4 responses = 2 prompt groups: ceil(5 / 2) = 3 minibatches, × 2 epochs
+    config = ppo.PPOConfig(samples_per_prompt=2, minibatch_size=4, epochs=2)
+    assert ppo.optimizer_steps_per_iteration(config, 5) == 6
+    # a minibatch smaller than one group still holds one whole group
+    assert ppo.optimizer_steps_per_iteration(ppo.PPOConfig(samples_per_prompt=4, minibatch_size=2), 3) == 3
 
 
 # ---------------------------------------------------------------------------------------
@@ -162,7 +168,7 @@ def test_entropy_and_schedules() -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _tiny_trainer(folder: Path, config: ppo.PPOConfig, *, critic: bool = False) -> ppo.PPOTrainer:
+def _tiny_trainer(folder: Path, config: ppo.PPOConfig, *, critic: bool = False) -> ppo_trainer.PPOTrainer:
     from peft import LoraConfig
 
     from plus_sdk.backends.local import SharedBase
@@ -179,8 +185,8 @@ def _tiny_trainer(folder: Path, config: ppo.PPOConfig, *, critic: bool = False) 
     value = None
     if critic:
         base.add_new_adapter("critic", lora)
-        value = ppo.Critic(base, "critic", RewardHead(base.model.config.hidden_size, 1))
-    return ppo.PPOTrainer(base, config, total_iterations=2, critic=value, seed=0)
+        value = ppo_trainer.Critic(base, "critic", RewardHead(base.model.config.hidden_size, 1))
+    return ppo_trainer.PPOTrainer(base, config, total_steps=2, critic=value, seed=0)
 
 
 PROMPTS = [[1, 2, 3, 4, 5, 6, 7], [8, 9, 10], [11, 12, 13, 14, 15]]
@@ -223,7 +229,7 @@ def test_sampling_is_reproducible_from_the_generator_state(tiny_model_dir: Path)
     assert torch.equal(a.response_ids, b.response_ids)
 
 
-def test_fused_update_equals_experience_then_update(tiny_model_dir: Path) -> None:
+def test_a_fused_update_equals_the_unfused_one(tiny_model_dir: Path) -> None:
     config = ppo.PPOConfig(samples_per_prompt=2, max_new_tokens=5, minibatch_size=6, micro_batch_size=6,
                            whiten_advantages=True, kl_coef=0.1)
     first = _tiny_trainer(tiny_model_dir, config)
@@ -232,8 +238,11 @@ def test_fused_update_equals_experience_then_update(tiny_model_dir: Path) -> Non
     scores = torch.tensor([0.5, -1.0, 2.0, 0.0, -0.5, 1.5])
     ref = first.logprobs(rollout, reference=True)
     assert first.can_fuse(rollout.num_responses)
-    fused = first.fused_update(rollout, scores, ref)
-    experience, _ = second.make_experience(rollout, scores, ref)
+    experience, _ = first.make_experience(rollout, scores, ref)
+    assert experience.live is not None  # fused by default when one step covers the batch
+    fused = first.update(experience)
+    experience, _ = second.make_experience(rollout, scores, ref, fuse=False)
+    assert experience.live is None
     plain = second.update(experience)
     assert fused["policy_loss"] == pytest.approx(plain["policy_loss"], abs=1e-5)
     for a, b in zip(first.actor_params, second.actor_params, strict=True):
@@ -248,10 +257,12 @@ def test_gae_update_trains_actor_and_critic_over_minibatches(tiny_model_dir: Pat
     actor_before = [p.detach().clone() for p in trainer.actor_params]
     critic_before = [p.detach().clone() for p in trainer.critic.parameters()]
     rollout = trainer.generate(PROMPTS)
-    experience, metrics = trainer.make_experience(rollout, torch.tensor([1.0, -1.0, 0.5]))
+    experience, metrics = trainer.make_experience(rollout, torch.tensor([1.0, -1.0, 0.5]),
+                                                  trainer.logprobs(rollout, reference=True))
     assert experience.old_values is not None and "kl" in metrics
     out = trainer.update(experience)
     assert trainer.step_count == 4  # 2 epochs × 2 minibatches (groups of 2, then 1)
+    assert trainer.step_count == ppo.optimizer_steps_per_iteration(config, len(PROMPTS))
     assert out["value_loss"] > 0 and 0.0 <= out["clip_fraction"] <= 1.0
     assert any(not torch.equal(a, b) for a, b in zip(actor_before, trainer.actor_params, strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(critic_before, trainer.critic.parameters(), strict=True))
@@ -262,3 +273,12 @@ def test_trainer_rejects_bad_settings(tiny_model_dir: Path) -> None:
         _tiny_trainer(tiny_model_dir, ppo.PPOConfig(estimator="gae"))
     with pytest.raises(ValueError, match="samples_per_prompt >= 2"):
         _tiny_trainer(tiny_model_dir, ppo.PPOConfig(estimator="rloo", samples_per_prompt=1))
+
+
+def test_last_token_index_finds_the_last_real_token_under_any_padding() -> None:
+    from plus_sdk.reward import last_token_index
+
+    right = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]])
+    left = torch.tensor([[0, 1, 1, 1], [0, 0, 0, 1]])
+    assert last_token_index(right).tolist() == [2, 0, 0]  # an empty row points at 0
+    assert last_token_index(left).tolist() == [3, 3]

@@ -9,13 +9,14 @@ import torch
 
 from plus_sdk.backends.local import SharedBase
 from plus_sdk.reward import PersonalizedRewardModel
+from plus_sdk.training.checkpoint import read_checkpoint, write_checkpoint
+from plus_sdk.training.config import LoraSettings
 from plus_sdk.training.rm.trainer import (
     RewardTrainer,
     RMExample,
     RMTrainConfig,
     adapter_parameters,
     add_reward_lora,
-    warmup_cosine,
 )
 
 EXAMPLES = [
@@ -71,17 +72,17 @@ def test_only_reward_adapter_changes(tiny_model_dir: Path) -> None:
 
 def test_resume_same_step_same_loss(tiny_model_dir: Path, tmp_path: Path) -> None:
     batches = [EXAMPLES[:2], EXAMPLES[2:], EXAMPLES[1:3], EXAMPLES[::2], EXAMPLES[:3]]
-    rm = add_reward_lora(fresh_base(tiny_model_dir), config(lora_dropout=0.1))
-    trainer = RewardTrainer(rm, config(lora_dropout=0.1), total_steps=5)
+    rm = add_reward_lora(fresh_base(tiny_model_dir), config(lora=LoraSettings(r=8, alpha=16, dropout=0.1)))
+    trainer = RewardTrainer(rm, config(lora=LoraSettings(r=8, alpha=16, dropout=0.1)), total_steps=5)
     for batch in batches[:3]:
         trainer.step(batch)
-    torch.save(trainer.state_dict(), tmp_path / "state.pt")
+    write_checkpoint(tmp_path / "state.safetensors", trainer.state_dict())
     rm.save_pretrained(tmp_path / "adapter")
     reference = [trainer.step(b)["loss"] for b in batches[3:]]
 
-    rm2 = add_reward_lora(fresh_base(tiny_model_dir), config(lora_dropout=0.1))
-    resumed = RewardTrainer(rm2, config(lora_dropout=0.1), total_steps=5)
-    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=False))
+    rm2 = add_reward_lora(fresh_base(tiny_model_dir), config(lora=LoraSettings(r=8, alpha=16, dropout=0.1)))
+    resumed = RewardTrainer(rm2, config(lora=LoraSettings(r=8, alpha=16, dropout=0.1)), total_steps=5)
+    resumed.load_state_dict(read_checkpoint(tmp_path / "state.safetensors"))
     assert resumed.step_count == 3
     again = [resumed.step(b)["loss"] for b in batches[3:]]
     assert again == pytest.approx(reference, abs=1e-6)
@@ -98,12 +99,6 @@ def test_saved_adapter_loads_in_personalized_reward_model(tiny_model_dir: Path, 
                                                      dtype="float32")
     got = loaded.score_batch([(None, "Talk about a pet.", "Cats purr softly.")], prefix_sharing=False)[0]
     assert got == pytest.approx(expected, abs=1e-4)
-
-
-def test_warmup_cosine_shape() -> None:
-    values = [warmup_cosine(s, total=10, warmup=2, floor=0.1) for s in range(10)]
-    assert values[0] == pytest.approx(0.5) and values[1] == pytest.approx(1.0)
-    assert values[2] == pytest.approx(1.0) and values[-1] > 0.1 and values[-1] < values[3]
 
 
 def test_head_size_must_match_method(tiny_model_dir: Path) -> None:
@@ -144,8 +139,14 @@ def test_ddp_gradients_are_averaged_across_processes(tiny_model_dir: Path, tmp_p
         assert torch.allclose(p.detach(), a[name], atol=1e-5), name
 
 
-def test_lora_top_layers() -> None:
-    from plus_sdk.training.rm.trainer import lora_config
+def test_lora_top_layers_put_the_adapter_on_the_last_layers_only() -> None:
+    assert LoraSettings(top_layers=2).peft(30).layers_to_transform == [28, 29]
+    assert RMTrainConfig().lora.peft(30).layers_to_transform is None
+    assert (RMTrainConfig().lora.r, RMTrainConfig().lora.alpha) == (8, 16)  # the reward adapter's own defaults
 
-    assert lora_config(RMTrainConfig(lora_top_layers=2), 30).layers_to_transform == [28, 29]
-    assert lora_config(RMTrainConfig(), 30).layers_to_transform is None
+
+def test_the_old_flat_lora_keys_name_their_new_spelling() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"lora_r moved into the lora section: write lora: \{r: \.\.\.\}"):
+        RMTrainConfig.model_validate({"lora_r": 16})

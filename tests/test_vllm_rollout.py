@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import torch
 
-from plus_sdk.training import ppo
+from plus_sdk.training import ppo, ppo_trainer
+from plus_sdk.training import rollout as rollouts
 from plus_sdk.training.vllm_rollout import VLLMRolloutEngine, pack_rollout
 
 PROMPTS = [[1, 2, 3, 4, 5, 6, 7], [8, 9, 10], [11, 12, 13, 14, 15]]
@@ -74,7 +75,7 @@ def _fake_vllm(log: dict[str, Any]) -> dict[str, types.ModuleType]:
     return {"vllm": vllm, "vllm.lora": lora, "vllm.lora.request": request}
 
 
-def _trainer(folder: Path, config: ppo.PPOConfig) -> ppo.PPOTrainer:
+def _trainer(folder: Path, config: ppo.PPOConfig) -> ppo_trainer.PPOTrainer:
     from peft import LoraConfig
 
     from plus_sdk.backends.local import SharedBase
@@ -86,11 +87,11 @@ def _trainer(folder: Path, config: ppo.PPOConfig) -> ppo.PPOTrainer:
         for name, p in base.model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
-    return ppo.PPOTrainer(base, config, total_iterations=2, seed=0)
+    return ppo_trainer.PPOTrainer(base, config, total_steps=2, seed=0)
 
 
 def test_pack_rollout_pads_and_masks() -> None:
-    prompt_ids, prompt_mask = ppo.left_pad(PROMPTS[:2], pad_id=0)
+    prompt_ids, prompt_mask = rollouts.left_pad(PROMPTS[:2], pad_id=0)
     rollout = pack_rollout(prompt_ids, prompt_mask, [[5, 6, 7], [8], [9, 9], []], k=2, pad_id=0)
     assert rollout.response_ids.tolist() == [[5, 6, 7], [8, 0, 0], [9, 9, 0], [0, 0, 0]]
     assert rollout.response_mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0], [0, 0, 0]]
@@ -122,8 +123,9 @@ def test_vllm_rollouts_follow_the_policy_across_updates(tiny_model_dir: Path, tm
     assert log["params"][-1] | {"seed": None} == {"n": 2, "max_tokens": 6, "temperature": 0.8, "top_p": 0.9,
                                                   "seed": None}
     # one update moves the policy; the next rollout must use the new weights under a new adapter id
-    trainer.fused_update(sampled, torch.tensor([2.0, -2.0, 1.0, -1.0, 0.5, -0.5]),
-                         trainer.logprobs(sampled, reference=True))
+    experience, _ = trainer.make_experience(sampled, torch.tensor([2.0, -2.0, 1.0, -1.0, 0.5, -0.5]),
+                                            trainer.logprobs(sampled, reference=True))
+    trainer.update(experience)
     monkeypatch.setattr(trainer, "vllm", None)
     hf_after = trainer.generate(PROMPTS, greedy=True)
     monkeypatch.setattr(trainer, "vllm", engine)

@@ -7,8 +7,12 @@ import json
 import logging
 from typing import Any
 
+from plus_sdk.models import load_tokenizer
 from plus_sdk.training.config import ConfigError, load_config
+from plus_sdk.training.data.build import DATASETS, build_dataset, config_class, write_dataset
 from plus_sdk.training.data.contexts import CONTEXT_KINDS
+from plus_sdk.training.data.stats import dataset_stats
+from plus_sdk.training.data.upstream import SourceError
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +63,6 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_data_build(args: argparse.Namespace) -> int:
-    from plus_sdk.training.data.build import build_dataset, config_class, write_dataset
-    from plus_sdk.training.data.upstream import SourceError
-
     try:
         config = load_config(config_class(args.dataset), args.config, _overrides(args))
         result = build_dataset(args.dataset, config, context_kind=args.context_kind, guideline=args.guideline)
@@ -89,12 +90,8 @@ def _print_table(stats: dict[str, Any]) -> None:
 
 
 def cmd_data_stats(args: argparse.Namespace) -> int:
-    from plus_sdk.training.data.stats import dataset_stats
-
     tokenizer = None
     if not args.no_tokens:
-        from plus_sdk.models import load_tokenizer
-
         tokenizer = load_tokenizer(args.tokenizer)
     try:
         stats = dataset_stats(args.dir, tokenizer)
@@ -131,8 +128,6 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
 
 def add_data_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``plus data build`` and ``plus data stats``."""
-    from plus_sdk.training.data.build import DATASETS
-
     data = sub.add_parser("data", help="Build training datasets and show their statistics.")
     actions = data.add_subparsers(dest="data_command", required=True)
 

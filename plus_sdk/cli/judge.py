@@ -11,6 +11,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from plus_sdk.judge import PersonalizedJudge
+from plus_sdk.summarizer import Summarizer
+from plus_sdk.types import UserContext
+
 
 def _read_json(path: str) -> Any:
     try:
@@ -22,8 +26,6 @@ def _read_json(path: str) -> Any:
 
 
 def _load_context_or_summary(args: argparse.Namespace) -> Any:
-    from plus_sdk.types import UserContext
-
     if getattr(args, "summary", None):
         return args.summary
     try:
@@ -33,8 +35,6 @@ def _load_context_or_summary(args: argparse.Namespace) -> Any:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
-    from plus_sdk.summarizer import Summarizer
-
     summarizer = Summarizer.from_pretrained(args.model, device=args.device)
     summary = summarizer.summarize(_load_context_or_summary(args))
     print(summary.model_dump_json(indent=2))
@@ -42,8 +42,6 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    from plus_sdk.judge import PersonalizedJudge
-
     judge = PersonalizedJudge.from_pretrained(args.model, device=args.device)
     preference = judge.prefer(_load_context_or_summary(args), args.prompt, args.a, args.b)
     print(preference.model_dump_json(indent=2))
@@ -51,9 +49,6 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from plus_sdk.judge import PersonalizedJudge
-    from plus_sdk.types import UserContext
-
     users = json.loads(resources.files("plus_sdk.data").joinpath("demo_users.json").read_text(encoding="utf-8"))
     start = time.perf_counter()
     judge = PersonalizedJudge.from_pretrained(args.model, device=args.device)

@@ -186,7 +186,7 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p = sub.add_parser("export", help="write a run's checkpoint as an adapter bundle (card + summarizer + reward)")
     p.add_argument("run_dir")
     p.add_argument("out", help="bundle folder, e.g. adapters/pets-smollm2")
-    p.add_argument("--checkpoint", default="best", help="best (default), latest, or a checkpoint .pt file")
+    p.add_argument("--checkpoint", default="best", help="best (default), latest, or a checkpoint .safetensors file")
     p.add_argument("--name", default=None, help="bundle name in the card (default: the folder name)")
     p.add_argument("--metrics", default=None, help="JSON file of extra flat metrics to put in the card")
     p.set_defaults(func=cmd_export)

@@ -30,6 +30,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from plus_sdk.generator import PersonalizedGenerator
+from plus_sdk.judge import PersonalizedJudge
+from plus_sdk.store import SummaryStore, add_store_routes, attach_store
+from plus_sdk.summarizer import Summarizer, resolve_summaries
 from plus_sdk.types import Preference, SamplingConfig, Summary, UserContext
 
 logger = logging.getLogger(__name__)
@@ -207,9 +211,6 @@ class Services:
 
     def __init__(self, config: ServeConfig) -> None:
         from plus_sdk.backends.local import LocalBackend, LocalModel
-        from plus_sdk.generator import PersonalizedGenerator
-        from plus_sdk.judge import PersonalizedJudge
-        from plus_sdk.summarizer import Summarizer
 
         self.config = config
         model = LocalModel.load(config.model, device=config.device)
@@ -328,16 +329,12 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
 
     @router.post("/generate", response_model=GenerateResponse, tags=["plus"])
     def generate(request: GenerateRequest) -> GenerateResponse:
-        from plus_sdk.summarizer import resolve_summaries
-
         summary = resolve_summaries([_personal(request)], svc.summarizer)[0]
         text = svc.generator.generate(summary, request.prompt, max_words=request.max_words)
         return GenerateResponse(text=text, summary=summary)
 
     app.include_router(router)
     if config.store:
-        from plus_sdk.store import SummaryStore, add_store_routes, attach_store
-
         store = SummaryStore(config.store)
         attach_store(svc.summarizer, store)
         add_store_routes(app, store, check_token)

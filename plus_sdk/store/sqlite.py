@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from plus_sdk.files import cache_dir
 from plus_sdk.store.base import (
     STORE_ENV,
     StoreBackend,
@@ -132,8 +133,6 @@ class SQLiteBackend:
 
 def default_store_location() -> str:
     """``$PLUS_SUMMARY_STORE`` or ``<plus-sdk cache>/summaries.sqlite3``."""
-    from plus_sdk.models import cache_dir
-
     return os.environ.get(STORE_ENV) or str(cache_dir() / "summaries.sqlite3")
 
 

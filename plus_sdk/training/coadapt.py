@@ -3,7 +3,7 @@
 Each iteration:
 
 1. take the next N (context, pair) records of the training set;
-2. sample ``k`` summaries per context with the current summarizer (``ppo.PPOTrainer.generate``);
+2. sample ``k`` summaries per context with the current summarizer (``ppo_trainer.PPOTrainer.generate``);
 3. score: ``log σ(r(chosen | z) − r(rejected | z))`` with the current reward model, on the
    summary's last token, with a per-token KL penalty against the start policy;
 4. PPO (or the critic-free RLOO / group estimator) updates the summarizer LoRA adapter;
@@ -14,10 +14,10 @@ Summarizer, critic and reward model are LoRA adapters on ONE ``SharedBase`` when
 base model (the reference policy is that base with adapters off); distinct bases give two.
 
 A run folder holds ``config.yaml``, ``metrics.jsonl`` (one line per iteration, evaluations
-included), ``samples.jsonl`` (summaries logged at each evaluation), ``checkpoints/`` (written
-atomically every K iterations; ``latest.json`` names the newest) and, optionally, TensorBoard
-event files. ``--resume`` continues from ``latest.json`` exactly (weights, optimizers,
-schedules, RNG states, data position, KL controller).
+included), ``samples.jsonl`` (summaries logged at each evaluation), ``checkpoints/`` (one
+safetensors file each, written atomically every K iterations by ``checkpoint.py``; ``latest.json``
+names the newest) and, optionally, TensorBoard event files. ``--resume`` continues from
+``latest.json`` exactly (weights, optimizers, schedules, RNG states, data position, KL controller).
 """
 
 from __future__ import annotations
@@ -27,26 +27,40 @@ import logging
 import math
 import os
 import random
-import re
-import resource
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from plus_sdk import prompts
+from plus_sdk.backends.local import SharedBase
 from plus_sdk.files import atomic_write_text
-from plus_sdk.training import ppo
-from plus_sdk.training.config import StrictConfig, dump_config
+from plus_sdk.models import resolve_model
+from plus_sdk.reward import RewardHead
+from plus_sdk.training.checkpoint import (
+    SUFFIX,
+    adapter_weights,
+    load_adapter_weights,
+    read_checkpoint,
+    write_checkpoint,
+)
+from plus_sdk.training.coadapt_config import CoadaptConfig, optimizer_steps
+from plus_sdk.training.config import dump_config
+from plus_sdk.training.data.metrics import summary_metrics
 from plus_sdk.training.data.records import TrainingRecord
-from plus_sdk.training.data.source import DataSource, load_records
-from plus_sdk.training.distributed import dist_info, reduce_mean
-from plus_sdk.training.ppo import PPOConfig
+from plus_sdk.training.data.source import load_records
+from plus_sdk.training.data.stream import RecordStream, fixed_subset
+from plus_sdk.training.distributed import dist_info, reduce_mean, replica_drift
+from plus_sdk.training.ppo_trainer import Critic, PPOTrainer
+from plus_sdk.training.rm.trainer import RewardTrainer, RMExample, add_reward_lora
+from plus_sdk.training.rollout import summarizer_prompt_ids
+from plus_sdk.training.run_files import append_jsonl, truncate_metrics
+from plus_sdk.training.timing import PhaseTimer, peak_memory_mb
+from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
 
 logger = logging.getLogger(__name__)
 
@@ -58,207 +72,6 @@ CONFIG_FILE = "config.yaml"
 
 
 # ---------------------------------------------------------------------------------------
-# Config
-# ---------------------------------------------------------------------------------------
-
-
-class LoraSettings(StrictConfig):
-    """LoRA shape of one adapter."""
-
-    r: int = Field(16, ge=1, description="LoRA rank.")
-    alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
-    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout (0 keeps rollouts and updates identical).")
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
-                                      description="Module names that get LoRA.")
-
-    def peft(self) -> Any:
-        from peft import LoraConfig
-
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=list(self.target_modules), bias="none")
-
-
-class ModelSettings(StrictConfig):
-    """Which base models play which role, and how they are loaded."""
-
-    summarizer_base: str | None = Field(None, description="Summarizer base (null: the embedded default).")
-    reward_base: str | None = Field(None, description="Reward-model base; null or equal to summarizer_base "
-                                                      "means one shared base in memory.")
-    device: str | None = Field(None, description="'cpu', 'cuda', 'cuda:1'...; null picks CUDA when present.")
-    dtype: str | None = Field(None, description="'float32' / 'bfloat16'; null: bf16 on a capable GPU, else fp32.")
-    summarizer_lora: LoraSettings = Field(default_factory=LoraSettings, description="Summarizer adapter shape.")
-    critic_lora: LoraSettings = Field(default_factory=LoraSettings, description="Critic adapter shape (GAE only).")
-    gradient_checkpointing: bool = Field(False, description="Trade compute for memory on the shared base.")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch's default).")
-
-    @property
-    def shared(self) -> bool:
-        return self.reward_base is None or self.reward_base == self.summarizer_base
-
-
-class DataSettings(DataSource):
-    """Where the (context, pair) records come from, and how the summarizer sees them."""
-
-    summary_task: str = Field("pets", description="Summarizer prompt family (prompts.SUMMARY_TASKS).")
-    n_context: int = Field(4, ge=1, description="Context pairs per user.")
-    max_prompt_tokens: int = Field(1024, ge=16, description="Longest summarizer prompt; longer contexts lose "
-                                                            "their oldest pairs.")
-
-
-class EvalSettings(StrictConfig):
-    """Held-out evaluation during and after training."""
-
-    every: int = Field(10, ge=1, description="Evaluate every E iterations (and before training, and at the end).")
-    test_rows: int = Field(100, ge=1, description="Held-out rows per periodic evaluation (a fixed random subset).")
-    ood_rows: int = Field(50, ge=0, description="OOD rows per periodic evaluation.")
-    final_test_rows: int = Field(200, ge=1, description="Held-out rows of the final evaluation.")
-    final_ood_rows: int = Field(200, ge=0, description="OOD rows of the final evaluation.")
-    batch_size: int = Field(16, ge=1, description="Contexts per greedy generation batch.")
-    samples_logged: int = Field(6, ge=0, description="Greedy summaries written to samples.jsonl per evaluation.")
-    target_accuracy: float | None = Field(None, gt=0, le=1, description="Stop once held-out accuracy reaches it "
-                                                                         "(null: run every iteration).")
-
-
-class CoadaptConfig(StrictConfig):
-    """A PLUS co-adaptation run."""
-
-    run_dir: str = Field("runs/plus", description="Output folder (metrics, checkpoints, samples).")
-    seed: int = Field(0, description="Seed of sampling, shuffling and initialization.")
-    iterations: int = Field(100, ge=1, description="Algorithm 1 iterations.")
-    contexts_per_iteration: int = Field(8, ge=1, description="N: (context, pair) records per iteration (all "
-                                                             "processes together).")
-    rm_steps: int = Field(1, ge=0, description="M_φ: reward-model NLL steps per iteration on the fresh summaries.")
-    rm_batch_size: int = Field(16, ge=1, description="Summaries per reward-model step (per process).")
-    max_minutes: float | None = Field(None, gt=0, description="Wall-clock budget of the training loop; when "
-                                                               "spent, training stops and the final evaluation runs.")
-    init_from: str | None = Field(None, description="Adapter bundle (card.json + summarizer/ + reward/) whose "
-                                                     "weights start this run (a warm start; optimizers start fresh).")
-    init_roles: list[Literal["summarizer", "reward"]] = Field(
-        default_factory=lambda: ["summarizer", "reward"],
-        description="Which of the bundle's roles init_from loads; the others start fresh (e.g. [summarizer]).")
-    train_summarizer: bool = Field(True, description="False freezes the summarizer (PLUS-untrained baseline).")
-    checkpoint_every: int = Field(10, ge=1, description="Write a checkpoint every K iterations.")
-    keep_checkpoints: int = Field(2, ge=1, description="Most recent checkpoints kept (the best is kept too).")
-    tensorboard: bool = Field(False, description="Also write TensorBoard event files to run_dir/tb.")
-    progress: bool = Field(True, description="Show progress bars.")
-    model: ModelSettings = Field(default_factory=ModelSettings, description="Base models and adapters.")
-    data: DataSettings = Field(default_factory=DataSettings, description="Training and evaluation data.")
-    eval: EvalSettings = Field(default_factory=EvalSettings, description="Evaluation schedule.")
-    ppo: PPOConfig = Field(default_factory=PPOConfig, description="Summarizer PPO / RLOO settings.")
-    rm: dict[str, Any] = Field(default_factory=dict, description="Reward-model trainer settings "
-                                                                  "(RMTrainConfig fields).")
-
-
-# ---------------------------------------------------------------------------------------
-# Data
-# ---------------------------------------------------------------------------------------
-
-
-def fixed_subset(records: Sequence[TrainingRecord], n: int, seed: int) -> list[TrainingRecord]:
-    """A reproducible random subset of ``n`` records (all when fewer)."""
-    if n >= len(records):
-        return list(records)
-    rng = random.Random(f"eval/{seed}")
-    return [records[i] for i in sorted(rng.sample(range(len(records)), n))]
-
-
-class RecordStream:
-    """An endless, reshuffled-per-epoch stream of training records with a resumable position."""
-
-    def __init__(self, records: Sequence[TrainingRecord], seed: int) -> None:
-        if not records:
-            raise ValueError("the training set is empty")
-        self.records = list(records)
-        self.seed = seed
-        self.position = 0
-
-    def order(self, epoch: int) -> list[int]:
-        rng = random.Random(f"stream/{self.seed}/{epoch}")
-        order = list(range(len(self.records)))
-        rng.shuffle(order)
-        return order
-
-    def take(self, n: int) -> list[TrainingRecord]:
-        out = []
-        for _ in range(n):
-            epoch, index = divmod(self.position, len(self.records))
-            out.append(self.records[self.order(epoch)[index]])
-            self.position += 1
-        return out
-
-
-ANIMAL_WORDS: dict[str, tuple[str, ...]] = {
-    "cat": ("cat", "cats", "kitten", "kittens", "kitty", "feline", "felines"),
-    "dog": ("dog", "dogs", "puppy", "puppies", "canine", "canines"),
-    "bird": ("bird", "birds", "parrot", "parrots", "budgie", "budgies", "canary", "canaries"),
-    "rabbit": ("rabbit", "rabbits", "bunny", "bunnies"),
-}
-
-
-def animals_named(text: str) -> list[str]:
-    """Animals a summary mentions, in order of first mention."""
-    words = re.findall(r"[a-z]+", text.lower())
-    seen: list[str] = []
-    for word in words:
-        for animal, forms in ANIMAL_WORDS.items():
-            if word in forms and animal not in seen:
-                seen.append(animal)
-    return seen
-
-
-def user_animals(record: TrainingRecord) -> tuple[str, str] | None:
-    """(favourite, other) animal of a Pets user, or None for other datasets."""
-    if not record.dataset.startswith("pets") or record.user_type is None:
-        return None
-    from plus_sdk.training.data.pets import USER_ANIMALS
-
-    return USER_ANIMALS.get(record.user_type)
-
-
-def names_right_animal(summary: str, record: TrainingRecord) -> tuple[bool, bool] | None:
-    """(favourite named first, favourite named alone) for Pets records; None elsewhere."""
-    animals = user_animals(record)
-    if animals is None:
-        return None
-    named = animals_named(summary)
-    liked, other = animals
-    return (bool(named) and named[0] == liked, liked in named and other not in named)
-
-
-# ---------------------------------------------------------------------------------------
-# Timing and memory
-# ---------------------------------------------------------------------------------------
-
-
-class PhaseTimer:
-    """Wall-clock seconds per named phase of one iteration."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-
-
-def peak_memory_mb(device: torch.device) -> dict[str, float]:
-    """Peak resident memory of this process (and peak CUDA memory on a GPU), in MiB."""
-    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-    if device.type == "cuda":
-        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    return out
-
-
-# ---------------------------------------------------------------------------------------
-# Distributed helpers (one process works too)
-# ---------------------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------------------
 # The co-adaptation run
 # ---------------------------------------------------------------------------------------
 
@@ -267,9 +80,6 @@ class CoAdaptation:
     """Algorithm 1 of PLUS, with checkpoints, metrics and evaluation (see the module doc)."""
 
     def __init__(self, config: CoadaptConfig, *, accelerator: Any = None) -> None:
-        from plus_sdk.backends.local import SharedBase
-        from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
-
         self.config = config
         self.accelerator = accelerator
         self.rank, self.world = dist_info()
@@ -291,23 +101,21 @@ class CoAdaptation:
         self.policy_base.add_new_adapter("summarizer", m.summarizer_lora.peft())
         critic = None
         if config.ppo.estimator == "gae":
-            from plus_sdk.reward import RewardHead
-
             self.policy_base.add_new_adapter("critic", m.critic_lora.peft())
             hidden = self.policy_base.model.config.hidden_size
-            critic = ppo.Critic(self.policy_base, "critic",
+            critic = Critic(self.policy_base, "critic",
                                 RewardHead(hidden, 1).to(dtype=self.policy_base.model.dtype))
-        self.rm_config = RMTrainConfig.model_validate(config.rm)
+        self.rm_config = config.rm
         self.reward_model = add_reward_lora(self.reward_base, self.rm_config, name="reward")
         if m.gradient_checkpointing:
             for base in {id(self.policy_base): self.policy_base, id(self.reward_base): self.reward_base}.values():
                 base.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.ppo = ppo.PPOTrainer(self.policy_base, config.ppo, total_iterations=config.iterations,
-                                  adapter="summarizer", critic=critic, seed=config.seed + 1000 * self.rank)
+        ppo_steps, rm_steps = optimizer_steps(config, self.world)
+        self.ppo = PPOTrainer(self.policy_base, config.ppo, total_steps=ppo_steps,
+                             adapter="summarizer", critic=critic, seed=config.seed + 1000 * self.rank)
         if config.ppo.rollout_engine == "vllm":
             self.ppo.attach_vllm(self.make_vllm_engine())
-        self.rm_trainer = RewardTrainer(self.reward_model, self.rm_config,
-                                        total_steps=max(config.iterations * config.rm_steps, 1),
+        self.rm_trainer = RewardTrainer(self.reward_model, self.rm_config, total_steps=rm_steps,
                                         accelerator=accelerator)
         if config.init_from:
             self.warm_start(Path(config.init_from))
@@ -321,9 +129,6 @@ class CoAdaptation:
 
     def make_vllm_engine(self) -> Any:
         """A vLLM engine on the summarizer's base (each process its own, on its own GPU)."""
-        from plus_sdk.models import resolve_model
-        from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
-
         m = self.config.model
         return VLLMRolloutEngine(resolve_model(m.summarizer_base), self.run_dir / "vllm_adapters" / f"rank{self.rank}",
                                  max_lora_rank=m.summarizer_lora.r,
@@ -332,8 +137,6 @@ class CoAdaptation:
 
     def warm_start(self, bundle: Path) -> None:
         """Load a bundle's summarizer adapter and/or reward adapter + head (``init_roles``) into this run."""
-        from safetensors.torch import load_file
-
         roles = self.config.init_roles
         for folder, base, name in ((bundle / "summarizer", self.policy_base, "summarizer"),
                                    (bundle / "reward", self.reward_base, "reward")):
@@ -342,7 +145,7 @@ class CoAdaptation:
             weights = folder / "adapter_model.safetensors"
             if not weights.exists():
                 raise FileNotFoundError(f"init_from={bundle}: {weights} is missing (export a bundle with plus export)")
-            self.load_adapter_state(base, name, load_file(str(weights)))
+            load_adapter_weights(base, name, load_file(str(weights)))
         if "reward" in roles:
             head = load_file(str(bundle / "reward" / "head.safetensors"))
             self.reward_model.head.load_state_dict({k: v.to(self.reward_model.head.linear.weight.dtype)
@@ -354,16 +157,9 @@ class CoAdaptation:
         """Token ids of the summarizer prompt for a record's context (cached per context)."""
         key = hash(record.context.source_hash())
         if key not in self._prompt_cache:
-            context = record.context
-            tok = self.policy_base.tokenizer
-            while True:
-                messages = prompts.summarizer_messages(context, self.config.data.summary_task)
-                ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-                ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-                if len(ids) <= self.config.data.max_prompt_tokens or len(context.examples) <= 1:
-                    break
-                context = context.model_copy(update={"examples": list(context.examples[1:])})
-            self._prompt_cache[key] = ids
+            self._prompt_cache[key] = summarizer_prompt_ids(self.policy_base.tokenizer, record.context,
+                                                            self.config.data.summary_task,
+                                                            self.config.data.max_prompt_tokens)
         return self._prompt_cache[key]
 
     @staticmethod
@@ -384,12 +180,6 @@ class CoAdaptation:
         rewards = rm.score_ids(sequences)
         return rewards[0::2] - rewards[1::2]
 
-    def rm_examples(self, summaries: Sequence[str], records: Sequence[TrainingRecord]) -> list[Any]:
-        from plus_sdk.training.rm.trainer import RMExample
-
-        return [RMExample(condition=prompts.summary_condition(s), prompt=r.prompt, chosen=r.chosen,
-                          rejected=r.rejected) for s, r in zip(summaries, records, strict=True)]
-
     # -------------------------------------------------------------- one iteration
     def iterate(self) -> dict[str, float]:
         """One iteration of Algorithm 1; returns its metrics (reduced over processes)."""
@@ -397,42 +187,27 @@ class CoAdaptation:
         timer = PhaseTimer()
         per_process = cfg.contexts_per_iteration // self.world
         batch = self.stream.take(cfg.contexts_per_iteration)[self.rank * per_process:(self.rank + 1) * per_process]
-        k = cfg.ppo.samples_per_prompt
-        with timer.phase("generation"):
+        with timer.phase("generation"):  # 1. rollout: k summaries per context
             rollout = self.ppo.generate([self.prompt_ids(r) for r in batch])
-        texts = self.ppo.decode(rollout)
-        summaries = self.summaries_of(texts)
-        expanded = [r for r in batch for _ in range(k)]
-        with timer.phase("reward_scoring"):
+        summaries = self.summaries_of(self.ppo.decode(rollout))
+        expanded = [r for r in batch for _ in range(cfg.ppo.samples_per_prompt)]
+        with timer.phase("reward_scoring"):  # 2. score: log σ(r(chosen | z) − r(rejected | z))
             margins = self.margins(summaries, expanded)
             scores = torch.nn.functional.logsigmoid(margins)
         metrics: dict[str, float] = {"rm_margin_acc_on_samples": float((margins > 0).float().mean())}
-        if cfg.train_summarizer and self.ppo.can_fuse(rollout.num_responses):
-            with timer.phase("reference_logprobs"):
+        if cfg.train_summarizer:
+            with timer.phase("reference_logprobs"):  # 3. reference: the base with adapters off
                 ref = self.ppo.logprobs(rollout, reference=True)
-            with timer.phase("ppo_update"):  # policy forward + backward in one pass
-                metrics.update(self.ppo.fused_update(rollout, scores, ref))
-        elif cfg.train_summarizer:
-            with timer.phase("policy_logprobs"):
-                old = self.ppo.logprobs(rollout, reference=False)
-            with timer.phase("reference_logprobs"):
-                ref = self.ppo.logprobs(rollout, reference=True)
-            values = None
-            if self.ppo.critic is not None:
-                with timer.phase("critic_values"), torch.no_grad():
-                    values = self.ppo.critic.values(rollout)
-            advantages, returns, adv_metrics = self.ppo.advantages(scores, old, ref, rollout.response_mask, values, k)
-            experience = ppo.Experience(rollout, old, ref, advantages, returns, values)
-            with timer.phase("ppo_update"):
+            # 4. advantages: old log-probs, values, KL-penalized rewards
+            experience, advantage_metrics = self.ppo.make_experience(rollout, scores, ref, phase=timer.phase)
+            with timer.phase("ppo_update"):  # 5. clipped PPO update of the summarizer
                 metrics.update(self.ppo.update(experience))
-            metrics.update(adv_metrics)
+            metrics.update(advantage_metrics)
         else:
             metrics["score"] = float(scores.mean())
-        with timer.phase("rm_update"):
+        with timer.phase("rm_update"):  # 6. reward-model NLL steps on the fresh summaries
             metrics.update(self.rm_update(summaries, expanded))
-        named = [names_right_animal(s, r) for s, r in zip(summaries, expanded, strict=True)]
-        if named and named[0] is not None:
-            metrics["sample_right_animal"] = sum(n[0] for n in named if n) / len(named)
+        metrics.update(summary_metrics(summaries, expanded, "sample"))
         metrics["summary_tokens"] = float(rollout.lengths().float().mean())
         metrics["summary_words"] = sum(len(s.split()) for s in summaries) / len(summaries)
         metrics.update({f"time_{name}": value for name, value in timer.seconds.items()})
@@ -443,7 +218,8 @@ class CoAdaptation:
 
     def rm_update(self, summaries: Sequence[str], records: Sequence[TrainingRecord]) -> dict[str, float]:
         """M_φ Bradley–Terry NLL steps of the reward model on the fresh summaries."""
-        examples = self.rm_examples(summaries, records)
+        examples = [RMExample(condition=prompts.summary_condition(s), prompt=r.prompt, chosen=r.chosen,
+                              rejected=r.rejected) for s, r in zip(summaries, records, strict=True)]
         totals: dict[str, float] = {}
         for step in range(self.config.rm_steps):
             size = min(self.config.rm_batch_size, len(examples))
@@ -456,19 +232,6 @@ class CoAdaptation:
         out = {key: value / max(self.config.rm_steps, 1) for key, value in totals.items()}
         out["rm_step"] = float(self.rm_trainer.step_count)  # the counter itself, not its mean
         return out
-
-    def replica_drift(self) -> float:
-        """Largest difference between processes of a checksum of the trainable weights (0 = in sync)."""
-        import torch.distributed as dist
-
-        if self.world == 1:
-            return 0.0
-        params = self.ppo.actor_params + self.rm_trainer.params
-        checksum = torch.tensor([sum(float(p.detach().double().sum()) for p in params)], dtype=torch.float64)
-        gathered = [torch.zeros_like(checksum) for _ in range(self.world)]
-        dist.all_gather(gathered, checksum)
-        values = torch.cat(gathered)
-        return float(values.max() - values.min())
 
     # -------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -493,17 +256,14 @@ class CoAdaptation:
         return [by_hash[r.context.source_hash()] for r in records]
 
     def evaluate(self, records: Sequence[TrainingRecord], prefix: str) -> tuple[dict[str, float], list[dict]]:
-        """Held-out accuracy and right-animal shares of greedy summaries; also sample rows."""
+        """Held-out accuracy (and the dataset's summary metrics) of greedy summaries; also sample rows."""
         if not records:
             return {}, []
         summaries = self.greedy_summaries(records, desc=f"eval {prefix}")
         margins = self.margins(summaries, records)
         metrics = {f"{prefix}_accuracy": float((margins > 0).float().mean()),
                    f"{prefix}_rows": float(len(records))}
-        named = [names_right_animal(s, r) for s, r in zip(summaries, records, strict=True)]
-        if named and named[0] is not None:
-            metrics[f"{prefix}_right_animal_first"] = sum(n[0] for n in named if n) / len(named)
-            metrics[f"{prefix}_right_animal_only"] = sum(n[1] for n in named if n) / len(named)
+        metrics.update(summary_metrics(summaries, records, prefix))
         shown = []
         for summary, record, margin in list(zip(summaries, records, margins.tolist(), strict=True))[
                 :self.config.eval.samples_logged]:
@@ -522,33 +282,18 @@ class CoAdaptation:
         metrics.update(more)
         metrics["time_eval"] = time.perf_counter() - start
         if self.rank == 0:
-            with (self.run_dir / SAMPLES_FILE).open("a", encoding="utf-8") as handle:
-                for row in shown + shown_ood:
-                    handle.write(json.dumps({"iteration": self.iteration, "final": final, **row}) + "\n")
+            for row in shown + shown_ood:
+                append_jsonl(self.run_dir / SAMPLES_FILE, {"iteration": self.iteration, "final": final, **row})
         return metrics
 
     # -------------------------------------------------------------- checkpoints
-    def adapter_state(self, base: Any, name: str) -> dict[str, torch.Tensor]:
-        from peft import get_peft_model_state_dict
-
-        state = get_peft_model_state_dict(base.model, adapter_name=name)
-        return {k: v.detach().cpu().clone() for k, v in state.items()}
-
-    def load_adapter_state(self, base: Any, name: str, state: dict[str, torch.Tensor]) -> None:
-        from peft import set_peft_model_state_dict
-
-        result = set_peft_model_state_dict(base.model, state, adapter_name=name)
-        unexpected = getattr(result, "unexpected_keys", [])
-        if unexpected:
-            raise RuntimeError(f"checkpoint adapter {name!r} has unexpected keys: {unexpected[:3]}")
-
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {
             "iteration": self.iteration,
             "best_accuracy": self.best_accuracy,
             "data_position": self.stream.position,
-            "summarizer": self.adapter_state(self.policy_base, "summarizer"),
-            "reward": self.adapter_state(self.reward_base, "reward"),
+            "summarizer": adapter_weights(self.policy_base, "summarizer"),
+            "reward": adapter_weights(self.reward_base, "reward"),
             "reward_head": {k: v.detach().cpu().clone() for k, v in self.reward_model.head.state_dict().items()},
             "ppo": self.ppo.state_dict(),
             "rm_trainer": self.rm_trainer.state_dict(),
@@ -556,7 +301,7 @@ class CoAdaptation:
             "config": self.config.model_dump(mode="json"),
         }
         if self.ppo.critic is not None:
-            state["critic"] = self.adapter_state(self.policy_base, "critic")
+            state["critic"] = adapter_weights(self.policy_base, "critic")
         try:
             import numpy as np
 
@@ -569,11 +314,11 @@ class CoAdaptation:
         self.iteration = int(state["iteration"])
         self.best_accuracy = float(state["best_accuracy"])
         self.stream.position = int(state["data_position"])
-        self.load_adapter_state(self.policy_base, "summarizer", state["summarizer"])
-        self.load_adapter_state(self.reward_base, "reward", state["reward"])
+        load_adapter_weights(self.policy_base, "summarizer", state["summarizer"])
+        load_adapter_weights(self.reward_base, "reward", state["reward"])
         self.reward_model.head.load_state_dict(state["reward_head"])
         if self.ppo.critic is not None:
-            self.load_adapter_state(self.policy_base, "critic", state["critic"])
+            load_adapter_weights(self.policy_base, "critic", state["critic"])
         self.ppo.load_state_dict(state["ppo"])
         self.rm_trainer.load_state_dict(state["rm_trainer"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -584,24 +329,18 @@ class CoAdaptation:
             np.random.set_state(state["rng"]["numpy"])
 
     def save_checkpoint(self, *, best: bool = False) -> Path | None:
-        """Write ``checkpoints/iter-NNNNNN.pt`` atomically and point ``latest.json`` at it."""
+        """Write ``checkpoints/iter-NNNNNN.safetensors`` atomically and point ``latest.json`` at it."""
         if self.rank != 0:
             return None
         folder = self.run_dir / CHECKPOINT_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        name = "best.pt" if best else f"iter-{self.iteration:06d}.pt"
-        path = folder / name
-        tmp = folder / f".{name}.tmp"
-        torch.save(self.state_dict(), tmp)
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        name = f"best{SUFFIX}" if best else f"iter-{self.iteration:06d}{SUFFIX}"
+        path = write_checkpoint(folder / name, self.state_dict())
         if best:
             atomic_write_text(folder / "best.json", json.dumps({"iteration": self.iteration,
                                                                 "test_accuracy": self.best_accuracy}))
             return path
         atomic_write_text(folder / LATEST_FILE, json.dumps({"checkpoint": name, "iteration": self.iteration}))
-        kept = sorted(folder.glob("iter-*.pt"))
+        kept = sorted(folder.glob(f"iter-*{SUFFIX}"))
         for old in kept[: -self.config.keep_checkpoints]:
             old.unlink(missing_ok=True)
         return path
@@ -613,7 +352,7 @@ class CoAdaptation:
             return False
         info = json.loads(latest.read_text(encoding="utf-8"))
         path = self.run_dir / CHECKPOINT_DIR / info["checkpoint"]
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+        self.load_state_dict(read_checkpoint(path))
         if self.rank == 0:
             truncate_metrics(self.run_dir / METRICS_FILE, self.iteration)
         logger.info("Resumed %s at iteration %d", path, self.iteration)
@@ -623,11 +362,8 @@ class CoAdaptation:
     def log(self, metrics: dict[str, Any]) -> None:
         if self.rank != 0:
             return
-        line = json.dumps({"iteration": self.iteration, "time": time.time(), **metrics})
-        with (self.run_dir / METRICS_FILE).open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_jsonl(self.run_dir / METRICS_FILE, {"iteration": self.iteration, "time": time.time(), **metrics},
+                     durable=True)
         if self.writer is not None:
             for key, value in metrics.items():
                 if isinstance(value, (int, float)) and math.isfinite(value):
@@ -660,7 +396,7 @@ class CoAdaptation:
             metrics = self.iterate()
             self.iteration += 1
             if self.world > 1:
-                metrics["replica_drift"] = self.replica_drift()
+                metrics["replica_drift"] = replica_drift(self.ppo.actor_params + self.rm_trainer.params)
             bar.update(1)
             bar.set_postfix(score=f"{metrics.get('score', 0):.2f}", rm=f"{metrics.get('rm_accuracy', 0):.2f}",
                             kl=f"{metrics.get('kl', 0):.2f}")
@@ -697,15 +433,6 @@ class CoAdaptation:
 def _short(metrics: dict[str, float]) -> str:
     keys = [k for k in metrics if k.endswith(("accuracy", "right_animal_first"))]
     return ", ".join(f"{k}={metrics[k]:.3f}" for k in keys)
-
-
-def truncate_metrics(path: Path, iteration: int) -> None:
-    """Drop metric lines written after ``iteration`` (they are recomputed after a resume)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("iteration", 0) <= iteration]
-    atomic_write_text(path, "\n".join(kept) + ("\n" if kept else ""))
 
 
 def run(config: CoadaptConfig, *, resume: bool = False) -> dict[str, float]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -28,6 +28,28 @@ class StrictConfig(BaseModel):
     """Base class of training configs: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraSettings(StrictConfig):
+    """LoRA shape of one adapter (summarizer, critic or reward model): the one spelling in every recipe."""
+
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout (0 keeps rollouts and updates identical).")
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+                                      description="Module names that get LoRA.")
+    top_layers: int | None = Field(None, ge=1, description="Put LoRA only on the top N transformer layers "
+                                   "(cheaper backward; null = every layer).")
+
+    def peft(self, num_layers: int | None = None) -> Any:
+        """The peft ``LoraConfig`` (``num_layers``: the backbone's, needed for ``top_layers``)."""
+        from peft import LoraConfig
+
+        layers = None
+        if self.top_layers is not None and num_layers is not None:
+            layers = list(range(max(num_layers - self.top_layers, 0), num_layers))
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=list(self.target_modules), bias="none", layers_to_transform=layers)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

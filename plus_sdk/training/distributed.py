@@ -29,3 +29,17 @@ def reduce_mean(metrics: dict[str, float]) -> dict[str, float]:
     values = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64)
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return {k: float(v) / world for k, v in zip(keys, values.tolist(), strict=True)}
+
+
+def replica_drift(params: list[torch.nn.Parameter]) -> float:
+    """Largest difference between processes of a checksum of ``params`` (0 = in sync; 0 in one process)."""
+    import torch.distributed as dist
+
+    world = dist_info()[1]
+    if world == 1:
+        return 0.0
+    checksum = torch.tensor([sum(float(p.detach().double().sum()) for p in params)], dtype=torch.float64)
+    gathered = [torch.zeros_like(checksum) for _ in range(world)]
+    dist.all_gather(gathered, checksum)
+    values = torch.cat(gathered)
+    return float(values.max() - values.min())

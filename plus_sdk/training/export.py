@@ -17,9 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from plus_sdk import prompts
+from plus_sdk.training.checkpoint import SUFFIX, read_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +29,10 @@ def checkpoint_path(run_dir: str | os.PathLike[str], which: str = "best") -> Pat
 
     folder = Path(run_dir) / CHECKPOINT_DIR
     if which == "best":
-        path = folder / "best.pt"
+        path = folder / f"best{SUFFIX}"
         if path.exists():
             return path
-        logger.warning("%s has no best.pt; exporting the latest checkpoint", folder)
+        logger.warning("%s has no best%s; exporting the latest checkpoint", folder, SUFFIX)
         which = "latest"
     if which == "latest":
         latest = folder / LATEST_FILE
@@ -42,7 +41,7 @@ def checkpoint_path(run_dir: str | os.PathLike[str], which: str = "best") -> Pat
         return folder / json.loads(latest.read_text(encoding="utf-8"))["checkpoint"]
     path = Path(which)
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint {which} does not exist (use best, latest or a .pt file)")
+        raise FileNotFoundError(f"checkpoint {which} does not exist (use best, latest or a {SUFFIX} file)")
     return path
 
 
@@ -70,7 +69,7 @@ def load_checkpoint_run(run_dir: str | os.PathLike[str], checkpoint: str = "best
         config.model.threads = threads
     path = checkpoint_path(run_dir, checkpoint)
     run = CoAdaptation(config)
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path)
     run.load_state_dict(state)
     return run, state, path
 

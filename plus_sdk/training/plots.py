@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_METRICS: tuple[str, ...] = (
     "test_accuracy", "ood_accuracy", "test_right_animal_first", "ood_right_animal_first",
     "score", "rm_accuracy", "rm_loss", "kl", "kl_coef", "entropy", "clip_fraction", "approx_kl",
-    "value_loss", "summary_tokens", "sample_right_animal", "grad_norm", "time_iteration",
+    "value_loss", "summary_tokens", "sample_right_animal_first", "grad_norm", "time_iteration",
 )
 
 

@@ -1,7 +1,7 @@
 """``plus train-rm``: one training run of any reward-model method, with eval, checkpoints and resume.
 
 A run folder holds ``config.yaml``, ``metrics.jsonl`` (one JSON line per logged step and per
-evaluation), ``last/`` and ``best/`` checkpoints (model files + ``trainer.pt``; each written to
+evaluation), ``last/`` and ``best/`` checkpoints (model files + ``trainer.safetensors``; each written to
 a temporary folder and renamed into place), and at the end ``eval.json`` / ``eval.md``.
 Rerunning the same command resumes from ``last/`` at the step where it stopped; batches are a
 pure function of (seed, step), so a resumed run sees the same data as an uninterrupted one.
@@ -28,6 +28,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from plus_sdk.files import atomic_write_text
+from plus_sdk.training.checkpoint import read_checkpoint, write_checkpoint
 from plus_sdk.training.config import StrictConfig, dump_config
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
@@ -35,8 +36,12 @@ from plus_sdk.training.distributed import dist_info
 from plus_sdk.training.rm.registry import METHODS, make_method
 from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
 from plus_sdk.training.rm.vpl import VPLConfig, VPLTrainer
+from plus_sdk.training.run_files import append_jsonl
 
 logger = logging.getLogger(__name__)
+
+#: Optimizer, schedule, step and RNG state of a checkpoint folder (``checkpoint.write_checkpoint``).
+TRAINER_STATE = "trainer.safetensors"
 
 MethodName = Literal["btl", "dpl-meanvar", "dpl-categorical", "icl", "summary", "oracle", "vpl"]
 
@@ -150,10 +155,10 @@ class LMLearner:
 
     def save(self, folder: Path, state: dict[str, Any]) -> None:
         self.rm.save_pretrained(folder)
-        torch.save(state, folder / "trainer.pt")
+        write_checkpoint(folder / TRAINER_STATE, state)
 
     def load(self, folder: Path) -> None:
-        self.trainer.load_state_dict(torch.load(folder / "trainer.pt", weights_only=False))
+        self.trainer.load_state_dict(read_checkpoint(folder / TRAINER_STATE))
 
 
 class VPLLearner:
@@ -182,10 +187,10 @@ class VPLLearner:
 
     def save(self, folder: Path, state: dict[str, Any]) -> None:
         self.trainer.save_pretrained(folder)
-        torch.save(state, folder / "trainer.pt")
+        write_checkpoint(folder / TRAINER_STATE, state)
 
     def load(self, folder: Path) -> None:
-        self.trainer.load_state_dict(torch.load(folder / "trainer.pt", weights_only=False))
+        self.trainer.load_state_dict(read_checkpoint(folder / TRAINER_STATE))
 
 
 def make_learner(config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> LMLearner | VPLLearner:
@@ -221,11 +226,6 @@ def _write_checkpoint(learner: LMLearner | VPLLearner, folder: Path, state: dict
         os.replace(folder, old)
     os.replace(tmp, folder)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def append_jsonl(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
 
 
 def peak_rss_mb() -> float:
@@ -277,7 +277,7 @@ def train_rm(config: RMRunConfig, *, accelerator: Any = None) -> dict[str, Any]:
     prepare_seconds = time.perf_counter() - started
     best_accuracy = -1.0
     last = run_dir / "last"
-    if (last / "trainer.pt").exists():
+    if (last / TRAINER_STATE).exists():
         learner.load(last)
         state = json.loads((last / "state.json").read_text(encoding="utf-8"))
         best_accuracy = float(state.get("best_accuracy", -1.0))
@@ -331,8 +331,8 @@ def train_rm(config: RMRunConfig, *, accelerator: Any = None) -> dict[str, Any]:
 
 def evaluate_run(config: RMRunConfig, *, checkpoint: Path) -> dict[str, Any]:
     """Evaluate a saved checkpoint of a run on the run's test and OOD records."""
-    if not (checkpoint / "trainer.pt").exists():
-        raise FileNotFoundError(f"{checkpoint} is not a checkpoint (no trainer.pt); train with `plus train-rm`")
+    if not (checkpoint / TRAINER_STATE).exists():
+        raise FileNotFoundError(f"{checkpoint} is not a checkpoint (no {TRAINER_STATE}); train with `plus train-rm`")
     _train, test, ood = load_records(config.data)
     learner = make_learner(config.model_copy(update={"steps": max(config.steps, 1)}), test + ood)
     learner.load(checkpoint)

@@ -24,12 +24,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from plus_sdk.backends.local import SharedBase
+from plus_sdk.backends.local import LocalModel, SharedBase
 from plus_sdk.reward import PersonalizedRewardModel, RewardHead
-from plus_sdk.training.config import StrictConfig
+from plus_sdk.training.config import LoraSettings, StrictConfig
 from plus_sdk.training.distributed import dist_info, reduce_mean
+from plus_sdk.training.optim import adapter_parameters, all_reduce_grads, build_adamw, scheduled
 from plus_sdk.training.rm.base import PairOutput, RewardMethod, RMExample
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,11 @@ class RewardNetwork(torch.nn.Module):
         return self._rm.forward(input_ids, attention_mask)
 
 
+#: Flat LoRA keys of older recipes and their names inside ``lora:``.
+RENAMED_LORA_KEYS = {"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout",
+                     "target_modules": "target_modules", "lora_top_layers": "top_layers"}
+
+
 class RMTrainConfig(StrictConfig):
     """Optimizer and adapter settings of the reward-model trainer (CPU-friendly defaults)."""
 
@@ -72,58 +78,34 @@ class RMTrainConfig(StrictConfig):
     grad_clip: float = Field(1.0, gt=0, description="Global gradient-norm clip (paper 1).")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step (gradient accumulation).")
     batch_size: int = Field(8, ge=1, description="Pairs per optimizer step (all micro-batches together).")
-    lora_r: int = Field(8, ge=1, description="LoRA rank of the reward adapter.")
-    lora_alpha: int = Field(16, ge=1, description="LoRA alpha of the reward adapter.")
-    lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout of the reward adapter.")
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
-                                      description="Module names that get LoRA layers.")
-    lora_top_layers: int | None = Field(None, ge=1, description="Put LoRA only on the top N transformer layers "
-                                        "(cheaper backward; none = every layer).")
+    lora: LoraSettings = Field(default_factory=lambda: LoraSettings(r=8, alpha=16),
+                               description="LoRA shape of the reward adapter (r, alpha, dropout, target_modules, "
+                                           "top_layers).")
     max_length: int = Field(1024, ge=16, description="Longest reward-model input in tokens.")
     bf16: bool = Field(False, description="Run forward passes under bf16 autocast (GPU; ignored where unsupported).")
     seed: int = Field(0, description="Seed of the adapter initialisation and of dropout.")
 
-
-def adapter_parameters(model: Any, adapter_name: str) -> list[tuple[str, torch.nn.Parameter]]:
-    """The (name, parameter) pairs of one LoRA adapter: names containing ``.{adapter_name}.``."""
-    marker = f".{adapter_name}."
-    found = [(name, p) for name, p in model.named_parameters() if marker in name]
-    if not found:
-        raise ValueError(f"the model has no parameters of adapter {adapter_name!r}; create it with "
-                         f"add_reward_lora / SharedBase.add_new_adapter first")
-    return found
-
-
-def lora_config(config: RMTrainConfig, num_layers: int | None = None) -> Any:
-    """The peft ``LoraConfig`` of the reward adapter (``num_layers``: the backbone's, for lora_top_layers)."""
-    from peft import LoraConfig
-
-    layers = None
-    if config.lora_top_layers is not None and num_layers is not None:
-        layers = list(range(max(num_layers - config.lora_top_layers, 0), num_layers))
-    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=list(config.target_modules), bias="none", layers_to_transform=layers)
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_lora_keys(cls, data: Any) -> Any:
+        """Name the new spelling when a recipe still uses the flat LoRA keys of older versions."""
+        if isinstance(data, dict):
+            old = [key for key in RENAMED_LORA_KEYS if key in data]
+            if old:
+                fix = ", ".join(f"{RENAMED_LORA_KEYS[key]}: ..." for key in old)
+                raise ValueError(f"{', '.join(old)} moved into the lora section: write lora: {{{fix}}}")
+        return data
 
 
 def add_reward_lora(base: SharedBase, config: RMTrainConfig, name: str = "reward", *,
                     out_features: int = 1) -> PersonalizedRewardModel:
     """Add a trainable LoRA adapter ``name`` and a fresh head to ``base``; return the reward model."""
-    from plus_sdk.backends.local import LocalModel
-
     torch.manual_seed(config.seed)
-    base.add_new_adapter(name, lora_config(config, getattr(base.model.config, "num_hidden_layers", None)))
+    base.add_new_adapter(name, config.lora.peft(getattr(base.model.config, "num_hidden_layers", None)))
     hidden = base.model.config.hidden_size
     head = RewardHead(hidden, out_features).to(dtype=base.model.dtype)
     return PersonalizedRewardModel(LocalModel(base, name), head, max_length=config.max_length,
                                    batch_size=config.batch_size * 2)
-
-
-def warmup_cosine(step: int, *, total: int, warmup: int, floor: float) -> float:
-    """Learning-rate multiplier: linear warmup to 1, then cosine down to ``floor``."""
-    if step < warmup:
-        return (step + 1) / max(warmup, 1)
-    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class RewardTrainer:
@@ -146,12 +128,9 @@ class RewardTrainer:
         for _, p in self.named:
             p.requires_grad_(True)
         self.params = [p for _, p in self.named]
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=tuple(config.betas),
-                                           weight_decay=config.weight_decay)
-        warmup = round(config.warmup_ratio * self.total_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: warmup_cosine(s, total=self.total_steps, warmup=warmup,
-                                                     floor=config.min_lr_ratio))
+        self.optimizer = build_adamw(self.params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+        self.scheduler = scheduled(self.optimizer, schedule="cosine", total=self.total_steps,
+                                   warmup_ratio=config.warmup_ratio, floor=config.min_lr_ratio)
         self.step_count = 0
         #: The DeepSpeed engine wrapping the reward model, when launched with DeepSpeed.
         self.engine: Any = None
@@ -232,18 +211,6 @@ class RewardTrainer:
         size = max(math.ceil(len(batch) / self.config.grad_accum), 1)
         return [batch[i : i + size] for i in range(0, len(batch), size)]
 
-    def all_reduce_grads(self) -> None:
-        """Average gradients over processes (DDP without wrapping the shared model)."""
-        if self.world_size == 1:
-            return
-        import torch.distributed as dist
-
-        for p in self.params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad.div_(self.world_size)
-
     # ------------------------------------------------------------------ training
     def step(self, batch: Sequence[RMExample]) -> dict[str, float]:
         """One optimizer step on ``batch`` (accumulated over ``grad_accum`` micro-batches)."""
@@ -261,7 +228,7 @@ class RewardTrainer:
                 totals["loss"] += float(out.loss.detach()) * share
                 totals["accuracy"] += float((out.prob.detach() > 0.5).float().sum()) / len(batch)
                 totals["margin"] += float(out.margin.detach().sum()) / len(batch)
-        self.all_reduce_grads()
+        all_reduce_grads(self.params)
         totals = reduce_mean(totals)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         lr = self.optimizer.param_groups[0]["lr"]

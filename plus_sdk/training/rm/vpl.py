@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from plus_sdk.files import atomic_write_text
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.records import TrainingRecord
-from plus_sdk.training.rm.trainer import warmup_cosine
+from plus_sdk.training.optim import build_adamw, scheduled
 from plus_sdk.types import UserContext
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 WEIGHTS_FILE = "vpl.safetensors"
 CONFIG_FILE = "vpl.json"
 
+
+MIN_LR_RATIO = 0.1  # the cosine decay of the VPL network's lr ends at lr × this
 
 class VPLConfig(StrictConfig):
     """Network, loss and optimizer settings of VPL."""
@@ -228,10 +230,9 @@ class VPLTrainer:
         torch.manual_seed(config.seed)
         self.net = VPLNetwork(self.encoder.dim, config.hidden, config.latent).to(self.encoder.device)
         self.total_steps = max(int(total_steps), 1)
-        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        warmup = round(config.warmup_ratio * self.total_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: warmup_cosine(s, total=self.total_steps, warmup=warmup, floor=0.1))
+        self.optimizer = build_adamw(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = scheduled(self.optimizer, schedule="cosine", total=self.total_steps,
+                                   warmup_ratio=config.warmup_ratio, floor=MIN_LR_RATIO)
         self.generator = torch.Generator(device=self.encoder.device).manual_seed(config.seed)
         self.step_count = 0
 
