@@ -11,16 +11,23 @@ from plus_sdk.training.config import load_config, read_config_file
 from plus_sdk.training.optim import lr_multiplier, warmup_steps
 from plus_sdk.training.rm.run import RMRunConfig
 from plus_sdk.training.rm.vpl import MIN_LR_RATIO as VPL_MIN_LR_RATIO
+from plus_sdk.training.sft import SFTConfig
 
 RECIPES = sorted(p for p in (Path(__file__).resolve().parents[1] / "training").rglob("*.yaml")
                  if "accelerate" not in p.parts)
 
 
+def recipe_model(data: dict) -> type:
+    """Which config a recipe is for: a reward-model run, a summarizer warm start, or co-adaptation."""
+    if "method" in data:
+        return RMRunConfig
+    return SFTConfig if "iterations" not in data and "lora" in data else CoadaptConfig
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_recipe_validates(path: Path) -> None:
     data = read_config_file(path)
-    model = RMRunConfig if "method" in data else CoadaptConfig
-    config = load_config(model, path)
+    config = load_config(recipe_model(data), path)
     assert config.run_dir
 
 
@@ -43,7 +50,12 @@ def _decay_ends_exactly_at(total: int, schedule: str, warmup_ratio: float, floor
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_schedule_reaches_its_final_lr_at_the_last_optimizer_step(path: Path) -> None:
-    if "method" in read_config_file(path):
+    data = read_config_file(path)
+    if recipe_model(data) is SFTConfig:
+        sft = load_config(SFTConfig, path)
+        _decay_ends_exactly_at(sft.steps, "linear", sft.warmup_ratio, 0.0)
+        return
+    if "method" in data:
         config = load_config(RMRunConfig, path)
         floor = VPL_MIN_LR_RATIO if config.method == "vpl" else config.train.min_lr_ratio
         warmup = config.vpl.warmup_ratio if config.method == "vpl" else config.train.warmup_ratio

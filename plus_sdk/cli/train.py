@@ -162,7 +162,7 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
                        description="Teach a summarizer to write each user's oracle description (optional step "
                                    "before `plus train`). Settings: " + ", ".join(SFTConfig.model_fields))
     p.add_argument("config", help="YAML recipe: a file or a shipped name, e.g. styles/summarizer")
-    p.add_argument("overrides", nargs="*", help="settings as key=value, e.g. steps=50 out=runs/sft")
+    p.add_argument("overrides", nargs="*", help="settings as key=value, e.g. steps=50 run_dir=runs/sft")
     p.set_defaults(func=cmd_train_summarizer)
 
     p = sub.add_parser("eval", help="evaluate a trained reward model (accuracy, per type, OOD, margin, ECE)")

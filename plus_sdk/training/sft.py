@@ -30,10 +30,10 @@ from plus_sdk import prompts
 from plus_sdk.bundle import write_card
 from plus_sdk.files import atomic_write_text
 from plus_sdk.models import model_id_of
-from plus_sdk.training.coadapt import LoraSettings
-from plus_sdk.training.config import StrictConfig
+from plus_sdk.training.config import LoraSettings, StrictConfig
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
+from plus_sdk.training.optim import adapter_parameters, build_adamw, scheduled
 from plus_sdk.types import AdapterCard, UserContext
 
 logger = logging.getLogger(__name__)
@@ -49,13 +49,15 @@ class SFTData(DataSource):
 class SFTConfig(StrictConfig):
     """A supervised warm-start run of the summarizer."""
 
-    out: str = Field("runs/summarizer-sft", description="Output bundle folder (summarizer/ + card.json + metrics).")
+    run_dir: str = Field("runs/summarizer-sft", description="Output bundle folder (summarizer/ + card.json + "
+                                                          "metrics.jsonl).")
     base: str | None = Field(None, description="Summarizer base (null: the embedded default).")
     seed: int = Field(0, description="Seed of batch order and LoRA initialization.")
     steps: int = Field(200, ge=1, description="Optimizer steps.")
     batch_size: int = Field(4, ge=1, description="Contexts per step.")
-    lr: float = Field(2e-4, gt=0, description="Peak AdamW learning rate (linear warmup, then linear decay).")
-    warmup_steps: int = Field(10, ge=0, description="Linear warmup steps.")
+    lr: float = Field(2e-4, gt=0, description="Peak AdamW learning rate.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of the steps spent warming up (then linear "
+                                                               "decay to 0 at the last step).")
     threads: int | None = Field(None, ge=1, description="torch CPU threads.")
     device: str | None = Field(None, description="cpu, cuda, ... (default: CUDA when present).")
     lora: LoraSettings = Field(default_factory=LoraSettings, description="Summarizer adapter shape (match the "
@@ -112,15 +114,8 @@ def batch_tensors(encoded: list[tuple[list[int], int]], pad_id: int) -> dict[str
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warmup to 1, then linear decay to 0 at ``total`` (step counts from 0)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return max(0.0, (total - step) / max(1, total - warmup))
-
-
 def train_summarizer(config: SFTConfig) -> dict[str, Any]:
-    """Run the warm start; returns the final metrics and writes the bundle to ``config.out``."""
+    """Run the warm start; returns the final metrics and writes the bundle to ``config.run_dir``."""
     from plus_sdk.backends.local import SharedBase
 
     if config.threads:
@@ -134,14 +129,14 @@ def train_summarizer(config: SFTConfig) -> dict[str, Any]:
     base.add_new_adapter("summarizer", config.lora.peft())
     tokenizer = base.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    params = [p for n, p in base.model.named_parameters() if "lora_" in n and ".summarizer." in n]
+    params = [p for _, p in adapter_parameters(base.model, "summarizer")]
     for p in params:
         p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.95), weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config.steps, config.warmup_steps))
+    optimizer = build_adamw(params, lr=config.lr, betas=(0.9, 0.95))
+    scheduler = scheduled(optimizer, schedule="linear", total=config.steps, warmup_ratio=config.warmup_ratio)
     order = list(range(len(train)))
     random.Random(config.seed).shuffle(order)
-    out = Path(config.out)
+    out = Path(config.run_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = out / "metrics.jsonl"
     start, losses = time.perf_counter(), []
