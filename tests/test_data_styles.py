@@ -52,9 +52,11 @@ def test_at_least_eight_axes_each_with_two_sides_and_the_required_ones():
 
 
 def test_no_test_prompt_and_no_sentence_of_a_test_reply_appears_in_train(built):
-    train_text = "\n".join(
-        "\n".join([r.prompt, r.chosen, r.rejected] + [f"{e.prompt}\n{e.chosen}\n{e.rejected}" for e in r.context.examples])
-        for r in built["train"])
+    def texts(record):
+        return [record.prompt, record.chosen, record.rejected] + [
+            f"{e.prompt}\n{e.chosen}\n{e.rejected}" for e in record.context.examples]
+
+    train_text = "\n".join("\n".join(texts(r)) for r in built["train"])
     test_items = {r.meta["item"] for r in built["test"]}
     test_items |= {i for r in built["test"] for i in [r.meta.get("off_topic_item")] if i}
     assert test_items and not test_items & {r.meta["item"] for r in built["train"]}
