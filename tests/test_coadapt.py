@@ -15,9 +15,11 @@ import pytest
 import torch
 import yaml
 
+from plus_sdk import prompts
 from plus_sdk.training.checkpoint import read_checkpoint
-from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig
+from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig, run
 from plus_sdk.training.data.pets_metrics import animals_named, names_right_animal
+from plus_sdk.training.timing import BudgetSpentError, budget_guard
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -254,8 +256,16 @@ RECORDED_CHANGES: dict[str, dict[str, Any]] = {
 }
 
 
+#: the Pets question as it read when the losses above were recorded (prompt version 2); version 3 dropped
+#: its copyable "X" placeholder, which changes the tokens, not the training code this test guards
+PETS_ASK_V2 = ("From the replies the user picked, which animal does this user favour? Write one "
+               "short sentence such as 'The user prefers X.' naming that animal.")
+
+
 @pytest.mark.parametrize("name", sorted(RECORDED_CHANGES))
-def test_three_iterations_match_the_recorded_losses(tiny_model_dir: Path, tmp_path: Path, name: str) -> None:
+def test_three_iterations_match_the_recorded_losses(tiny_model_dir: Path, tmp_path: Path, name: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(prompts._TASK_ASK, "pets", PETS_ASK_V2)
     config = tiny_config(tiny_model_dir, tmp_path / name, iterations=3, **RECORDED_CHANGES[name])
     run = CoAdaptation(CoadaptConfig.model_validate(config))
     for expected in RECORDED_THREE_ITERATIONS[name]:
@@ -266,3 +276,43 @@ def test_three_iterations_match_the_recorded_losses(tiny_model_dir: Path, tmp_pa
                 assert key not in metrics, key
             else:
                 assert metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (run.iteration, key)
+
+
+def test_the_budget_guard_stops_only_before_an_iteration_has_changed_weights() -> None:
+    now = [0.0]
+    guard = budget_guard(deadline=10.0, clock=lambda: now[0])
+    guard("generation")
+    guard("reward_scoring")
+    now[0] = 11.0
+    with pytest.raises(BudgetSpentError, match="reference_logprobs"):
+        guard("reference_logprobs")
+    guard = budget_guard(deadline=10.0, clock=lambda: now[0])
+    now[0] = 5.0
+    guard("generation")
+    guard("ppo_update")
+    now[0] = 11.0
+    guard("rm_update")  # weights already moved: the iteration finishes
+    with pytest.raises(BudgetSpentError):
+        guard("generation")  # the next iteration does not start
+    assert budget_guard(None, clock=lambda: 1e12)("generation") is None
+
+
+def test_an_iteration_reports_each_phase_as_it_starts(tiny_model_dir: Path, tmp_path: Path) -> None:
+    run = CoAdaptation(CoadaptConfig.model_validate(tiny_config(tiny_model_dir, tmp_path / "run")))
+    seen: list[str] = []
+    run.on_phase = seen.append
+    run.iterate()
+    assert seen[0] == "generation" and seen.index("ppo_update") < seen.index("rm_update") == len(seen) - 1
+    assert {"reward_scoring", "reference_logprobs"} <= set(seen)
+
+
+def test_a_spent_budget_stops_mid_iteration_at_a_whole_iteration_checkpoint(tiny_model_dir: Path,
+                                                                            tmp_path: Path) -> None:
+    config = CoadaptConfig.model_validate(tiny_config(tiny_model_dir, tmp_path / "run", iterations=50,
+                                                      max_minutes=1e-6))
+    final = run(config)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["phase"] for x in lines] == ["eval", "final"]  # no half iteration was logged
+    assert "test_accuracy" in final
+    state = read_checkpoint(next((tmp_path / "run" / "checkpoints").glob("iter-*")))
+    assert state["iteration"] == 0 and state["data_position"] == 0

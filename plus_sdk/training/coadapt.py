@@ -28,7 +28,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ from plus_sdk.training.ppo_trainer import Critic, PPOTrainer
 from plus_sdk.training.rm.trainer import RewardTrainer, RMExample, add_reward_lora
 from plus_sdk.training.rollout import summarizer_prompt_ids
 from plus_sdk.training.run_files import append_jsonl, truncate_metrics
-from plus_sdk.training.timing import PhaseTimer, peak_memory_mb
+from plus_sdk.training.timing import BudgetSpentError, PhaseTimer, budget_guard, peak_memory_mb
 from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ class CoAdaptation:
     def __init__(self, config: CoadaptConfig, *, accelerator: Any = None) -> None:
         self.config = config
         self.accelerator = accelerator
+        self.on_phase: Callable[[str], None] | None = None  # set by train(): progress and the time budget
         self.rank, self.world = dist_info()
         if config.contexts_per_iteration % self.world:
             raise ValueError(f"contexts_per_iteration={config.contexts_per_iteration} must be a multiple of the "
@@ -184,7 +185,7 @@ class CoAdaptation:
     def iterate(self) -> dict[str, float]:
         """One iteration of Algorithm 1; returns its metrics (reduced over processes)."""
         cfg = self.config
-        timer = PhaseTimer()
+        timer = PhaseTimer(on_phase=self.on_phase)
         per_process = cfg.contexts_per_iteration // self.world
         batch = self.stream.take(cfg.contexts_per_iteration)[self.rank * per_process:(self.rank + 1) * per_process]
         with timer.phase("generation"):  # 1. rollout: k summaries per context
@@ -370,6 +371,15 @@ class CoAdaptation:
                     self.writer.add_scalar(key, value, self.iteration)
 
     # -------------------------------------------------------------- the loop
+    def evaluate_and_keep_best(self) -> dict[str, float]:
+        """A periodic evaluation; a new best held-out accuracy also writes the ``best`` checkpoint."""
+        evaluation = self.run_evaluation()
+        logger.info("Iteration %d: %s", self.iteration, _short(evaluation))
+        if evaluation.get("test_accuracy", -1.0) > self.best_accuracy:
+            self.best_accuracy = evaluation["test_accuracy"]
+            self.save_checkpoint(best=True)
+        return evaluation
+
     def train(self, *, resume: bool = False) -> dict[str, float]:
         """Run (or continue) the whole schedule; returns the final evaluation."""
         cfg = self.config
@@ -390,35 +400,37 @@ class CoAdaptation:
             logger.info("Before training: %s", _short(before))
         bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="co-adapt", unit="it",
                    disable=not cfg.progress or self.rank != 0)
-        stop = False
-        started = time.time()
+        stop, started = False, time.time()
+        # one process stops mid-iteration; several would have to agree first, so they stop between iterations
+        guard = budget_guard(started + 60 * cfg.max_minutes if self.world == 1 and cfg.max_minutes else None)
+
+        def on_phase(name: str) -> None:  # progress inside an iteration, and the budget at phase boundaries
+            bar.set_description(f"co-adapt [{name}]")
+            guard(name)
+
+        self.on_phase = on_phase
         while self.iteration < cfg.iterations and not stop:
-            metrics = self.iterate()
+            position = self.stream.position
+            try:
+                metrics = self.iterate()
+            except BudgetSpentError as spent:
+                self.stream.position = position  # the abandoned iteration's records come first on resume
+                logger.info("Time budget spent in iteration %d (%s): stopping after the last whole one",
+                            self.iteration + 1, spent)
+                self.evaluate_and_keep_best()
+                self.save_checkpoint()
+                break
             self.iteration += 1
             if self.world > 1:
                 metrics["replica_drift"] = replica_drift(self.ppo.actor_params + self.rm_trainer.params)
             bar.update(1)
             bar.set_postfix(score=f"{metrics.get('score', 0):.2f}", rm=f"{metrics.get('rm_accuracy', 0):.2f}",
                             kl=f"{metrics.get('kl', 0):.2f}")
-            if self.iteration % cfg.eval.every == 0 or self.iteration == cfg.iterations:
-                evaluation = self.run_evaluation()
-                metrics.update(evaluation)
-                logger.info("Iteration %d: %s", self.iteration, _short(evaluation))
-                accuracy = evaluation.get("test_accuracy", -1.0)
-                if accuracy > self.best_accuracy:
-                    self.best_accuracy = accuracy
-                    self.save_checkpoint(best=True)
+            budget_spent = cfg.max_minutes is not None and time.time() - started > 60 * cfg.max_minutes
+            if self.iteration % cfg.eval.every == 0 or self.iteration == cfg.iterations or budget_spent:
+                metrics.update(self.evaluate_and_keep_best())
                 target = cfg.eval.target_accuracy
-                stop = target is not None and accuracy >= target
-            if cfg.max_minutes is not None and time.time() - started > 60 * cfg.max_minutes:
-                logger.info("Time budget of %.1f min spent at iteration %d", cfg.max_minutes, self.iteration)
-                stop = True
-                if "test_accuracy" not in metrics:
-                    evaluation = self.run_evaluation()
-                    metrics.update(evaluation)
-                    if evaluation.get("test_accuracy", -1.0) > self.best_accuracy:
-                        self.best_accuracy = evaluation["test_accuracy"]
-                        self.save_checkpoint(best=True)
+                stop = budget_spent or (target is not None and metrics.get("test_accuracy", -1.0) >= target)
             self.log({"phase": "train", **metrics})
             if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations or stop:
                 self.save_checkpoint()

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
 
 
 class PhaseTimer:
-    """Wall-clock seconds per named phase of one iteration."""
+    """Wall-clock seconds per named phase of one iteration.
 
-    def __init__(self) -> None:
+    ``on_phase(name)`` is called as each phase starts: co-adaptation uses it to show the phase in
+    its progress bar and to stop at a phase boundary when the time budget is spent.
+    """
+
+    def __init__(self, on_phase: Callable[[str], None] | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        self.on_phase = on_phase
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        if self.on_phase is not None:
+            self.on_phase(name)
         start = time.perf_counter()
         try:
             yield
@@ -31,3 +38,31 @@ def peak_memory_mb(device: torch.device) -> dict[str, float]:
     if device.type == "cuda":
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out
+
+
+class BudgetSpentError(RuntimeError):
+    """The wall-clock budget ran out at a phase boundary, before the iteration changed any weight."""
+
+
+#: phases after which an iteration has changed weights, so a budget stop must let it finish
+MUTATING_PHASES: frozenset[str] = frozenset({"ppo_update", "rm_update"})
+
+
+def budget_guard(deadline: float | None, clock: Callable[[], float] = time.time) -> Callable[[str], None]:
+    """An ``on_phase`` hook that raises ``BudgetSpentError`` before a phase once ``deadline`` has passed.
+
+    It raises only while no weight has changed yet in this iteration (before the PPO update), so the
+    iteration can be abandoned and a checkpoint still describes a whole number of iterations.
+    """
+    mutated = False
+
+    def check(name: str) -> None:
+        nonlocal mutated
+        if name == "generation":
+            mutated = False
+        if name in MUTATING_PHASES:
+            mutated = True
+        if deadline is not None and not mutated and clock() > deadline:
+            raise BudgetSpentError(f"time budget spent before phase {name!r}")
+
+    return check
