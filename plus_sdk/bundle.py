@@ -7,6 +7,7 @@ Everything that finds, reads or writes a bundle lives here: the card, the shippe
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,8 +21,12 @@ from plus_sdk.version import __version__
 if TYPE_CHECKING:
     from plus_sdk.summarizer import Summarizer
 
+logger = logging.getLogger(__name__)
+
 CARD_FILE = "card.json"
 DEFAULT_BUNDLE = "pets-smollm2"
+#: bundle folders already announced in this process (a judge loads one bundle twice: summarizer and reward)
+_ANNOUNCED: set[str] = set()
 
 
 def read_card(folder: str | os.PathLike[str]) -> AdapterCard:
@@ -30,6 +35,17 @@ def read_card(folder: str | os.PathLike[str]) -> AdapterCard:
     if not path.exists():
         raise ModelNotFoundError(f"{folder} has no {CARD_FILE}: it is not a plus-sdk adapter bundle")
     return AdapterCard.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def announce(folder: str | os.PathLike[str], card: AdapterCard) -> None:
+    """Log, once per process and folder, which bundle was loaded and which users it was trained for."""
+    key = str(Path(folder).resolve())
+    if key in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(key)
+    state = "trained" if card.trained else "an UNTRAINED reward head"
+    logger.info("Loaded bundle '%s' (%s, %s on %s): trained for users of %s; summaries use the '%s' prompt",
+                card.name, folder, state, card.base_model, card.trained_on or "unstated data", card.summary_task)
 
 
 def write_card(folder: str | os.PathLike[str], card: AdapterCard) -> None:

@@ -23,7 +23,7 @@ from torch import nn
 
 from plus_sdk import prompts
 from plus_sdk.backends.local import LocalModel
-from plus_sdk.bundle import default_bundle_dir, find_bundle, read_card, write_card
+from plus_sdk.bundle import announce, default_bundle_dir, find_bundle, read_card, write_card
 from plus_sdk.fast_scoring import DEFAULT_TOKENS_PER_BATCH, score_prefix_shared
 from plus_sdk.models import DEFAULT_MODEL
 from plus_sdk.types import AdapterCard, Summary
@@ -101,6 +101,7 @@ class PersonalizedRewardModel:
         bundle = find_bundle(base)
         if bundle is not None:
             card = read_card(bundle)
+            announce(bundle, card)
             adapter = bundle / "reward"
             base = card.base_model
         adapter_has_lora = adapter is not None and (Path(adapter) / "adapter_config.json").exists()

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend, Messages
-from plus_sdk.bundle import default_bundle_dir, find_bundle, read_card
+from plus_sdk.bundle import announce, default_bundle_dir, find_bundle, read_card
 from plus_sdk.cache import SummaryCache, cache_key
 from plus_sdk.store import summarize_with_store
 from plus_sdk.types import AdapterCard, SamplingConfig, Summary, UserContext
@@ -81,6 +81,7 @@ class Summarizer:
         bundle = find_bundle(base)
         if bundle is not None:
             card = read_card(bundle)
+            announce(bundle, card)
             if card.prompt_version != prompts.PROMPT_VERSION:
                 logger.warning("Bundle %s was trained with prompt version %s, this plus-sdk writes version %s: "
                                "its summaries may be worse than its card says; retrain or pin plus-sdk",

@@ -54,3 +54,56 @@ def test_recipes_are_found_by_name_and_a_typo_lists_the_nearest() -> None:
 def test_plus_train_names_an_unknown_recipe_in_one_line_and_exits_2() -> None:
     result = _plus("train", "stlyes")
     assert result.returncode == 2 and "Did you mean: styles" in result.stderr and "Traceback" not in result.stderr
+
+
+def _rm_run(tiny: Path, run_dir: Path, method: str, **extra: object) -> Path:
+    from plus_sdk.training.config import dump_config
+    from plus_sdk.training.rm.run import RMRunConfig, train_rm
+
+    config = RMRunConfig(method=method, base=str(tiny), device="cpu", dtype="float32", steps=2, eval_every=2,
+                         eval_rows=4, progress=False, run_dir=str(run_dir),
+                         data={"dataset": "pets", "n_train": 8, "n_test": 4, "n_ood": 0, "n_context": 2},
+                         train={"lr": 1e-3, "batch_size": 2, "lora": {"r": 4, "alpha": 8}}, **extra)
+    train_rm(config)
+    dump_config(config, run_dir / "config.yaml")
+    return run_dir
+
+
+def test_a_summary_conditioned_train_rm_run_exports_to_a_bundle_the_judge_loads(tiny_model_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    from plus_sdk import PersonalizedJudge
+    from plus_sdk.bundle import read_card
+
+    run_dir = _rm_run(tiny_model_dir, tmp_path / "oracle", "oracle", oracle_as_summary=True)
+    result = _plus("export", str(run_dir), str(tmp_path / "bundle"))
+    assert result.returncode == 0, result.stderr
+    card = read_card(tmp_path / "bundle")
+    assert card.method == "summary" and card.config["run_kind"] == "train-rm"
+    assert (tmp_path / "bundle" / "reward" / "head.safetensors").exists()
+    assert not (tmp_path / "bundle" / "summarizer").exists()  # summaries come from the base summarizer
+    judge = PersonalizedJudge.from_pretrained(str(tmp_path / "bundle"))
+    pref = judge.prefer("The user prefers cats.", "Talk about a pet.", "Cats purr.", "Dogs bark.")
+    assert pref.choice in ("a", "b")
+
+
+def test_exporting_a_reward_model_that_reads_no_summary_names_the_command_to_use(tiny_model_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    run_dir = _rm_run(tiny_model_dir, tmp_path / "btl", "btl")
+    result = _plus("export", str(run_dir), str(tmp_path / "bundle"))
+    assert result.returncode == 2 and "plus eval --run" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_loading_a_bundle_logs_once_what_users_it_was_trained_for(tiny_model_dir: Path, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from plus_sdk import PersonalizedJudge
+
+    run_dir = _rm_run(tiny_model_dir, tmp_path / "oracle", "oracle", oracle_as_summary=True)
+    assert _plus("export", str(run_dir), str(tmp_path / "narrow")).returncode == 0
+    with caplog.at_level(logging.INFO, logger="plus_sdk.bundle"):
+        PersonalizedJudge.from_pretrained(str(tmp_path / "narrow"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "plus_sdk.bundle"]
+    assert len(lines) == 1 and "Loaded bundle 'narrow'" in lines[0] and "trained for users of pets" in lines[0]

@@ -24,7 +24,7 @@ from plus_sdk.training.evaluate_llm import (
     generate_markdown,
     judge_markdown,
 )
-from plus_sdk.training.export import export_run
+from plus_sdk.training.export import export_rm_run, export_run, is_rm_run
 from plus_sdk.training.plots import plot_run
 from plus_sdk.training.recipes import resolve_recipe
 from plus_sdk.training.rm.run import RMRunConfig, evaluate_run, train_rm
@@ -122,7 +122,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     extra = json.loads(Path(args.metrics).read_text(encoding="utf-8")) if args.metrics else None
     if extra is not None:
         extra = {k: float(v) for k, v in extra.items() if isinstance(v, (int, float))}
-    out = export_run(args.run_dir, args.out, checkpoint=args.checkpoint, name=args.name, extra_metrics=extra)
+    export = export_rm_run if is_rm_run(args.run_dir) else export_run
+    out = export(args.run_dir, args.out, checkpoint=args.checkpoint, name=args.name, extra_metrics=extra)
     emit(json.dumps({"bundle": str(out)}))
     return 0
 
@@ -183,7 +184,8 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the usual ones)")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("export", help="write a run's checkpoint as an adapter bundle (card + summarizer + reward)")
+    p = sub.add_parser("export", help="write a run's checkpoint as an adapter bundle (card + summarizer + reward); "
+                                      "takes `plus train` runs and summary-conditioned `plus train-rm` runs")
     p.add_argument("run_dir")
     p.add_argument("out", help="bundle folder, e.g. adapters/pets-smollm2")
     p.add_argument("--checkpoint", default="best", help="best (default), latest, or a checkpoint .safetensors file")

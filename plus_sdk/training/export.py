@@ -1,6 +1,10 @@
-"""``plus export RUN_DIR adapters/NAME``: a co-adaptation checkpoint as a loadable adapter bundle.
+"""``plus export RUN_DIR adapters/NAME``: a training run's checkpoint as a loadable adapter bundle.
 
-The bundle is what ``PersonalizedJudge.from_pretrained("adapters/NAME")`` reads:
+Both kinds of run export: a co-adaptation run (``plus train``: summarizer and reward model) and a
+summary-conditioned reward-model run (``plus train-rm`` with ``method: summary``, or ``oracle``
+with ``oracle_as_summary: true``: a reward model whose summaries come from the base summarizer, or
+from the summarizer adapter it was trained with). The bundle is what
+``PersonalizedJudge.from_pretrained("adapters/NAME")`` reads:
 
 * ``card.json`` — base model, prompt version and task, data, training config, metrics;
 * ``summarizer/`` — the summarizer's LoRA adapter;
@@ -137,4 +141,67 @@ def _data_name(config: Any) -> str:
     if data.dataset == "pets":
         targets = "" if data.pets_targets == "all" else ", dog-vs-cat targets only"
         return f"pets (n_train={data.n_train}, n_context={data.n_context}, seed={data.seed}{targets})"
+    if data.dataset in ("styles", "general"):
+        mix = f", {data.pets_share:.0%} Pets" if data.dataset == "general" else ""
+        return f"styles{mix} (n_train={data.n_train}, n_context={data.n_context}, seed={data.seed})"
     return f"jsonl {data.train_path}"
+
+
+#: reward-model methods whose heads read a summary exactly as the judge gives it
+EXPORTABLE_RM = "method summary, or method oracle with oracle_as_summary: true"
+
+
+def is_rm_run(run_dir: str | os.PathLike[str]) -> bool:
+    """True for a ``plus train-rm`` run folder (its config names a ``method``)."""
+    from plus_sdk.training.config import read_config_file
+
+    config = Path(run_dir) / "config.yaml"
+    return config.exists() and "method" in read_config_file(config)
+
+
+def export_rm_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, checkpoint: str = "best",
+                  name: str | None = None, extra_metrics: dict[str, float] | None = None) -> Path:
+    """Write a summary-conditioned ``plus train-rm`` run as a bundle: ``reward/`` (+ ``summarizer/``) + card."""
+    import shutil
+
+    from plus_sdk import __version__
+    from plus_sdk.bundle import card_markdown, portable_base_name, write_card
+    from plus_sdk.files import atomic_write_text, staged_dir
+    from plus_sdk.models import DEFAULT_MODEL
+    from plus_sdk.training.config import load_config
+    from plus_sdk.training.rm.run import RMRunConfig
+    from plus_sdk.types import AdapterCard
+
+    run_dir, out = Path(run_dir), Path(out)
+    config = load_config(RMRunConfig, run_dir / "config.yaml")
+    if not (config.method == "summary" or (config.method == "oracle" and config.oracle_as_summary)):
+        raise ValueError(f"{run_dir} trains a '{config.method}' reward model, which reads no summary, so no judge "
+                         f"can use it; bundles hold summary-conditioned ones ({EXPORTABLE_RM}). Evaluate this run "
+                         f"with `plus eval --run {run_dir}`")
+    source = run_dir / ("last" if checkpoint == "latest" else checkpoint)
+    if not (source / "head.safetensors").exists():
+        raise FileNotFoundError(f"{source} holds no reward model (head.safetensors); use --checkpoint best or last")
+    summarizer = Path(config.summary.adapter) if config.method == "summary" and config.summary.adapter else None
+    results = run_dir / "eval.json"
+    metrics = {k: float(v) for k, v in (json.loads(results.read_text(encoding="utf-8")) if results.exists()
+                                        else {}).items() if isinstance(v, (int, float))}
+    metrics.update(extra_metrics or {})
+    with staged_dir(out) as staging:
+        (staging / "reward").mkdir()
+        for file in ("adapter_config.json", "adapter_model.safetensors", "head.safetensors"):
+            if (source / file).exists():
+                shutil.copy2(source / file, staging / "reward" / file)
+        portable_base_name(staging / "reward", config.base)
+        if summarizer is not None:
+            shutil.copytree(summarizer, staging / "summarizer")
+        card = AdapterCard(
+            name=name or out.name, base_model=config.base or DEFAULT_MODEL, prompt_version=prompts.PROMPT_VERSION,
+            summary_task=config.summary.task if config.method == "summary" else "generic", context_kind="pairs",
+            trained=True, method="summary", trained_on=_data_name(config), metrics=metrics,
+            config={**config.model_dump(mode="json"), "checkpoint": source.name, "run_kind": "train-rm"},
+            plus_sdk_version=__version__,
+        )
+        write_card(staging, card)
+        atomic_write_text(staging / "README.md", card_markdown(card))
+    logger.info("Exported reward-model run %s (%s) to %s", run_dir, source.name, out)
+    return out
