@@ -59,7 +59,7 @@ from plus_sdk.training.ppo_trainer import Critic, PPOTrainer
 from plus_sdk.training.rm.trainer import RewardTrainer, RMExample, add_reward_lora
 from plus_sdk.training.rollout import summarizer_prompt_ids
 from plus_sdk.training.run_files import append_jsonl, truncate_metrics
-from plus_sdk.training.timing import BudgetSpentError, PhaseTimer, budget_guard, peak_memory_mb
+from plus_sdk.training.timing import BudgetSpentError, PhaseTimer, peak_memory_mb, phase_hook
 from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
 
 logger = logging.getLogger(__name__)
@@ -402,21 +402,14 @@ class CoAdaptation:
                    disable=not cfg.progress or self.rank != 0)
         stop, started = False, time.time()
         # one process stops mid-iteration; several would have to agree first, so they stop between iterations
-        guard = budget_guard(started + 60 * cfg.max_minutes if self.world == 1 and cfg.max_minutes else None)
-
-        def on_phase(name: str) -> None:  # progress inside an iteration, and the budget at phase boundaries
-            bar.set_description(f"co-adapt [{name}]")
-            guard(name)
-
-        self.on_phase = on_phase
+        self.on_phase = phase_hook(bar, started + 60 * cfg.max_minutes if self.world == 1 and cfg.max_minutes else None)
         while self.iteration < cfg.iterations and not stop:
             position = self.stream.position
             try:
                 metrics = self.iterate()
             except BudgetSpentError as spent:
                 self.stream.position = position  # the abandoned iteration's records come first on resume
-                logger.info("Time budget spent in iteration %d (%s): stopping after the last whole one",
-                            self.iteration + 1, spent)
+                logger.info("%s in iteration %d: stopping after the last whole one", spent, self.iteration + 1)
                 self.evaluate_and_keep_best()
                 self.save_checkpoint()
                 break

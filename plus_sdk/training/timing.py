@@ -6,6 +6,7 @@ import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -66,3 +67,15 @@ def budget_guard(deadline: float | None, clock: Callable[[], float] = time.time)
             raise BudgetSpentError(f"time budget spent before phase {name!r}")
 
     return check
+
+
+def phase_hook(bar: Any, deadline: float | None) -> Callable[[str], None]:
+    """An ``on_phase`` hook: show the phase in the progress bar, and stop at ``deadline`` (``budget_guard``)."""
+    guard = budget_guard(deadline)
+    label = bar.desc
+
+    def on_phase(name: str) -> None:
+        bar.set_description(f"{label} [{name}]")
+        guard(name)
+
+    return on_phase
