@@ -72,7 +72,7 @@ def budget_guard(deadline: float | None, clock: Callable[[], float] = time.time)
 def phase_hook(bar: Any, deadline: float | None) -> Callable[[str], None]:
     """An ``on_phase`` hook: show the phase in the progress bar, and stop at ``deadline`` (``budget_guard``)."""
     guard = budget_guard(deadline)
-    label = bar.desc
+    label = getattr(bar, "desc", "")  # a disabled bar has none
 
     def on_phase(name: str) -> None:
         bar.set_description(f"{label} [{name}]")
