@@ -18,9 +18,11 @@ PROMPT_VERSION = "3"
 # History: "2" (2026-11-27) asks the Pets summarizer for one sentence naming the favoured
 # animal; untrained SmolLM2 names the right animal first for 72.5 % of 40 held-out users,
 # against 47.5 % with version 1's two-animal question. "3" (2026-11-29) drops every copyable
-# placeholder (v2's "such as 'The user prefers X.'" was copied verbatim by untrained models)
-# and makes the generic prompt name the dimensions replies differ on (subject, length, tone,
-# layout, level, examples, figures, warnings, code, questions back), for the general default.
+# placeholder (v2's "such as 'The user prefers X.'" was copied verbatim by untrained models).
+# The Pets question now gives a sentence stem instead, which keeps the trained Pets bundle at
+# 95 % right animal on 20 held-out users, as with v2 ("answer with a sentence that names it"
+# fell to 70 %). The generic prompt names the dimensions replies differ on (subject, length,
+# tone, layout, level, examples, figures, warnings, code, questions back).
 
 #: Word budget of a summary (the paper asks for under 50 words).
 SUMMARY_MAX_WORDS = 50
@@ -113,8 +115,8 @@ _TASK_ASK: dict[str, str] = {
         "evidence shows, and do not list the topics of the requests."
     ),
     "pets": (
-        "From the replies the user picked, which animal does this user favour? Answer with one "
-        "short sentence that names that animal."
+        "From the replies the user picked, which animal does this user favour? Write one short "
+        "sentence that starts with 'The user prefers' and names that animal."
     ),
     "ultrafeedback": (
         "Describe what I value in a reply, judging from what the picked replies do better than "
