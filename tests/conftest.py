@@ -6,10 +6,12 @@ cache); the weights are random and tiny so backend tests run in seconds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from pg_server import PostgresServer, why_no_postgres
 
 from plus_sdk.models import default_model_dir
 from plus_sdk.types import PreferenceExample, UserContext
@@ -51,3 +53,13 @@ def dog_context() -> UserContext:
     return UserContext(user_id="u-dog", examples=[
         PreferenceExample(prompt="Talk about a pet.", chosen="Dogs fetch sticks.", rejected="Cats purr when content."),
     ])
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on 127.0.0.1 for the whole run (data in a temp folder); skips without one."""
+    reason = why_no_postgres()
+    if reason is not None:
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        yield server
