@@ -360,6 +360,17 @@ async function judge() {
 // 5. Wiring
 // ---------------------------------------------------------------------------------------------
 
+// Say so at once when this server has no summary store (plus serve without --store).
+async function checkServer() {
+  try {
+    const info = await api("GET", "/ui/info");
+    if (!info.store) {
+      fail(new UiError("This server keeps no summaries: start plus serve with --store to use this page."));
+      $("signin-button").disabled = true;
+    }
+  } catch (_) { /* the sign-in reports an unreachable server */ }
+}
+
 function onSubmit(id, work) {
   $(id).addEventListener("submit", (event) => {
     event.preventDefault();
@@ -402,6 +413,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if ($("delete-dialog").returnValue === "delete") act(deleteEverything);
     $("delete-button").focus();
   });
+  checkServer();
   const saved = sessionStorage.getItem("plus-ui");
   if (saved) {
     const { userId, key } = JSON.parse(saved);
