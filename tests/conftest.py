@@ -6,7 +6,8 @@ cache); the weights are random and tiny so backend tests run in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,12 @@ def postgres_server() -> Iterator[PostgresServer]:
         pytest.skip(reason)
     with PostgresServer() as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
+    """Makes fresh, empty store locations on the backend under test: SQLite files, or PostgreSQL databases."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_server").new_database
+    counter = itertools.count()
+    return lambda: str(tmp_path / f"store-{next(counter)}.sqlite3")

@@ -106,7 +106,7 @@ def screenshot(driver: Any, folder: Path, name: str) -> Path:
     from PIL import Image
 
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(900, min(max(int(height) + 20, 600), 2400))
+    driver.set_window_size(900, min(max(int(height) + 120, 600), 2600))
     image = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
     path = folder / f"{name}.png"
     image.quantize(colors=64).save(path, optimize=True)
@@ -128,12 +128,20 @@ def visible(driver: Any, element_id: str) -> bool:
     return driver.find_element("id", element_id).is_displayed()
 
 
+def open_signed_out(driver: Any, url: str) -> None:
+    """Load the page and wait until it has settled; sign out when a session from an earlier test came back."""
+    driver.get(f"{url}/ui/")
+    wait_for(driver, lambda d: d.find_element("tag name", "body").get_attribute("data-ready") == "true")
+    if visible(driver, "app"):
+        driver.find_element("id", "sign-out").click()
+    assert visible(driver, "signin")
+
+
 def sign_in(driver: Any, url: str, user: str, key: str = TOKEN) -> None:
     from selenium.webdriver.common.keys import Keys
 
-    driver.get(f"{url}/ui/")
-    driver.execute_script("sessionStorage.clear()")
-    driver.get(f"{url}/ui/")
+    open_signed_out(driver, url)
+    driver.find_element("id", "user-id").clear()
     driver.find_element("id", "user-id").send_keys(user)
     driver.find_element("id", "key").send_keys(key, Keys.ENTER)  # the keyboard submits the form
     wait_for(driver, lambda d: visible(d, "app") or visible(d, "alert"))
@@ -311,9 +319,8 @@ def test_focus_is_visible_when_tabbing(served: tuple[str, Path], browser: Any) -
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
-    browser.get(f"{served[0]}/ui/")
-    browser.execute_script("sessionStorage.clear()")
-    browser.get(f"{served[0]}/ui/")
+    open_signed_out(browser, served[0])
+    open_signed_out(browser, served[0])  # a fresh load with no session: focus starts at the top
     reached = []
     for _ in range(4):
         ActionChains(browser).send_keys(Keys.TAB).perform()

@@ -19,6 +19,7 @@ from plus_sdk.store.errors import (
     StoreBusyError,
     SummaryStoreError,
 )
+from plus_sdk.store.postgres import PostgresBackend
 
 logger = logging.getLogger(__name__)
 
@@ -138,18 +139,17 @@ def default_store_location() -> str:
 
 
 def open_backend(location: str | os.PathLike[str], **options: Any) -> StoreBackend:
-    """A backend for a file path or URL: ``path``, ``sqlite:///abs/path`` or ``sqlite:rel/path``."""
+    """A backend for a file path or URL: ``path``, ``sqlite:///abs/path``, ``sqlite:rel/path``, or
+    ``postgresql://user:password@host:port/database`` (needs ``plus-sdk[postgres]``)."""
     text = str(location)
     if text.startswith(("postgresql://", "postgres://")):
-        raise SummaryStoreError(
-            "no PostgreSQL backend is bundled: implement plus_sdk.store.StoreBackend on your driver "
-            "(see docs/store.md) and pass it as SummaryStore(backend=...)"
-        )
+        return PostgresBackend(text, **options)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") - 1:]
     elif text.startswith("sqlite:"):
         text = text[len("sqlite:"):]
     elif "://" in text:
-        raise SummaryStoreError(f"unsupported store URL {text!r}: give a file path or sqlite:///path")
+        raise SummaryStoreError(f"unsupported store URL {text!r}: give a file path, sqlite:///path or "
+                                "postgresql://user@host:port/database")
     return SQLiteBackend(text, **options)
 

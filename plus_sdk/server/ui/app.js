@@ -415,9 +415,9 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   checkServer();
   const saved = sessionStorage.getItem("plus-ui");
-  if (saved) {
-    const { userId, key } = JSON.parse(saved);
-    $("user-id").value = userId;
-    signIn(userId, key).catch((error) => { signOut(false); fail(error); });
-  }
+  const ready = () => { document.body.dataset.ready = "true"; }; // the page has settled (tests wait for it)
+  if (!saved) { ready(); return; }
+  const { userId, key } = JSON.parse(saved);
+  $("user-id").value = userId;
+  signIn(userId, key).catch((error) => { signOut(false); fail(error); }).finally(ready);
 });
