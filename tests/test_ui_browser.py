@@ -294,8 +294,9 @@ def test_a_judgement_under_the_users_summary(served: tuple[str, Path], browser: 
                                                    **request}, headers={"Authorization": f"Bearer {TOKEN}"},
                           timeout=120).json()
     p_a = round(expected["probability"] * 100)
+    verdict = "Neither reply fits you better" if p_a == 50 else f"Reply {expected['choice'].upper()} fits you better"
     assert text_of(browser, "judge-result") == (
-        f"Reply {expected['choice'].upper()} fits you better: {p_a}% that you prefer A, {100 - p_a}% B "
+        f"{verdict}: {p_a}% that you prefer A, {100 - p_a}% B "
         "(under version 1 of your summary).")
     screenshot(browser, shots, "judge")
 

@@ -347,8 +347,8 @@ async function judge() {
   try {
     const pref = await api("POST", "/v1/judge", { summary: session.current.text, prompt, a, b });
     const pA = Math.round(pref.probability * 100);
-    const winner = pref.choice === "a" ? "A" : "B";
-    $("judge-result").textContent = `Reply ${winner} fits you better: ${pA}% that you prefer A, `
+    const verdict = pA === 50 ? "Neither reply fits you better" : `Reply ${pref.choice === "a" ? "A" : "B"} fits you better`;
+    $("judge-result").textContent = `${verdict}: ${pA}% that you prefer A, `
       + `${100 - pA}% B (under version ${session.current.version} of your summary).`;
   } catch (error) {
     $("judge-result").textContent = "";
