@@ -138,15 +138,23 @@ def test_edit_keeps_the_source_hash_it_corrected(store: SummaryStore) -> None:
     assert edited.source_hash == "ctx-hash" and edited.model_id == "user"
 
 
+SECRET = "Erin-secret-marker-" + "x" * 40
+
+
+def write_then_forget_erin(store: SummaryStore) -> None:
+    """Erin (two versions holding ``SECRET``) and Frank are written; Erin is deleted."""
+    store.put("erin", model_summary(SECRET))
+    store.edit("erin", SECRET + " edited")
+    store.put("frank", model_summary("Frank stays."))
+    assert store.delete("erin") == 2
+    assert store.get("erin") is None and store.history("erin") == [] and store.users() == ["frank"]
+
+
 def test_delete_really_forgets_on_sqlite(tmp_path: Path) -> None:
     path = tmp_path / "forget.sqlite3"
-    secret = "Erin-secret-marker-" + "x" * 40
+    secret = SECRET
     with SummaryStore(path) as store:
-        store.put("erin", model_summary(secret))
-        store.edit("erin", secret + " edited")
-        store.put("frank", model_summary("Frank stays."))
-        assert store.delete("erin") == 2
-        assert store.get("erin") is None and store.history("erin") == [] and store.users() == ["frank"]
+        write_then_forget_erin(store)
         files = [p for p in tmp_path.iterdir() if p.name.startswith("forget.sqlite3")]
         blob = b"".join(p.read_bytes() for p in files)
         assert secret.encode() not in blob  # neither the database nor its WAL keeps the text
@@ -156,19 +164,14 @@ def test_delete_really_forgets_on_sqlite(tmp_path: Path) -> None:
 
 def test_delete_on_postgres_leaves_no_row_and_a_full_vacuum_clears_the_table_file(postgres_server: Any) -> None:
     url = postgres_server.new_database()
-    secret = "Erin-secret-marker-" + "y" * 40
     with SummaryStore(url) as store:
-        store.put("erin", model_summary(secret))
-        store.edit("erin", secret + " edited")
-        store.put("frank", model_summary("Frank stays."))
-        assert store.delete("erin") == 2
-        assert store.get("erin") is None and store.history("erin") == [] and store.users() == ["frank"]
+        write_then_forget_erin(store)
         rows = raw_execute(url, ["SELECT COUNT(*) FROM plus_summary_versions WHERE text LIKE 'Erin-secret%'"])
         assert rows == [(0,)]
         store.backend.vacuum(full=True)  # type: ignore[attr-defined]
         path = raw_execute(url, ["CHECKPOINT", "SELECT pg_relation_filepath('plus_summary_versions')"])[0][0]
     blob = (postgres_server.data / path).read_bytes()
-    assert secret.encode() not in blob and b"Frank stays." in blob
+    assert SECRET.encode() not in blob and b"Frank stays." in blob
 
 
 @pytest.mark.parametrize("bad", ["", " ", "a b", "a/b", "-leading", "x" * 129, "naïve", "line\nbreak"])

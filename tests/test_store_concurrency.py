@@ -66,21 +66,27 @@ def check_consistent(store: SummaryStore, written: list[tuple[str, int, str]]) -
         assert store.current(user).version == max(applied)  # type: ignore[union-attr]
 
 
-def test_four_processes_writing_at_once_lose_nothing(new_store_location: Callable[[], str]) -> None:
-    path = new_store_location()
+def run_processes(path: str, target: Callable[..., None], n_ops: int, procs: int = 4,
+                  timeout_s: float = 600) -> list[tuple[str, int, str]]:
+    """Start ``procs`` forked writers at once on a migrated store; the (user, version, text) rows they wrote."""
     SummaryStore(path).close()
     ctx = multiprocessing.get_context("fork")
-    start, results = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=process_worker, args=(path, w, 50, start, results)) for w in range(4)]
-    for p in procs:
+    start, results = ctx.Barrier(procs), ctx.Queue()
+    workers = [ctx.Process(target=target, args=(path, w, n_ops, start, results)) for w in range(procs)]
+    for p in workers:
         p.start()
-    outcomes = dict(results.get(timeout=120) for _ in procs)
-    for p in procs:
+    outcomes = dict(results.get(timeout=timeout_s) for _ in workers)
+    for p in workers:
         p.join(timeout=30)
         assert p.exitcode == 0
     errors = {w: o for w, o in outcomes.items() if isinstance(o, str)}
     assert not errors, errors
-    written = [row for rows in outcomes.values() for row in rows]
+    return [row for rows in outcomes.values() for row in rows]
+
+
+def test_four_processes_writing_at_once_lose_nothing(new_store_location: Callable[[], str]) -> None:
+    path = new_store_location()
+    written = run_processes(path, process_worker, 50)
     assert len(written) == 200
     with SummaryStore(path) as store:
         check_consistent(store, written)
@@ -148,19 +154,7 @@ def one_user_writer(path: str, worker: int, n_ops: int, start: object, results: 
 
 def test_four_processes_times_500_writes_to_one_user_lose_nothing(new_store_location: Callable[[], str]) -> None:
     path = new_store_location()
-    SummaryStore(path).close()
-    ctx = multiprocessing.get_context("fork")
-    start, results = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=one_user_writer, args=(path, w, 500, start, results)) for w in range(4)]
-    for p in procs:
-        p.start()
-    outcomes = dict(results.get(timeout=600) for _ in procs)
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
-    errors = {w: o for w, o in outcomes.items() if isinstance(o, str)}
-    assert not errors, errors
-    written = [row for rows in outcomes.values() for row in rows]
+    written = run_processes(path, one_user_writer, 500)
     assert len(written) == 2000 and len({v for _, v, _ in written}) == 2000  # no version handed out twice
     with SummaryStore(path) as store:
         check_consistent(store, written)  # versions 1..2000, each write exactly once
