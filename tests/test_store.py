@@ -381,3 +381,16 @@ def test_http_routes_with_auth(store: SummaryStore) -> None:
         assert client.post("/v1/summaries/import", content=exported).json() == {"imported": {"alice": 5}}
         assert client.post("/v1/summaries/import", content=exported).status_code == 409
     assert store.get("alice").text == "Cats, briefly."  # type: ignore[union-attr]
+
+
+def test_plus_serve_takes_a_postgres_url_for_its_store(tiny_model_dir: Path, postgres_server: Any) -> None:
+    from plus_sdk.server import ServeConfig, Services, create_app, serve_in_thread
+
+    url = postgres_server.new_database()
+    config = ServeConfig(model=str(tiny_model_dir), served_model_name="tiny", store=url)
+    with serve_in_thread(create_app(config, services=Services(config))) as base, \
+            httpx.Client(base_url=base, timeout=30) as client:
+        assert client.put("/v1/summaries/alice", json={"text": "Stored in PostgreSQL."}).json()["version"] == 1
+        assert client.get("/ui/info").json() == {"store": True, "auth": False}
+    with SummaryStore(url) as store:
+        assert store.get("alice").text == "Stored in PostgreSQL."  # type: ignore[union-attr]
