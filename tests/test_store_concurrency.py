@@ -230,3 +230,16 @@ def test_processes_migrating_an_old_database_at_once(new_store_location: Callabl
     with SummaryStore(path) as store:
         assert store.users() == ["old-model", "old-user"] + [f"opener-{w}" for w in range(4)]
         assert len(store.history("old-model")) == 1  # migrated once, not once per process
+
+
+def test_on_postgres_a_session_the_server_dropped_is_replaced(postgres_server: object) -> None:
+    import psycopg
+
+    path = postgres_server.new_database()  # type: ignore[attr-defined]
+    with SummaryStore(path) as store:
+        store.edit("alice", "before")
+        pid = store.backend._connection().info.backend_pid  # type: ignore[attr-defined]
+        with psycopg.connect(path, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0] is True
+        assert store.edit("alice", "after the server dropped us").version == 2
+        assert store.backend._connection().info.backend_pid != pid  # type: ignore[attr-defined]

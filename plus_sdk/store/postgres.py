@@ -132,9 +132,8 @@ class PostgresBackend:
     def _transaction(self, begin: str, locks: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Iterator[PgCursor]:
         import psycopg
 
-        raw = self._connection().cursor()
+        raw = self._begin(begin)
         try:
-            raw.execute(begin)
             for sql, args in locks:
                 try:
                     raw.execute(sql, args)
@@ -144,12 +143,36 @@ class PostgresBackend:
                         "or open the store with a larger busy_timeout_s") from exc
             yield PgCursor(raw)
             raw.execute("COMMIT")
+        except psycopg.OperationalError as exc:
+            with contextlib.suppress(psycopg.Error):
+                raw.execute("ROLLBACK")
+            raise StoreBusyError(f"lost the connection to the PostgreSQL store {self.location} mid-transaction "
+                                 f"({str(exc).strip()}); nothing was written: retry") from exc
         except BaseException:
             with contextlib.suppress(psycopg.Error):
                 raw.execute("ROLLBACK")
             raise
         finally:
             raw.close()
+
+    def _begin(self, begin: str) -> Any:
+        """A cursor in a new transaction. A session the server dropped while idle (restart, idle timeout,
+        ``pg_terminate_backend``) is replaced once: nothing had happened in it yet."""
+        import psycopg
+
+        for attempt in (1, 2):
+            raw = self._connection().cursor()
+            try:
+                raw.execute(begin)
+                return raw
+            except psycopg.OperationalError as exc:
+                raw.close()
+                if attempt == 2 or not raw.connection.closed:
+                    raise StoreBusyError(f"the PostgreSQL store {self.location} did not answer "
+                                         f"({str(exc).strip()}); retry") from exc
+                logger.info("reconnecting to %s after a dropped session: %s", self.location, exc)
+                self._local.conn = None
+        raise AssertionError("unreachable")
 
     def read(self) -> contextlib.AbstractContextManager[PgCursor]:
         return self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
