@@ -6,10 +6,13 @@ cache); the weights are random and tiny so backend tests run in seconds.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from pg_server import PostgresServer, why_no_postgres
 
 from plus_sdk.models import default_model_dir
 from plus_sdk.types import PreferenceExample, UserContext
@@ -51,3 +54,22 @@ def dog_context() -> UserContext:
     return UserContext(user_id="u-dog", examples=[
         PreferenceExample(prompt="Talk about a pet.", chosen="Dogs fetch sticks.", rejected="Cats purr when content."),
     ])
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on 127.0.0.1 for the whole run (data in a temp folder); skips without one."""
+    reason = why_no_postgres()
+    if reason is not None:
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
+    """Makes fresh, empty store locations on the backend under test: SQLite files, or PostgreSQL databases."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_server").new_database
+    counter = itertools.count()
+    return lambda: str(tmp_path / f"store-{next(counter)}.sqlite3")

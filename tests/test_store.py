@@ -1,11 +1,17 @@
-"""SummaryStore on real SQLite files: operations, rules, validation, schema, export/import, CLI, HTTP."""
+"""SummaryStore on both backends: operations, rules, validation, schema, export/import, CLI, HTTP.
+
+Tests taking ``store`` or ``new_store_location`` run twice: on a real SQLite file and on a real
+PostgreSQL server started for the test run (see ``conftest.py``); the rest are SQLite-specific.
+"""
 
 from __future__ import annotations
 
 import io
 import json
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,9 +39,33 @@ def model_summary(text: str, source_hash: str = "h1") -> Summary:
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> SummaryStore:
-    with SummaryStore(tmp_path / "summaries.sqlite3") as opened:
+def store(new_store_location: Callable[[], str]) -> Iterator[SummaryStore]:
+    with SummaryStore(new_store_location()) as opened:
         yield opened
+
+
+def raw_execute(location: str, statements: list[str]) -> list[Any]:
+    """Run SQL on the database under a store location without the store; the last statement's rows."""
+    if location.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as conn:
+            rows: list[Any] = []
+            for sql in statements:
+                cur = conn.execute(sql)
+                rows = cur.fetchall() if cur.description else []
+            return rows
+    with sqlite3.connect(location) as conn:
+        rows = []
+        for sql in statements:
+            rows = conn.execute(sql).fetchall()
+        return rows
+
+
+def table_names(location: str) -> set[str]:
+    sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+           if location.startswith("postgresql://") else "SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {r[0] for r in raw_execute(location, [sql])}
 
 
 def test_put_get_and_metadata(store: SummaryStore) -> None:
@@ -108,20 +138,40 @@ def test_edit_keeps_the_source_hash_it_corrected(store: SummaryStore) -> None:
     assert edited.source_hash == "ctx-hash" and edited.model_id == "user"
 
 
-def test_delete_really_forgets(tmp_path: Path) -> None:
+SECRET = "Erin-secret-marker-" + "x" * 40
+
+
+def write_then_forget_erin(store: SummaryStore) -> None:
+    """Erin (two versions holding ``SECRET``) and Frank are written; Erin is deleted."""
+    store.put("erin", model_summary(SECRET))
+    store.edit("erin", SECRET + " edited")
+    store.put("frank", model_summary("Frank stays."))
+    assert store.delete("erin") == 2
+    assert store.get("erin") is None and store.history("erin") == [] and store.users() == ["frank"]
+
+
+def test_delete_really_forgets_on_sqlite(tmp_path: Path) -> None:
     path = tmp_path / "forget.sqlite3"
-    secret = "Erin-secret-marker-" + "x" * 40
+    secret = SECRET
     with SummaryStore(path) as store:
-        store.put("erin", model_summary(secret))
-        store.edit("erin", secret + " edited")
-        store.put("frank", model_summary("Frank stays."))
-        assert store.delete("erin") == 2
-        assert store.get("erin") is None and store.history("erin") == [] and store.users() == ["frank"]
+        write_then_forget_erin(store)
         files = [p for p in tmp_path.iterdir() if p.name.startswith("forget.sqlite3")]
         blob = b"".join(p.read_bytes() for p in files)
         assert secret.encode() not in blob  # neither the database nor its WAL keeps the text
         assert b"Frank stays." in blob
         assert store.delete("erin") == 0
+
+
+def test_delete_on_postgres_leaves_no_row_and_a_full_vacuum_clears_the_table_file(postgres_server: Any) -> None:
+    url = postgres_server.new_database()
+    with SummaryStore(url) as store:
+        write_then_forget_erin(store)
+        rows = raw_execute(url, ["SELECT COUNT(*) FROM plus_summary_versions WHERE text LIKE 'Erin-secret%'"])
+        assert rows == [(0,)]
+        store.backend.vacuum(full=True)  # type: ignore[attr-defined]
+        path = raw_execute(url, ["CHECKPOINT", "SELECT pg_relation_filepath('plus_summary_versions')"])[0][0]
+    blob = (postgres_server.data / path).read_bytes()
+    assert SECRET.encode() not in blob and b"Frank stays." in blob
 
 
 @pytest.mark.parametrize("bad", ["", " ", "a b", "a/b", "-leading", "x" * 129, "naïve", "line\nbreak"])
@@ -137,8 +187,8 @@ def test_valid_user_ids(store: SummaryStore) -> None:
     assert len(store.users()) == 6
 
 
-def test_oversized_and_empty_texts_error_clearly(tmp_path: Path) -> None:
-    with SummaryStore(tmp_path / "s.sqlite3", max_text_chars=100) as store:
+def test_oversized_and_empty_texts_error_clearly(new_store_location: Callable[[], str]) -> None:
+    with SummaryStore(new_store_location(), max_text_chars=100) as store:
         with pytest.raises(SummaryTooLargeError, match="101 characters, more than the limit 100"):
             store.edit("alice", "y" * 101)
         with pytest.raises(SummaryTooLargeError):
@@ -156,24 +206,25 @@ def test_errors_are_value_or_lookup_errors() -> None:
     assert issubclass(UnknownVersionError, LookupError) and issubclass(UnknownUserError, LookupError)
 
 
-def write_v1_database(path: Path) -> None:
+def write_v1_database(location: str) -> None:
     """A database as the version-1 schema left it (one row per user, no history)."""
-    with sqlite3.connect(path) as raw:
-        raw.execute("CREATE TABLE plus_schema_version (version INTEGER NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL)")
-        raw.execute("INSERT INTO plus_schema_version VALUES (1, '2026-01-01T00:00:00+00:00')")
-        raw.execute("CREATE TABLE plus_summaries (user_id TEXT NOT NULL PRIMARY KEY, text TEXT NOT NULL, "
-                    "model_id TEXT NOT NULL, prompt_version TEXT NOT NULL, source_hash TEXT NOT NULL, "
-                    "created_at TEXT NOT NULL, edited_by_user INTEGER NOT NULL)")
-        raw.execute("INSERT INTO plus_summaries VALUES ('old-model', 'Likes tea.', 'm0', 'p0', 'h0', "
-                    "'2026-01-02T03:04:05+00:00', 0)")
-        raw.execute("INSERT INTO plus_summaries VALUES ('old-user', 'I wrote this.', 'user', '', '', "
-                    "'2026-01-03T00:00:00+00:00', 1)")
+    raw_execute(location, [
+        "CREATE TABLE plus_schema_version (version INTEGER NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL)",
+        "INSERT INTO plus_schema_version VALUES (1, '2026-01-01T00:00:00+00:00')",
+        "CREATE TABLE plus_summaries (user_id TEXT NOT NULL PRIMARY KEY, text TEXT NOT NULL, "
+        "model_id TEXT NOT NULL, prompt_version TEXT NOT NULL, source_hash TEXT NOT NULL, "
+        "created_at TEXT NOT NULL, edited_by_user INTEGER NOT NULL)",
+        "INSERT INTO plus_summaries VALUES ('old-model', 'Likes tea.', 'm0', 'p0', 'h0', "
+        "'2026-01-02T03:04:05+00:00', 0)",
+        "INSERT INTO plus_summaries VALUES ('old-user', 'I wrote this.', 'user', '', '', "
+        "'2026-01-03T00:00:00+00:00', 1)",
+    ])
 
 
-def test_migration_from_schema_version_1(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite3"
-    write_v1_database(path)
-    with SummaryStore(path) as store:
+def test_migration_from_schema_version_1(new_store_location: Callable[[], str]) -> None:
+    location = new_store_location()
+    write_v1_database(location)
+    with SummaryStore(location) as store:
         assert store.schema_version == SCHEMA_VERSION == 2
         assert store.users() == ["old-model", "old-user"]
         old = store.current("old-model")
@@ -184,24 +235,19 @@ def test_migration_from_schema_version_1(tmp_path: Path) -> None:
         assert mine is not None and mine.author == "user" and mine.edited_by_user
         assert store.put("old-user", model_summary("model guess")).is_proposal  # the migrated edit is protected
         assert store.put("old-model", model_summary("newer")).version == 2
-    with sqlite3.connect(path) as raw:
-        versions = [r[0] for r in raw.execute("SELECT version FROM plus_schema_version ORDER BY version")]
-        tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert versions == [1, 2] and "plus_summaries" not in tables
+    versions = [r[0] for r in raw_execute(location, ["SELECT version FROM plus_schema_version ORDER BY version"])]
+    assert versions == [1, 2] and "plus_summaries" not in table_names(location)
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "future.sqlite3"
-    SummaryStore(path).close()
-    with sqlite3.connect(path) as raw:
-        raw.execute("INSERT INTO plus_schema_version VALUES (99, '2030-01-01T00:00:00+00:00')")
+def test_newer_schema_is_refused(new_store_location: Callable[[], str]) -> None:
+    location = new_store_location()
+    SummaryStore(location).close()
+    raw_execute(location, ["INSERT INTO plus_schema_version VALUES (99, '2030-01-01T00:00:00+00:00')"])
     with pytest.raises(SchemaError, match="schema version 99, newer"):
-        SummaryStore(path)
+        SummaryStore(location)
 
 
 def test_unsupported_urls(tmp_path: Path) -> None:
-    with pytest.raises(SummaryStoreError, match="no PostgreSQL backend is bundled"):
-        SummaryStore("postgresql://db.example/plus")
     with pytest.raises(SummaryStoreError, match="unsupported store URL"):
         SummaryStore("mysql://db.example/plus")
     with SummaryStore(f"sqlite:///{tmp_path / 'url.sqlite3'}") as store:
@@ -209,7 +255,16 @@ def test_unsupported_urls(tmp_path: Path) -> None:
     assert (tmp_path / "url.sqlite3").exists()
 
 
-def test_export_import_roundtrip(tmp_path: Path, store: SummaryStore) -> None:
+def test_an_unreachable_postgres_url_is_a_clear_error_without_the_password(postgres_server: Any) -> None:
+    from pg_server import free_port
+
+    url = f"postgresql://someone:hunter2@127.0.0.1:{free_port()}/plus"
+    with pytest.raises(SummaryStoreError, match="cannot connect to the PostgreSQL store") as caught:
+        SummaryStore(url, connect_timeout_s=2)
+    assert "hunter2" not in str(caught.value) and "someone:***@127.0.0.1" in str(caught.value)
+
+
+def test_export_import_roundtrip(tmp_path: Path, store: SummaryStore, new_store_location: Callable[[], str]) -> None:
     store.put("alice", model_summary("a1"))
     store.edit("alice", "a2 by hand")
     store.put("alice", model_summary("a3 proposal", "h3"))
@@ -218,7 +273,7 @@ def test_export_import_roundtrip(tmp_path: Path, store: SummaryStore) -> None:
     assert store.export_jsonl(out) == 4
     lines = out.read_text(encoding="utf-8").splitlines()
     assert json.loads(lines[0])["format"] == "plus-summaries" and len(lines) == 5
-    with SummaryStore(tmp_path / "copy.sqlite3") as copy:
+    with SummaryStore(new_store_location()) as copy:
         assert copy.import_jsonl(out) == {"alice": 3, "bob": 1}
         assert [r.model_dump() for r in copy.history("alice")] == [r.model_dump() for r in store.history("alice")]
         assert copy.get("alice").text == "a2 by hand" and copy.proposal("alice").text == "a3 proposal"  # type: ignore[union-attr]
@@ -261,8 +316,9 @@ def test_export_to_a_stream(store: SummaryStore) -> None:
 # -- CLI ----------------------------------------------------------------------------------
 
 
-def test_cli_show_edit_history_revert_export_import_delete(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = str(tmp_path / "cli.sqlite3")
+def test_cli_show_edit_history_revert_export_import_delete(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          new_store_location: Callable[[], str]) -> None:
+    db = new_store_location()  # --store takes a file or a postgresql:// URL
     with SummaryStore(db) as store:
         store.put("alice", model_summary("Likes cats."))
     assert plus_main(["summaries", "edit", "alice", "Likes cats, short replies.", "--store", db]) == 0
@@ -325,3 +381,16 @@ def test_http_routes_with_auth(store: SummaryStore) -> None:
         assert client.post("/v1/summaries/import", content=exported).json() == {"imported": {"alice": 5}}
         assert client.post("/v1/summaries/import", content=exported).status_code == 409
     assert store.get("alice").text == "Cats, briefly."  # type: ignore[union-attr]
+
+
+def test_plus_serve_takes_a_postgres_url_for_its_store(tiny_model_dir: Path, postgres_server: Any) -> None:
+    from plus_sdk.server import ServeConfig, Services, create_app, serve_in_thread
+
+    url = postgres_server.new_database()
+    config = ServeConfig(model=str(tiny_model_dir), served_model_name="tiny", store=url)
+    with serve_in_thread(create_app(config, services=Services(config))) as base, \
+            httpx.Client(base_url=base, timeout=30) as client:
+        assert client.put("/v1/summaries/alice", json={"text": "Stored in PostgreSQL."}).json()["version"] == 1
+        assert client.get("/ui/info").json() == {"store": True, "auth": False}
+    with SummaryStore(url) as store:
+        assert store.get("alice").text == "Stored in PostgreSQL."  # type: ignore[union-attr]

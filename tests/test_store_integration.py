@@ -1,7 +1,9 @@
-"""Summarizer, PersonalizedJudge and PersonalizedGenerator with a SummaryStore (tiny real model, real SQLite)."""
+"""Summarizer, PersonalizedJudge and PersonalizedGenerator with a SummaryStore (tiny real model; the store
+on a real SQLite file and on a live PostgreSQL server)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +22,8 @@ from plus_sdk.types import PreferenceExample, SamplingConfig
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> SummaryStore:
-    with SummaryStore(tmp_path / "integration.sqlite3") as opened:
+def store(new_store_location: Callable[[], str]) -> Iterator[SummaryStore]:
+    with SummaryStore(new_store_location()) as opened:
         yield opened
 
 

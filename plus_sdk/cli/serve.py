@@ -40,5 +40,6 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--token", default=None, help=f"require this bearer token (default: ${TOKEN_ENV} if set)")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
-    p.add_argument("--store", default=None, help="SummaryStore SQLite file: serve /v1/summaries/* routes")
+    p.add_argument("--store", default=None,
+                   help="SummaryStore (SQLite file or postgresql:// URL): serve /v1/summaries/* and /ui")
     p.set_defaults(func=cmd_serve)

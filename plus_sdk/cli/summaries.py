@@ -100,7 +100,7 @@ def add_summaries_commands(sub: argparse._SubParsersAction) -> None:  # type: ig
         else:
             p.add_argument("user", help="the user id")
         p.add_argument("--store", default=None,
-                       help=f"database file or sqlite:/// URL (default: ${STORE_ENV} or the plus-sdk cache)")
+                       help=f"database file, sqlite:/// or postgresql:// URL (default: ${STORE_ENV} or the cache)")
         p.set_defaults(func=_cmd_summaries)
         return p
 

@@ -8,7 +8,8 @@ Routes (all JSON, described by the OpenAPI document at ``/openapi.json`` and ``/
 - ``GET /v1/models``: the served model;
 - ``POST /v1/summarize``, ``/v1/judge``, ``/v1/generate``: ``Summarizer``,
   ``PersonalizedJudge`` and ``PersonalizedGenerator`` over HTTP;
-- ``GET /health``.
+- ``GET /health``;
+- ``/ui``: the review page where a user reads and corrects their summary (``review``).
 
 A bearer token (``--token`` or ``$PLUS_SERVE_TOKEN``) protects every ``/v1`` route when set.
 Bodies above ``max_body_bytes`` get 413; malformed requests get 400 with an OpenAI-style
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from plus_sdk.generator import PersonalizedGenerator
 from plus_sdk.judge import PersonalizedJudge
+from plus_sdk.server.review import add_review_page
 from plus_sdk.store import SummaryStore, add_store_routes, attach_store
 from plus_sdk.summarizer import Summarizer, resolve_summaries
 from plus_sdk.types import Preference, SamplingConfig, Summary, UserContext
@@ -59,7 +61,8 @@ class ServeConfig(BaseModel):
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1, description="Largest accepted request body.")
     max_tokens_limit: int = Field(default=1024, ge=1, description="Largest max_tokens a request may ask for.")
     batch_size: int = Field(default=8, ge=1, description="Generation batch size of the local backend.")
-    store: str | None = Field(default=None, description="SummaryStore location (SQLite file): enables "
+    store: str | None = Field(default=None, description="SummaryStore location (SQLite file or "
+                                                        "postgresql:// URL): enables "
                                                         "/v1/summaries/* and user_id-aware summarizing.")
 
 
@@ -338,6 +341,7 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
         store = SummaryStore(config.store)
         attach_store(svc.summarizer, store)
         add_store_routes(app, store, check_token)
+    add_review_page(app, store_enabled=bool(config.store), auth_required=config.token is not None)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     return app
 

@@ -1,9 +1,10 @@
 """The summary store: durable, versioned, user-editable summaries, one history per user id.
 
 Modules: ``errors`` (the exceptions), ``base`` (limits, the ``SummaryVersion`` record,
-validation, the ``StoreBackend`` protocol), ``sqlite`` (the bundled backend, ``open_backend``),
-``migrations`` (schema versions), ``core`` (``SummaryStore``), ``summaries`` (summarizing
-with a store) and ``routes`` (the HTTP routes of ``plus serve``). Import from here.
+validation, the ``StoreBackend`` protocol), ``sqlite`` (the SQLite backend, ``open_backend``),
+``postgres`` (the PostgreSQL backend), ``migrations`` (schema versions), ``core``
+(``SummaryStore``), ``summaries`` (summarizing with a store) and ``routes`` (the HTTP routes
+of ``plus serve``). Import from here.
 """
 
 from plus_sdk.store.base import (
@@ -31,6 +32,7 @@ from plus_sdk.store.errors import (
     UnknownVersionError,
 )
 from plus_sdk.store.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
+from plus_sdk.store.postgres import PostgresBackend
 from plus_sdk.store.routes import EditRequest, RevertRequest, UserSummaries, add_store_routes
 from plus_sdk.store.sqlite import SQLiteBackend, default_store_location, open_backend
 from plus_sdk.store.summaries import attach_store, summarize_with_store
@@ -49,6 +51,7 @@ __all__ = [
     "ImportConflictError",
     "ImportFormatError",
     "InvalidUserIdError",
+    "PostgresBackend",
     "RevertRequest",
     "SQLiteBackend",
     "SchemaError",

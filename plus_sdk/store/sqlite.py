@@ -7,6 +7,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from plus_sdk.store.errors import (
     StoreBusyError,
     SummaryStoreError,
 )
+from plus_sdk.store.postgres import PostgresBackend
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ class SQLiteBackend:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._enable_wal(conn)
             if str(mode).lower() != "wal":
                 logger.warning("SQLite at %s runs in journal mode %s, not WAL", self.path, mode)
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
@@ -75,6 +77,18 @@ class SQLiteBackend:
             with self._lock:
                 self._all.append(conn)
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> str:
+        """Switch the file to WAL; retried, since the switch can fail at once (no busy wait) while
+        other processes open a file still in rollback mode."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Cursor]:
@@ -137,18 +151,17 @@ def default_store_location() -> str:
 
 
 def open_backend(location: str | os.PathLike[str], **options: Any) -> StoreBackend:
-    """A backend for a file path or URL: ``path``, ``sqlite:///abs/path`` or ``sqlite:rel/path``."""
+    """A backend for a file path or URL: ``path``, ``sqlite:///abs/path``, ``sqlite:rel/path``, or
+    ``postgresql://user:password@host:port/database`` (needs ``plus-sdk[postgres]``)."""
     text = str(location)
     if text.startswith(("postgresql://", "postgres://")):
-        raise SummaryStoreError(
-            "no PostgreSQL backend is bundled: implement plus_sdk.store.StoreBackend on your driver "
-            "(see docs/store.md) and pass it as SummaryStore(backend=...)"
-        )
+        return PostgresBackend(text, **options)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") - 1:]
     elif text.startswith("sqlite:"):
         text = text[len("sqlite:"):]
     elif "://" in text:
-        raise SummaryStoreError(f"unsupported store URL {text!r}: give a file path or sqlite:///path")
+        raise SummaryStoreError(f"unsupported store URL {text!r}: give a file path, sqlite:///path or "
+                                "postgresql://user@host:port/database")
     return SQLiteBackend(text, **options)
 
