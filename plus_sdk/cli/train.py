@@ -60,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_rm(args: argparse.Namespace) -> int:
-    config = load_config(RMRunConfig, resolve_recipe(args.config), args.overrides)
+    config = load_config(RMRunConfig, resolve_recipe(args.config) if args.config else None, args.overrides)
     results = train_rm(config)
 
     emit(markdown_header())
