@@ -234,12 +234,14 @@ def table(result: dict[str, Any]) -> str:
                         f"{TARGETS['summarize_tok_s'] if name.startswith('summarize') else 'reference'} |")
     pb, p = s["prefer_batch"], s["prefer"]
     rows.append(f"| `prefer_batch`, {pb['pairs']} pairs, warm | {pb['pairs_per_s']:,.0f} pairs/s "
-                f"({pb['seconds']:.2f} s) | {pb['floor_pairs_per_s']:,.0f} pairs/s | {TARGETS['prefer_batch_pairs_s']} |")
+                f"({pb['seconds']:.2f} s) | {pb['floor_pairs_per_s']:,.0f} pairs/s | "
+                f"{TARGETS['prefer_batch_pairs_s']} |")
     rows.append(f"| `prefer`, warm | {p['p50_ms']:.1f} ms (p95 {p['p95_ms']:.1f}) | {p['floor_ms']:.2f} ms | "
                 f"{TARGETS['prefer_ms']} ms |")
     if c:
         mfu = c["ppo_update_mfu"]
-        rows.append(f"| co-adaptation iteration | {c['iteration_seconds']:.1f} s | - | {TARGETS['coadapt_iteration_s']} s |")
+        rows.append(f"| co-adaptation iteration | {c['iteration_seconds']:.1f} s | - | "
+                    f"{TARGETS['coadapt_iteration_s']} s |")
         rows.append(f"| PPO update MFU | {mfu:.1%} ({c['seconds_per_phase'].get('ppo_update', 0):.1f} s) | 100% | "
                     f"{TARGETS['ppo_mfu']} |" if mfu is not None else "| PPO update MFU | n/a | | |")
     return "\n".join(rows)
