@@ -507,8 +507,11 @@ def lr_lambda(schedule: str, total_steps: int, warmup_steps: int) -> Any:
 
 def make_optimizer(params: list[torch.nn.Parameter], lr: float, config: PPOConfig, schedule: str,
                    total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW + warmup/schedule for one role."""
-    optimizer = torch.optim.AdamW(params, lr=lr, betas=config.betas, weight_decay=config.weight_decay)
+    """AdamW + warmup/schedule for one role; the fused (one-kernel) AdamW when every parameter is on CUDA."""
+    params = list(params)
+    fused = bool(params) and all(p.is_cuda for p in params)
+    optimizer = torch.optim.AdamW(params, lr=lr, betas=config.betas, weight_decay=config.weight_decay,
+                                  fused=fused or None)
     warmup = int(config.warmup_ratio * total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(schedule, total_steps, warmup))
     return optimizer, scheduler
@@ -756,17 +759,18 @@ class PPOTrainer:
         cfg = self.config
         r = exp.rollout
         per_group = r.response_mask.view(-1, r.samples_per_prompt, r.response_mask.shape[-1]).sum((1, 2))
-        total_tokens = float(per_group[torch.tensor(groups)].sum())
+        total_tokens = per_group[torch.tensor(groups, device=per_group.device)].sum().clamp(min=1).float()
         self.actor_opt.zero_grad(set_to_none=True)
         if self.critic_opt is not None:
             self.critic_opt.zero_grad(set_to_none=True)
-        stats = {"policy_loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0, "approx_kl": 0.0,
-                 "value_loss": 0.0, "value_clip_fraction": 0.0}
+        # running sums stay on the device: no host sync per micro-batch, one at the end
+        stats: dict[str, Any] = {"policy_loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0, "approx_kl": 0.0,
+                                 "value_loss": 0.0, "value_clip_fraction": 0.0}
         for start in range(0, len(groups), groups_per_micro):
             micro = select_groups(exp, groups[start : start + groups_per_micro])
             r = trim_prompt_padding(micro.rollout)
             mask = r.response_mask.float()
-            share = float(mask.sum()) / max(total_tokens, 1.0)  # token-weighted accumulation
+            share = mask.sum() / total_tokens  # token-weighted accumulation
             with self.base.use(self.adapter) as model:
                 out = response_logprobs(model, r.prompt_ids, r.prompt_mask, r.response_ids, r.response_mask,
                                         r.samples_per_prompt, cfg.temperature)
@@ -774,19 +778,19 @@ class PPOTrainer:
                 entropy = masked_mean(out.entropy, mask)
                 loss = pl.loss - cfg.entropy_coef * entropy
                 (loss * share).backward()
-            stats["policy_loss"] += float(pl.loss.detach()) * share
-            stats["entropy"] += float(entropy.detach()) * share
-            stats["clip_fraction"] += float(pl.clip_fraction) * share
-            stats["approx_kl"] += float(pl.approx_kl) * share
+            stats["policy_loss"] += pl.loss.detach() * share
+            stats["entropy"] += entropy.detach() * share
+            stats["clip_fraction"] += pl.clip_fraction.detach() * share
+            stats["approx_kl"] += pl.approx_kl.detach() * share
             if self.critic is not None:
                 assert micro.old_values is not None
                 values = self.critic.values(r)
                 vloss, vclip = value_loss(values, micro.old_values, micro.returns, mask, cfg.value_clip)
                 (cfg.vf_coef * vloss * share).backward()
-                stats["value_loss"] += float(vloss.detach()) * share
-                stats["value_clip_fraction"] += float(vclip) * share
+                stats["value_loss"] += vloss.detach() * share
+                stats["value_clip_fraction"] += vclip.detach() * share
         all_reduce_grads(self.actor_params)
-        stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.actor_params, cfg.max_grad_norm))
+        stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.actor_params, cfg.max_grad_norm)
         self.actor_opt.step()
         self.actor_sched.step()
         if self.critic is not None and self.critic_opt is not None and self.critic_sched is not None:
@@ -798,8 +802,8 @@ class PPOTrainer:
         else:
             del stats["value_loss"], stats["value_clip_fraction"]
         self.step_count += 1
-        stats["actor_lr"] = float(self.actor_sched.get_last_lr()[0])
-        return stats
+        stats["actor_lr"] = self.actor_sched.get_last_lr()[0]
+        return {key: float(value) for key, value in stats.items()}
 
     def can_fuse(self, num_responses: int) -> bool:
         """True when one on-policy gradient step covers the batch (no separate old-log-prob pass)."""
