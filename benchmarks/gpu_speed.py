@@ -300,7 +300,7 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(table(result))
-    print(f"\n{gpu}: matmul {peak / 1e12:.1f} TFLOP/s, copy {bw / 1e9:.0f} GB/s, "
+    print(f"\n{gpu}: matmul {peak / 1e9:,.1f} GFLOP/s, copy {bw / 1e9:.0f} GB/s, "
           f"{result['seconds_total']:.0f} s in all; written {out}")
     return 0
 
