@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from judge_speed import ASKS, SENTENCES, TOPICS, non_embedding_params, unavoidable_tokens  # noqa: E402
-from plus_phases import SCALES, build_model, run_config  # noqa: E402
+from plus_phases import SCALES, build_model, run_iterations  # noqa: E402
 
 #: The issue's targets, printed next to each figure.
 TARGETS = {"summarize_tok_s": ">= 2000 and >= 2x plain generate", "prefer_batch_pairs_s": ">= 1500",
@@ -198,21 +198,12 @@ def scoring_phase(summary_base: Any, reward_base: Any, contexts: list[dict[str, 
 def coadapt_phase(summarizer_dir: Path, reward_dir: Path, work: Path, args: argparse.Namespace,
                   cuda: bool, peak: float, summarizer_params: int) -> dict[str, Any]:
     """One warm co-adaptation iteration at plus_phases.py's settings, and the PPO update's MFU."""
-    from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig
-
     phase_args = argparse.Namespace(iterations=args.coadapt_iterations, contexts=args.users,
                                     max_new_tokens=2 * args.new_tokens, minibatch=16, micro_batch=4, rm_steps=4,
                                     rm_batch=16, gradient_checkpointing=False)
-    config = CoadaptConfig.model_validate(run_config(summarizer_dir, reward_dir, work / "run", phase_args,
-                                                     "bfloat16" if cuda else "float32"))
-    run = CoAdaptation(config)
-    rows = []
-    for _ in range(args.coadapt_iterations):
-        rows.append(run.iterate())
-        run.iteration += 1
+    run, rows, seconds = run_iterations(summarizer_dir, reward_dir, work / "run", phase_args,
+                                        "bfloat16" if cuda else "float32")
     steady = rows[1:] or rows
-    seconds = {k.removeprefix("time_"): statistics.mean(r[k] for r in steady) for k in steady[0]
-               if k.startswith("time_")}
     prompt_len = statistics.mean(len(run.prompt_ids(r)) for r in run.stream.take(args.users))
     tokens = args.users * (prompt_len + statistics.mean(r["summary_tokens"] for r in steady))
     update_flops = 2 * 4 * summarizer_params * tokens  # actor + critic, forward + activation gradients

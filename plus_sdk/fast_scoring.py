@@ -203,16 +203,8 @@ def extend(body: Any, state: KVState, rows: torch.Tensor, sequences: Sequence[Se
 
 def chunks(order: list[int], widths: Sequence[int], parent_width: int, tokens_per_batch: int) -> list[list[int]]:
     """Split ``order`` (sorted by width) into runs whose rows x (parent + widest) fit the budget."""
-    out: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        if current and (len(current) + 1) * (parent_width + widths[index]) > tokens_per_batch:
-            out.append(current)
-            current = []
-        current.append(index)
-    if current:
-        out.append(current)
-    return out
+    runs = batching.plan_rows([widths[i] for i in order], parent_width, tokens_per_batch, max_rows=len(order) or 1)
+    return [[order[k] for k in run] for run in runs]
 
 
 def common_length(sequences: Sequence[Sequence[int]]) -> int:
