@@ -18,7 +18,7 @@ scoring = 2 x parameters x distinct tokens / matmul rate; ``prefer`` = reading t
 model's weights once. MFU = 4 x parameters x tokens (forward 2, activation gradients 2; LoRA
 has no weight gradients of the base) for actor and critic / update seconds / matmul rate.
 
-    python benchmarks/gpu_speed.py                       # H200: ~5 min (estimate, not yet run); writes results/gpu_speed_<gpu>.json
+    python benchmarks/gpu_speed.py    # H200: ~5 min (estimate, not yet run) -> results/gpu_speed_<gpu>.json
     python benchmarks/gpu_speed.py --scale tiny --out /tmp/gpu_speed_tiny.json   # CPU check, tiny shapes
 """
 
