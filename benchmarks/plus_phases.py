@@ -76,6 +76,22 @@ def run_config(summarizer: Path, reward: Path, run_dir: Path, args: argparse.Nam
     }
 
 
+def run_iterations(summarizer: Path, reward: Path, run_dir: Path, args: argparse.Namespace,
+                   dtype: str) -> tuple[Any, list[dict[str, float]], dict[str, float]]:
+    """Run ``args.iterations`` co-adaptation iterations: (the run, their metrics, mean seconds per
+    phase over all but the first, which is a warm-up)."""
+    from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig
+
+    run = CoAdaptation(CoadaptConfig.model_validate(run_config(summarizer, reward, run_dir, args, dtype)))
+    rows = []
+    for _ in range(args.iterations):
+        rows.append(run.iterate())
+        run.iteration += 1
+    steady = rows[1:] or rows
+    phases = sorted(k for k in steady[0] if k.startswith("time_"))
+    return run, rows, {k.removeprefix("time_"): statistics.mean(r[k] for r in steady) for k in phases}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="paper")
@@ -92,7 +108,6 @@ def main() -> int:
     args = parser.parse_args()
 
     from plus_sdk.models import load_tokenizer
-    from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig
 
     cuda = torch.cuda.is_available()
     device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
@@ -107,16 +122,8 @@ def main() -> int:
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    config = CoadaptConfig.model_validate(run_config(summarizer, reward, work / "run", args,
-                                                     "bfloat16" if cuda else "float32"))
-    run = CoAdaptation(config)
-    rows = []
-    for _ in range(args.iterations):
-        rows.append(run.iterate())
-        run.iteration += 1
+    _, rows, per_phase = run_iterations(summarizer, reward, work / "run", args, "bfloat16" if cuda else "float32")
     steady = rows[1:] or rows
-    phases = sorted(k for k in steady[0] if k.startswith("time_"))
-    per_phase = {k.removeprefix("time_"): statistics.mean(r[k] for r in steady) for k in phases}
     tokens = args.contexts * statistics.mean(r["summary_tokens"] for r in steady)
     result = {
         "what": "one PLUS iteration (Algorithm 1, GAE + critic) at the paper's model sizes, random weights",

@@ -31,10 +31,41 @@ from typing import Any
 
 import torch
 
+from plus_sdk import batching
+
 logger = logging.getLogger(__name__)
 
-#: Default budget of (prefix + suffix) token slots in one forward batch (bounds memory).
-DEFAULT_TOKENS_PER_BATCH = 4096
+#: Default budget of (prefix + suffix) token slots in one forward batch on CPU (bounds memory).
+DEFAULT_TOKENS_PER_BATCH = batching.CPU_SCORING_TOKENS
+#: On CUDA, item sets whose unshared padded batch is at most this many token slots are scored in
+#: one plain forward pass: kernel launches, not FLOPs, bound them, and the tree needs three passes.
+ONE_PASS_TOKENS = 8192
+
+
+def device_tokens_per_batch(body: Any, device: torch.device, longest: int) -> int:
+    """Token slots per forward batch: the CPU default, or what free CUDA memory holds.
+
+    Per token slot the tree keeps the parent's keys/values, the gathered copy and the new
+    ones (3 x the cache), one layer's activations, and a row of the additive mask over at
+    most ``longest`` keys.
+    """
+    if device.type != "cuda":
+        return DEFAULT_TOKENS_PER_BATCH
+    dtype_bytes = batching.dtype_size(body)
+    per_token = (3 * batching.kv_bytes_per_token(body.config, dtype_bytes)
+                 + batching.activation_bytes_per_token(body.config, dtype_bytes) + longest * dtype_bytes)
+    return batching.scoring_tokens(batching.cuda_free_bytes(device), per_token)
+
+
+def sharing_pays(device_type: str, lengths: Sequence[int]) -> bool:
+    """Whether the prefix-shared tree beats one plain padded pass over items of ``lengths``.
+
+    On CPU it always does (it saves FLOPs, which bound the time). On CUDA a small set (its
+    padded batch under ``ONE_PASS_TOKENS``) is launch-bound, so one pass is faster.
+    """
+    if device_type != "cuda" or not lengths:
+        return True
+    return len(lengths) * max(lengths) > ONE_PASS_TOKENS
 
 
 @dataclass
@@ -172,16 +203,8 @@ def extend(body: Any, state: KVState, rows: torch.Tensor, sequences: Sequence[Se
 
 def chunks(order: list[int], widths: Sequence[int], parent_width: int, tokens_per_batch: int) -> list[list[int]]:
     """Split ``order`` (sorted by width) into runs whose rows x (parent + widest) fit the budget."""
-    out: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        if current and (len(current) + 1) * (parent_width + widths[index]) > tokens_per_batch:
-            out.append(current)
-            current = []
-        current.append(index)
-    if current:
-        out.append(current)
-    return out
+    runs = batching.plan_rows([widths[i] for i in order], parent_width, tokens_per_batch, max_rows=len(order) or 1)
+    return [[order[k] for k in run] for run in runs]
 
 
 def common_length(sequences: Sequence[Sequence[int]]) -> int:
@@ -212,9 +235,9 @@ def score_prefix_shared(body: Any, head: Any, prefixes: Sequence[Sequence[int]],
         raise ValueError("every suffix needs at least one token (the response and its end-of-turn)")
     if any(len(p) == 0 for p in prefixes):
         raise ValueError("every prefix needs at least one token (the chat template)")
-    rewards = torch.empty(len(prefixes), dtype=torch.float32)
     if not prefixes:
-        return rewards
+        return torch.empty(0, dtype=torch.float32)
+    rewards = torch.empty(len(prefixes), dtype=torch.float32, device=device)  # one copy to the host at the end
     keys = [tuple(p) for p in prefixes] if keys is None else list(keys)
     by_key: dict[Any, list[int]] = {}
     for index, key in enumerate(keys):
@@ -251,5 +274,5 @@ def score_prefix_shared(body: Any, head: Any, prefixes: Sequence[Sequence[int]],
                 items = [leaves[k][1] for k in leaf_chunk]
                 hidden, lengths, _ = extend(body, prompts, slots, [suffixes[i] for i in items], pad_id, dtype)
                 last = hidden[torch.arange(hidden.shape[0], device=device), lengths - 1]
-                rewards[items] = head(last)[:, 0].float().cpu()
-    return rewards
+                rewards[torch.tensor(items, device=device)] = head(last)[:, 0].float()
+    return rewards.cpu()

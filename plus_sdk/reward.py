@@ -24,7 +24,7 @@ from torch import nn
 from plus_sdk import prompts
 from plus_sdk.backends.local import LocalModel
 from plus_sdk.bundle import announce, default_bundle_dir, find_bundle, read_card, write_card
-from plus_sdk.fast_scoring import DEFAULT_TOKENS_PER_BATCH, score_prefix_shared
+from plus_sdk.fast_scoring import device_tokens_per_batch, score_prefix_shared, sharing_pays
 from plus_sdk.models import DEFAULT_MODEL
 from plus_sdk.types import AdapterCard, Summary
 
@@ -72,7 +72,7 @@ class PersonalizedRewardModel:
 
     def __init__(self, model: LocalModel, head: RewardHead, *, card: AdapterCard | None = None,
                  max_length: int = 1024, batch_size: int = 16, prefix_sharing: bool = True,
-                 tokens_per_batch: int = DEFAULT_TOKENS_PER_BATCH) -> None:
+                 tokens_per_batch: int | None = None) -> None:
         self.model = model
         self.head = head.to(model.device)
         self.card = card
@@ -80,7 +80,8 @@ class PersonalizedRewardModel:
         self.batch_size = batch_size
         #: Score with each (condition, prompt) prefix encoded once (``False``: one full pass per item).
         self.prefix_sharing = prefix_sharing
-        #: Token slots per forward batch of the prefix-shared path (bounds memory).
+        #: Token slots per forward batch of the prefix-shared path (bounds memory); None follows the
+        #: device (``fast_scoring.device_tokens_per_batch``).
         self.tokens_per_batch = tokens_per_batch
         self._suffix_cache: dict[str, str] = {}
 
@@ -260,7 +261,10 @@ class PersonalizedRewardModel:
                          for summary, prompt, response in items]
             return self.score_ids(sequences).tolist()
         keys = [self.condition_for(summary) for summary, _, _ in items]  # one encoded head per user
-        return self.score_split(self.encode_items(items), keys=keys).tolist()
+        pairs = self.encode_items(items)
+        if not sharing_pays(self.device.type, [len(p) + len(s) for p, s in pairs]):
+            return self.score_ids([self.fit(p, s) for p, s in pairs]).tolist()
+        return self.score_split(pairs, keys=keys).tolist()
 
     def encode_items(self, items: Sequence[tuple[SummaryLike, str, str]]) -> list[tuple[list[int], list[int]]]:
         """``encode_split`` of many items, tokenizing each distinct (condition, prompt) prefix once."""
@@ -298,5 +302,6 @@ class PersonalizedRewardModel:
                     pad_id=self.tokenizer.pad_token_id, device=self.device,
                     dtype=body.get_input_embeddings().weight.dtype,
                     keys=None if keys is None else [keys[i] for i in fits],
-                    tokens_per_batch=self.tokens_per_batch)
+                    tokens_per_batch=self.tokens_per_batch or device_tokens_per_batch(body, self.device,
+                                                                                      self.max_length))
         return rewards

@@ -18,7 +18,8 @@ def make_backend(kind: str, **kwargs: Any) -> ChatBackend:
     """Build an engine by name.
 
     - ``"local"``: transformers + peft; kwargs ``model`` (name or folder, None = default),
-      ``adapter``, ``device``, ``dtype``, ``batch_size``.
+      ``adapter``, ``device``, ``dtype``, ``batch_size`` (None: follows the device),
+      ``static_cache`` (CUDA only).
     - ``"openai"``: any OpenAI-compatible server; kwargs of ``OpenAIBackend`` (``model``,
       ``base_url``, ``api_key_env``, ``concurrency``, ``timeout``, ...).
     - ``"vllm"``: kwargs of ``VLLMBackend`` (``model``, ``adapter``, ...).
@@ -26,10 +27,12 @@ def make_backend(kind: str, **kwargs: Any) -> ChatBackend:
     if kind == "local":
         from plus_sdk.backends.local import LocalBackend, LocalModel
 
-        batch_size = kwargs.pop("batch_size", 8)
+        batch_size = kwargs.pop("batch_size", None)
+        static_cache = kwargs.pop("static_cache", False)
         model = kwargs.pop("model", None)
         adapter = kwargs.pop("adapter", None)
-        return LocalBackend(LocalModel.load(model, adapter, **kwargs), batch_size=batch_size)
+        return LocalBackend(LocalModel.load(model, adapter, **kwargs), batch_size=batch_size,
+                            static_cache=static_cache)
     if kind == "openai":
         from plus_sdk.backends.openai import OpenAIBackend
 

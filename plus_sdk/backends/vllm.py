@@ -27,6 +27,12 @@ INSTALL_HINT = "pip install 'plus-sdk[vllm]'  (vLLM needs a Linux machine with a
 _lora_ids = itertools.count(1)
 
 
+def next_lora_id() -> int:
+    """A LoRA id never used before in this process: vLLM caches adapters by id, so two
+    adapters (a backend's and a rollout engine's, say) sharing an id would serve stale weights."""
+    return next(_lora_ids)
+
+
 class BackendUnavailableError(ImportError):
     """An optional engine's library is not installed."""
 
@@ -93,7 +99,7 @@ class VLLMBackend:
         if not (path / "adapter_config.json").exists():
             raise FileNotFoundError(f"adapter={path} has no adapter_config.json: pass a saved peft LoRA folder")
         name = f"{path.name}-{adapter_fingerprint(path)}"
-        return LoRARequest(name, next(_lora_ids), str(path))
+        return LoRARequest(name, next_lora_id(), str(path))
 
     def with_adapter(self, adapter: str | os.PathLike[str] | None) -> VLLMBackend:
         """A view of the same engine with another LoRA adapter (or none); no second engine is built."""

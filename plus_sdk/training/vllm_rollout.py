@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from plus_sdk.backends.vllm import import_vllm
+from plus_sdk.backends.vllm import import_vllm, next_lora_id
 from plus_sdk.training.rollout import Rollout
 
 #: Adapter folders kept on disk (the one being served and the previous one).
@@ -49,15 +49,19 @@ class VLLMRolloutEngine:
 
     def __init__(self, model_path: str, workdir: str | Path, *, max_lora_rank: int,
                  gpu_memory_utilization: float, dtype: str = "auto", seed: int = 0,
-                 max_model_len: int | None = None) -> None:
+                 max_model_len: int | None = None, llm: Any = None) -> None:
+        """``llm``: an already running ``vllm.LLM`` with LoRA enabled (e.g. a ``VLLMBackend``'s) to
+        sample with instead of starting a second engine; the other engine options are then unused."""
         vllm = import_vllm()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        options: dict[str, Any] = {"model": model_path, "enable_lora": True, "max_lora_rank": max_lora_rank,
-                                   "gpu_memory_utilization": gpu_memory_utilization, "dtype": dtype, "seed": seed}
-        if max_model_len is not None:
-            options["max_model_len"] = max_model_len
-        self.llm = vllm.LLM(**options)
+        if llm is None:
+            options: dict[str, Any] = {"model": model_path, "enable_lora": True, "max_lora_rank": max_lora_rank,
+                                       "gpu_memory_utilization": gpu_memory_utilization, "dtype": dtype, "seed": seed}
+            if max_model_len is not None:
+                options["max_model_len"] = max_model_len
+            llm = vllm.LLM(**options)
+        self.llm = llm
         self.version = 0
         self.request: Any = None
 
@@ -71,7 +75,7 @@ class VLLMRolloutEngine:
         base.save_adapter(adapter, folder)
         stale = self.workdir / f"v{self.version - KEEP_VERSIONS:06d}"
         shutil.rmtree(stale, ignore_errors=True)
-        self.request = LoRARequest(f"{adapter}-v{self.version}", self.version, str(folder))
+        self.request = LoRARequest(f"{adapter}-v{self.version}", next_lora_id(), str(folder))
         return self.request
 
     def sample(self, prompt_token_ids: Sequence[Sequence[int]], *, k: int, max_new_tokens: int,
