@@ -12,6 +12,7 @@ LM methods (btl, dpl-*, icl, summary, oracle) train a LoRA adapter + head saved 
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import logging
@@ -117,7 +118,46 @@ def used_records(train: list[TrainingRecord], config: RMRunConfig, world: int = 
 # ---------------------------------------------------------------------------------------
 
 
-class LMLearner:
+class Learner(abc.ABC):
+    """What a train-rm run drives: ``trainer`` steps and predicts on ``inputs(records)``; ``save`` writes it."""
+
+    trainer: Any
+
+    def inputs(self, records: list[TrainingRecord]) -> Any:
+        """What the trainer reads for these records (the records themselves by default)."""
+        return records
+
+    def step(self, records: list[TrainingRecord]) -> dict[str, float]:
+        return self.trainer.step(self.inputs(records))
+
+    def predict(self, records: list[TrainingRecord]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.trainer.predict(self.inputs(records))
+
+    @property
+    def step_count(self) -> int:
+        return self.trainer.step_count
+
+    def state(self) -> dict[str, Any]:
+        """Trainer state for a checkpoint (every process calls it: collective under DeepSpeed)."""
+        return self.trainer.state_dict()
+
+    def full_weights(self) -> contextlib.AbstractContextManager[None]:
+        """Whole weights for the duration (collective under ZeRO-3; a no-op elsewhere)."""
+        return contextlib.nullcontext()
+
+    @abc.abstractmethod
+    def save_weights(self, folder: Path) -> None:
+        """Write the trained weights into ``folder`` in the method's own format."""
+
+    def save(self, folder: Path, state: dict[str, Any]) -> None:
+        self.save_weights(folder)
+        write_checkpoint(folder / TRAINER_STATE, state)
+
+    def load(self, folder: Path) -> None:
+        self.trainer.load_state_dict(read_checkpoint(folder / TRAINER_STATE))
+
+
+class LMLearner(Learner):
     """A LoRA reward model + head trained by ``RewardTrainer`` with a method's conditioning and loss."""
 
     def __init__(self, config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> None:
@@ -135,33 +175,17 @@ class LMLearner:
                                      accelerator=accelerator)
         self.method.prepare(records, self.rm)
 
-    def step(self, records: list[TrainingRecord]) -> dict[str, float]:
-        return self.trainer.step(self.method.examples(records))
-
-    def predict(self, records: list[TrainingRecord]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.trainer.predict(self.method.examples(records))
-
-    @property
-    def step_count(self) -> int:
-        return self.trainer.step_count
-
-    def state(self) -> dict[str, Any]:
-        """Trainer state for a checkpoint (every process calls it: collective under DeepSpeed)."""
-        return self.trainer.state_dict()
+    def inputs(self, records: list[TrainingRecord]) -> Any:
+        return self.method.examples(records)
 
     def full_weights(self) -> contextlib.AbstractContextManager[None]:
-        """Whole weights for the duration (collective under ZeRO-3)."""
         return self.trainer.full_weights()
 
-    def save(self, folder: Path, state: dict[str, Any]) -> None:
+    def save_weights(self, folder: Path) -> None:
         self.rm.save_pretrained(folder)
-        write_checkpoint(folder / TRAINER_STATE, state)
-
-    def load(self, folder: Path) -> None:
-        self.trainer.load_state_dict(read_checkpoint(folder / TRAINER_STATE))
 
 
-class VPLLearner:
+class VPLLearner(Learner):
     """The VPL network on frozen embeddings."""
 
     def __init__(self, config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> None:
@@ -169,31 +193,11 @@ class VPLLearner:
         self.trainer = VPLTrainer(config.vpl, total_steps=config.steps, backbone=config.base, device=device)
         self.trainer.prepare(records)
 
-    def step(self, records: list[TrainingRecord]) -> dict[str, float]:
-        return self.trainer.step(records)
-
-    def predict(self, records: list[TrainingRecord]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.trainer.predict(records)
-
-    @property
-    def step_count(self) -> int:
-        return self.trainer.step_count
-
-    def state(self) -> dict[str, Any]:
-        return self.trainer.state_dict()
-
-    def full_weights(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-    def save(self, folder: Path, state: dict[str, Any]) -> None:
+    def save_weights(self, folder: Path) -> None:
         self.trainer.save_pretrained(folder)
-        write_checkpoint(folder / TRAINER_STATE, state)
-
-    def load(self, folder: Path) -> None:
-        self.trainer.load_state_dict(read_checkpoint(folder / TRAINER_STATE))
 
 
-def make_learner(config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> LMLearner | VPLLearner:
+def make_learner(config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> Learner:
     cls = VPLLearner if config.method == "vpl" else LMLearner
     return cls(config, records, accelerator)
 
@@ -203,7 +207,7 @@ def make_learner(config: RMRunConfig, records: list[TrainingRecord], accelerator
 # ---------------------------------------------------------------------------------------
 
 
-def save_checkpoint(learner: LMLearner | VPLLearner, folder: Path, extra: dict[str, Any], *,
+def save_checkpoint(learner: Learner, folder: Path, extra: dict[str, Any], *,
                     write: bool = True) -> None:
     """Every process calls it (DeepSpeed gathers state); those with ``write`` write the checkpoint."""
     state = learner.state()
@@ -212,7 +216,7 @@ def save_checkpoint(learner: LMLearner | VPLLearner, folder: Path, extra: dict[s
             _write_checkpoint(learner, folder, state, extra)
 
 
-def _write_checkpoint(learner: LMLearner | VPLLearner, folder: Path, state: dict[str, Any],
+def _write_checkpoint(learner: Learner, folder: Path, state: dict[str, Any],
                       extra: dict[str, Any]) -> None:
     """Write a checkpoint into a temporary sibling folder, then swap it into place."""
     tmp = folder.with_name(f".{folder.name}.tmp")
@@ -247,7 +251,7 @@ def make_accelerator(config: RMRunConfig) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
-def evaluate_learner(learner: LMLearner | VPLLearner, test: list[TrainingRecord],
+def evaluate_learner(learner: Learner, test: list[TrainingRecord],
                      ood: list[TrainingRecord]) -> dict[str, Any]:
     from plus_sdk.training.evaluate import pair_metrics
 
