@@ -81,3 +81,19 @@ def test_train_rm_run_stops_and_resumes_with_same_losses(tiny_model_dir: Path, t
     out = tmp_path / "evaluated"
     assert main(["eval", "--run", str(tmp_path / "cut"), "--out", str(out)]) == 0
     assert json.loads((out / "eval.json").read_text())["test"]["n"] == 8
+
+
+def test_controversial_pairs_are_also_scored_per_axis_when_the_builder_names_one() -> None:
+    from plus_sdk.training.data.styles import StylesConfig, build_styles
+
+    records = build_styles(StylesConfig(n_train=0, n_test=40, n_context=2))["test"]
+    axis_rows = [r for r in records if r.controversial][:3]
+    agreed = [r for r in records if not r.controversial][:1]
+    axis_rows = [axis_rows[0].model_copy(update={"meta": {**axis_rows[0].meta, "axis": "tone"}}),
+                 axis_rows[1].model_copy(update={"meta": {**axis_rows[1].meta, "axis": "tone"}}),
+                 axis_rows[2].model_copy(update={"meta": {**axis_rows[2].meta, "axis": "code"}})]
+    out = pair_metrics(axis_rows + agreed, torch.tensor([0.9, 0.2, 0.7, 0.1]), torch.tensor([1.0, -1.0, 1.0, -1.0]))
+    # tone: one right of two; code: right; the agreed (wrong) row counts for no axis
+    assert out["accuracy_by_axis"] == {"code": pytest.approx(1.0), "tone": pytest.approx(0.5)}
+    assert "accuracy_by_axis" not in pair_metrics(build_pets(8, 8, 1, 0)["test"][:2], torch.tensor([0.9, 0.2]),
+                                                   torch.tensor([1.0, -1.0]))

@@ -68,6 +68,12 @@ def pair_metrics(records: Sequence[TrainingRecord], prob: torch.Tensor, margin: 
     out["accuracy_by_user_type"] = {
         t: accuracy(prob[torch.tensor([r.user_type == t for r in records])]) for t in types
     }
+    axes = sorted({r.meta["axis"] for r in records if r.controversial and "axis" in r.meta})
+    if axes:  # builders that record the axis a pair differs on (styles): controversial pairs per axis
+        out["accuracy_by_axis"] = {
+            a: accuracy(prob[torch.tensor([r.controversial and r.meta.get("axis") == a for r in records])])
+            for a in axes
+        }
     return out
 
 
