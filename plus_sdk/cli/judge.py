@@ -77,8 +77,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             pref = judge.prefer(context, pair["prompt"], pair["a"], pair["b"])
             t_pref = time.perf_counter() - t0
-            picked = pair[pref.choice]
-            print(f"  Q: {pair['prompt']}\n  -> prefers {pref.choice.upper()} (p={pref.confidence:.2f}, "
+            verdict = "a TIE (balanced evidence)" if pref.choice == "tie" else pref.choice.upper()
+            picked = pair.get(pref.choice, "-")
+            print(f"  Q: {pair['prompt']}\n  -> prefers {verdict} (p={pref.confidence:.2f}, "
                   f"{t_pref * 1000:.0f} ms): {picked}")
             report.append({"user": user["name"], "prompt": pair["prompt"], "choice": pref.choice,
                            "probability_a": pref.probability, "latency_s": t_pref})

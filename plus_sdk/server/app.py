@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from plus_sdk.coalesce import CoalesceSettings, default_settings
+from plus_sdk.server.access_log import AccessLogMiddleware
 from plus_sdk.types import Preference, SamplingConfig, Summary, UserContext
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,11 @@ class ServeConfig(BaseModel):
     batch_size: int = Field(default=8, ge=1, description="Generation batch size of the local backend.")
     store: str | None = Field(default=None, description="SummaryStore location (SQLite file): enables "
                                                         "/v1/summaries/* and user_id-aware summarizing.")
+    coalesce_window_ms: float | None = Field(default=None, ge=0, description="How long /v1/judge, /v1/summarize "
+                                             "and /v1/generate wait to batch concurrent requests (None: device default).")
+    coalesce_max_batch: int | None = Field(default=None, ge=1, description="Most requests per coalesced batch "
+                                           "(None: device default).")
+    access_log: bool = Field(default=True, description="Log one line per request (method, route, status, ms).")
 
 
 # ---------------------------------------------------------------------------------------
@@ -222,9 +229,20 @@ class Services:
             self.summarizer = Summarizer(self.chat_backend, task=config.summary_task)
             self.judge = PersonalizedJudge(backend=self.chat_backend, summarizer=self.summarizer, debias=True)
         self.generator = PersonalizedGenerator(self.chat_backend, self.summarizer)
+        settings = coalesce_settings(config, model.device)
+        for obj in (self.summarizer, self.judge, self.generator):
+            obj.coalesce = settings
 
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def coalesce_settings(config: ServeConfig, device: Any) -> CoalesceSettings:
+    """The coalescing window and batch size: the config's, else the defaults for ``device``."""
+    base = default_settings(device)
+    return CoalesceSettings(
+        window_ms=base.window_ms if config.coalesce_window_ms is None else config.coalesce_window_ms,
+        max_batch=base.max_batch if config.coalesce_max_batch is None else config.coalesce_max_batch)
 
 
 def _personal(request: _Personalized) -> UserContext | str | None:
@@ -318,20 +336,22 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
             usage=UsageInfo(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                             total_tokens=prompt_tokens + completion_tokens))
 
+    # The PLUS routes are async: concurrent requests are coalesced into batches (plus_sdk.coalesce).
     @router.post("/summarize", response_model=Summary, tags=["plus"])
-    def summarize(request: SummarizeRequest) -> Summary:
-        return svc.summarizer.summarize(request.context)
+    async def summarize(request: SummarizeRequest) -> Summary:
+        return await svc.summarizer.asummarize(request.context)
 
     @router.post("/judge", response_model=Preference, tags=["plus"])
-    def judge(request: JudgeRequest) -> Preference:
-        return svc.judge.prefer(_personal(request), request.prompt, request.a, request.b)
+    async def judge(request: JudgeRequest) -> Preference:
+        return await svc.judge.aprefer(_personal(request), request.prompt, request.a, request.b)
 
     @router.post("/generate", response_model=GenerateResponse, tags=["plus"])
-    def generate(request: GenerateRequest) -> GenerateResponse:
-        from plus_sdk.summarizer import resolve_summaries
+    async def generate(request: GenerateRequest) -> GenerateResponse:
+        from plus_sdk.aio import aresolve_summaries
 
-        summary = resolve_summaries([_personal(request)], svc.summarizer)[0]
-        text = svc.generator.generate(summary, request.prompt, max_words=request.max_words)
+        summary = (await aresolve_summaries([_personal(request)], svc.summarizer))[0]
+        max_words = None if request.max_words == svc.generator.max_words else request.max_words
+        text = await svc.generator.agenerate(summary, request.prompt, max_words=max_words)
         return GenerateResponse(text=text, summary=summary)
 
     app.include_router(router)
@@ -342,6 +362,8 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
         attach_store(svc.summarizer, store)
         add_store_routes(app, store, check_token)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    if config.access_log:
+        app.add_middleware(AccessLogMiddleware)
     return app
 
 
