@@ -15,7 +15,7 @@ import torch
 from plus_sdk import PersonalizedGenerator, PersonalizedJudge, PersonalizedRewardModel, Summarizer, UserContext
 from plus_sdk.backends.local import LocalBackend
 from plus_sdk.backends.openai import OpenAIBackend
-from plus_sdk.coalesce import CoalesceSettings, Coalescer, default_settings, model_key, run_isolated, worker_for
+from plus_sdk.coalesce import Coalescer, CoalesceSettings, default_settings, model_key, run_isolated, worker_for
 from plus_sdk.server import ServeConfig, Services, create_app, serve_in_thread
 from plus_sdk.types import PreferenceExample, SamplingConfig
 

@@ -59,8 +59,8 @@ class ServeConfig(BaseModel):
     batch_size: int = Field(default=8, ge=1, description="Generation batch size of the local backend.")
     store: str | None = Field(default=None, description="SummaryStore location (SQLite file): enables "
                                                         "/v1/summaries/* and user_id-aware summarizing.")
-    coalesce_window_ms: float | None = Field(default=None, ge=0, description="How long /v1/judge, /v1/summarize "
-                                             "and /v1/generate wait to batch concurrent requests (None: device default).")
+    coalesce_window_ms: float | None = Field(default=None, ge=0, description="How long /v1/judge, /v1/summarize and "
+                                             "/v1/generate wait to batch concurrent requests (None: device default).")
     coalesce_max_batch: int | None = Field(default=None, ge=1, description="Most requests per coalesced batch "
                                            "(None: device default).")
     access_log: bool = Field(default=True, description="Log one line per request (method, route, status, ms).")
