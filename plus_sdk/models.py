@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from filelock import FileLock
 
+from plus_sdk.quiet import quiet_loading
+
 logger = logging.getLogger(__name__)
 
 #: Alias of the embedded default model.
@@ -60,6 +62,7 @@ def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging.chmod(umask_mode(directory=True))  # mkdtemp makes it 0700
     try:
         yield staging
         if target.exists():
@@ -189,6 +192,7 @@ def load_tokenizer(name: str | None = None) -> Any:
     return tokenizer
 
 
+@quiet_loading()
 def load_causal_lm(
     name: str | None = None, *, device: str | None = None, dtype: str | torch.dtype | None = None
 ) -> Any:
@@ -200,6 +204,7 @@ def load_causal_lm(
     return model.to(dev).eval()
 
 
+@quiet_loading()
 def attach_lora(model: Any, adapter: str | os.PathLike[str] | None, *, adapter_name: str = "default",
                 trainable: bool = False) -> Any:
     """Load a saved LoRA adapter onto ``model`` (returns a peft model)."""
@@ -229,11 +234,30 @@ CARD_FILE = "card.json"
 DEFAULT_BUNDLE = "pets-smollm2"
 
 
+def current_umask() -> int:
+    """The process umask: from ``/proc/self/status`` where it is listed, else set and restored at once."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(directory: bool = False) -> int:
+    """The mode a plain ``open`` (0o666) or ``mkdir`` (0o777) would give under the user's umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write a text file so that readers see the old or the new content, never a torn one."""
+    """Write a text file so that readers see the old or the new content, never a torn one.
+
+    The file gets the user's umask (``tempfile`` would leave it at 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, umask_mode())
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -21,6 +21,7 @@ import torch
 
 from plus_sdk.backends.base import Messages
 from plus_sdk.models import load_causal_lm, load_tokenizer, model_id_of, resolve_model
+from plus_sdk.quiet import quiet_loading
 from plus_sdk.types import SamplingConfig
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class SharedBase:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @quiet_loading()
     def add_adapter(self, path: str | Path, name: str, *, trainable: bool = False) -> str:
         """Load a saved LoRA adapter under ``name`` (a no-op if already loaded)."""
         from peft import PeftModel
@@ -87,6 +89,7 @@ class SharedBase:
             self.adapters[name] = fingerprint
             return name
 
+    @quiet_loading()
     def add_new_adapter(self, name: str, lora_config: Any) -> None:
         """Create a fresh trainable LoRA adapter under ``name``."""
         from peft import PeftModel, get_peft_model
@@ -98,6 +101,7 @@ class SharedBase:
                 self.model = get_peft_model(self.model, lora_config, adapter_name=name)
             self.adapters[name] = "new"
 
+    @quiet_loading()
     def save_adapter(self, name: str, folder: str | Path) -> None:
         """Save the LoRA adapter ``name`` flat into ``folder`` (peft nests non-default ones)."""
         import os
