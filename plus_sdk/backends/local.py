@@ -216,13 +216,15 @@ class LocalBackend:
         return [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in messages_batch]
 
     @torch.inference_mode()
-    def chat(self, messages_batch: list[Messages], sampling: SamplingConfig, *,
+    def chat(self, messages_batch: list[Messages], sampling: SamplingConfig | None = None, *,
              stop: Callable[[str], bool] | None = None) -> list[str]:
         """Replies to many conversations, in the order given.
 
         ``stop``: called on each row's text so far; ``True`` ends that row (e.g. a summary
         that is complete), in addition to the end-of-turn token and ``max_new_tokens``.
+        ``sampling`` None: ``SamplingConfig()`` (greedy).
         """
+        sampling = sampling or SamplingConfig()
         tok = self.model.tokenizer
         texts = self.render(messages_batch)
         lengths = [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]] if texts else []
