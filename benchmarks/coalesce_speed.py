@@ -99,7 +99,8 @@ def through_server(bundle: str, n: int, window_ms: float, threads: int) -> dict[
     body = USER.model_dump(mode="json")
     items = pairs(n)
     env = {"OMP_NUM_THREADS": str(threads)}
-    with spawned_server(["--bundle", bundle, "--coalesce-window-ms", str(window_ms)], env=env) as (url, _):
+    flags = ["--bundle", bundle, "--coalesce-window-ms", str(window_ms)]
+    with spawned_server(flags, env=env, start_timeout=900) as (url, _):
         def post(client: httpx.Client, item: tuple[str, str, str]) -> None:
             r = client.post(f"{url}/v1/judge", json={"context": body, "prompt": item[0], "a": item[1], "b": item[2]})
             r.raise_for_status()
@@ -159,16 +160,16 @@ def main() -> None:
                     "loadavg_before": [round(x, 2) for x in load_before]},
         "judge": {"bundle": bundle, "trained": judge.trained, "window_ms": args.window_ms,
                   "max_batch": CoalesceSettings().max_batch},
-        "cached_summary_in_process": in_process(judge, args.clients),
     }
-    print(json.dumps(results["cached_summary_in_process"], indent=2), flush=True)
-    results["cached_summary_plus_serve"] = through_server(bundle, args.clients, args.window_ms, args.threads)
-    print(json.dumps(results["cached_summary_plus_serve"], indent=2), flush=True)
-    results["new_contexts"] = new_contexts(judge, 16, 8)
-    print(json.dumps(results["new_contexts"], indent=2), flush=True)
-    results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    sections = {"cached_summary_in_process": lambda: in_process(judge, args.clients),
+                "new_contexts": lambda: new_contexts(judge, 16, 8),
+                "cached_summary_plus_serve": lambda: through_server(bundle, args.clients, args.window_ms, args.threads)}
+    for name, measure in sections.items():  # results are written after each section (slow, shared machine)
+        results[name] = measure()
+        results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+        print(name, json.dumps(results[name], indent=2), flush=True)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
 
 

@@ -211,3 +211,10 @@ def test_remote_llm_judge_is_async_end_to_end(remote_url: str) -> None:
     assert time.perf_counter() - start < 60
     generator = PersonalizedGenerator(backend, max_words=4, sampling=SamplingConfig(max_new_tokens=4))
     assert isinstance(asyncio.run(generator.agenerate("likes cats", "Hi?")), str) and calls == []
+
+
+def test_backend_chat_works_without_sampling(remote_url: str) -> None:
+    backend = OpenAIBackend("tiny", base_url=f"{remote_url}/v1", api_key="unused")
+    messages = [[{"role": "user", "content": "Hello"}]]
+    assert backend.chat(messages) == backend.chat(messages, SamplingConfig())  # the default is greedy
+    assert len(asyncio.run(backend.achat(messages))) == 1

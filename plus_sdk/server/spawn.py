@@ -46,7 +46,9 @@ def spawned_server(flags: Sequence[str], *, env: dict[str, str] | None = None, c
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"plus serve did not answer on {url} within {start_timeout:.0f} s")
+                log.seek(0)
+                raise RuntimeError(f"plus serve did not answer on {url} within {start_timeout:.0f} s:\n"
+                                   f"{log.read()[-4000:]}")
             time.sleep(0.3)
         yield url, process
     finally:
