@@ -11,11 +11,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def current_umask() -> int:
+    """The process umask: from ``/proc/self/status`` where it is listed, else set and restored at once."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(directory: bool = False) -> int:
+    """The mode a plain ``open`` (0o666) or ``mkdir`` (0o777) would give under the user's umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write a text file so that readers see the old or the new content, never a torn one."""
+    """Write a text file so that readers see the old or the new content, never a torn one.
+
+    The file gets the user's umask (``tempfile`` would leave it at 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, umask_mode())
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -37,6 +56,7 @@ def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging.chmod(umask_mode(directory=True))  # mkdtemp makes it 0700
     try:
         yield staging
         if target.exists():

@@ -14,11 +14,12 @@ import torch
 
 from plus_sdk import prompts
 from plus_sdk.backends import as_backend
-from plus_sdk.backends.base import ChatBackend
+from plus_sdk.backends.base import ChatBackend, Messages
 from plus_sdk.bundle import card_for, find_bundle, read_card, save_bundle
+from plus_sdk.coalesce import CoalesceSettings
 from plus_sdk.store import attach_store
 from plus_sdk.summarizer import ContextOrSummary, Summarizer, resolve_summaries
-from plus_sdk.types import SamplingConfig
+from plus_sdk.types import SamplingConfig, Summary
 
 #: Word budget of a personalized reply (the paper asks for under 100 words).
 DEFAULT_MAX_WORDS = 100
@@ -31,16 +32,19 @@ class PersonalizedGenerator:
 
     def __init__(self, backend: ChatBackend | str, summarizer: Summarizer | None = None, *,
                  max_words: int = DEFAULT_MAX_WORDS, sampling: SamplingConfig = DEFAULT_GENERATION_SAMPLING,
-                 backend_options: dict[str, Any] | None = None, store: Any = None) -> None:
+                 backend_options: dict[str, Any] | None = None, store: Any = None,
+                 coalesce: CoalesceSettings | None = None) -> None:
         """``backend``: a ``ChatBackend`` or a kind (``"local"``, ``"openai"``, ``"vllm"``) built with
         ``backend_options``. Replies are asked to stay under ``max_words`` words, decoded with at most
-        ~2 tokens per word of budget, and cut at the budget if the model runs over."""
+        ~2 tokens per word of budget, and cut at the budget if the model runs over. ``coalesce``: window and
+        batch size of ``agenerate`` (None: defaults for the model's device)."""
         self.backend = as_backend(backend, backend_options)
         self.summarizer = summarizer
         if store is not None:  # a SummaryStore: generate(..., user_id=) reuses and records summaries
             attach_store(summarizer, store)
         self.max_words = max_words
         self.sampling = sampling
+        self.coalesce = coalesce
 
     @classmethod
     def from_pretrained(cls, base: str | os.PathLike[str] | None = None, *, summarizer: Summarizer | str | None = None,
@@ -91,13 +95,28 @@ class PersonalizedGenerator:
                 raise ValueError("prompt must be a non-empty string")
         summaries = resolve_summaries([c for c, _ in items], self.summarizer, user_ids=user_ids, refresh=refresh)
         budget = max_words or self.max_words
+        conversations, sampling = self.requests_for(items, summaries, budget, sampling)
+        return [clip_words(text, budget) for text in self.backend.chat(conversations, sampling)]
+
+    def requests_for(self, items: Sequence[tuple[ContextOrSummary, str]], summaries: Sequence[Summary | None],
+                     budget: int, sampling: SamplingConfig | None) -> tuple[list[Messages], SamplingConfig]:
+        """The prompts of ``items`` and the decoding capped at ~2 tokens per word of ``budget``."""
         conversations = [prompts.generation_messages(p, s.text if s else None, max_words=budget)
                          for (_, p), s in zip(items, summaries, strict=False)]
         sampling = sampling or self.sampling
         token_cap = 2 * budget + 16
         if sampling.max_new_tokens > token_cap:
             sampling = sampling.model_copy(update={"max_new_tokens": token_cap})
-        return [clip_words(text, budget) for text in self.backend.chat(conversations, sampling)]
+        return conversations, sampling
+
+    async def agenerate(self, context: ContextOrSummary, prompt: str, *, max_words: int | None = None,
+                        sampling: SamplingConfig | None = None, user_id: str | None = None,
+                        refresh: bool = False) -> str:
+        """``generate`` without blocking the event loop; concurrent calls are batched (``plus_sdk.aio``)."""
+        from plus_sdk import aio
+
+        return await aio.agenerate(self, context, prompt, max_words=max_words, sampling=sampling, user_id=user_id,
+                                   refresh=refresh)
 
 
 def clip_words(text: str, max_words: int) -> str:

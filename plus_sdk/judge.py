@@ -26,10 +26,11 @@ from plus_sdk import prompts
 from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend
 from plus_sdk.bundle import card_for, save_bundle
+from plus_sdk.coalesce import CoalesceSettings
 from plus_sdk.reward import PersonalizedRewardModel
 from plus_sdk.store import attach_store
 from plus_sdk.summarizer import ContextOrSummary, Summarizer, resolve_summaries
-from plus_sdk.types import Preference, SamplingConfig, Summary
+from plus_sdk.types import Preference, SamplingConfig, Summary, choice_for
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ JUDGE_SAMPLING = SamplingConfig(max_new_tokens=32)
 JUDGE_PROMPTS = {"system": prompts.judge_messages_system, "inline": prompts.judge_messages}
 
 
-def _check_item(prompt: str, a: str, b: str) -> None:
+def check_item(prompt: str, a: str, b: str) -> None:
     for name, value in (("prompt", prompt), ("a", a), ("b", b)):
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{name} must be a non-empty string")
@@ -76,13 +77,15 @@ class PersonalizedJudge:
     def __init__(self, reward_model: PersonalizedRewardModel | None = None, summarizer: Summarizer | None = None,
                  *, backend: ChatBackend | str | None = None, backend_options: dict[str, Any] | None = None,
                  debias: bool = False, order_seed: int | None = None, prompt_style: str = "system",
-                 sampling: SamplingConfig = JUDGE_SAMPLING, store: Any = None) -> None:
+                 sampling: SamplingConfig = JUDGE_SAMPLING, store: Any = None,
+                 coalesce: CoalesceSettings | None = None) -> None:
         """``backend``: a ``ChatBackend`` or a kind (``"local"``, ``"openai"``, ``"vllm"``) built with
         ``backend_options``. LLM-judge options: ``debias`` asks both option orders; ``order_seed``
         shuffles which response is shown first, per query (the same query always gets the same
         order, with or without a summary); ``None`` shows ``a`` first; ``prompt_style``: ``"system"``
         (summary in the system turn) or ``"inline"`` (just before the question). ``store``: a ``SummaryStore``
-        (attached to the summarizer) so ``prefer(..., user_id=)`` reuses and records summaries."""
+        (attached to the summarizer) so ``prefer(..., user_id=)`` reuses and records summaries.
+        ``coalesce``: window and batch size of ``aprefer`` (None: defaults for the model's device)."""
         if prompt_style not in JUDGE_PROMPTS:
             raise ValueError(f"prompt_style={prompt_style!r} is unknown; use one of {', '.join(JUDGE_PROMPTS)}")
         if reward_model is None and backend is None:
@@ -96,6 +99,7 @@ class PersonalizedJudge:
         self.order_seed = order_seed
         self.prompt_style = prompt_style
         self.sampling = sampling
+        self.coalesce = coalesce
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str] | None = None, *, device: str | None = None,
@@ -141,7 +145,7 @@ class PersonalizedJudge:
                      refresh: bool = False) -> list[Preference]:
         """Many judgements; each distinct context is summarized once (``user_ids``: see ``prefer``)."""
         for _, prompt, a, b in items:
-            _check_item(prompt, a, b)
+            check_item(prompt, a, b)
         summaries = resolve_summaries([item[0] for item in items], self.summarizer, user_ids=user_ids,
                                       refresh=refresh)
         if self.backend is not None and self.reward_model is None:
@@ -157,8 +161,8 @@ class PersonalizedJudge:
         results = []
         for i, summary in enumerate(summaries):
             r_a, r_b = rewards[2 * i], rewards[2 * i + 1]
-            p = _sigmoid(r_a - r_b)
-            results.append(Preference(choice="a" if r_a >= r_b else "b", probability=p, rewards=(r_a, r_b),
+            p = 0.5 if r_a == r_b else _sigmoid(r_a - r_b)
+            results.append(Preference(choice=choice_for(p), probability=p, rewards=(r_a, r_b),
                                       summary=summary, method="reward_model"))
         return results
 
@@ -171,6 +175,12 @@ class PersonalizedJudge:
 
     def _prefer_llm(self, items: Sequence[JudgeItem], summaries: list[Summary | None]) -> list[Preference]:
         assert self.backend is not None
+        conversations, a_first_flags = self.llm_conversations(items, summaries)
+        return self.read_llm_answers(items, summaries, a_first_flags, self.backend.chat(conversations, self.sampling))
+
+    def llm_conversations(self, items: Sequence[JudgeItem], summaries: list[Summary | None],
+                          ) -> tuple[list[list[dict[str, str]]], list[bool]]:
+        """The LLM-judge prompts of ``items`` (two per item with ``debias``) and whether ``a`` came first."""
         conversations = []
         a_first_flags: list[bool] = []
         for (_, prompt, a, b), summary in zip(items, summaries, strict=False):
@@ -182,7 +192,11 @@ class PersonalizedJudge:
                 first, second = (a, b) if a_first else (b, a)
                 conversations.append(JUDGE_PROMPTS[self.prompt_style](prompt, first, second, text))
                 a_first_flags.append(a_first)
-        answers = self.backend.chat(conversations, self.sampling)
+        return conversations, a_first_flags
+
+    def read_llm_answers(self, items: Sequence[JudgeItem], summaries: list[Summary | None],
+                         a_first_flags: list[bool], answers: list[str]) -> list[Preference]:
+        """``Preference``s from the LLM judge's answers to ``llm_conversations``."""
         per_item = 2 if self.debias else 1
         results = []
         for i, summary in enumerate(summaries):
@@ -198,6 +212,20 @@ class PersonalizedJudge:
                 else:
                     votes.append(1.0 if (picked == 1) == a_first else 0.0)
             p = sum(votes) / len(votes)
-            results.append(Preference(choice="a" if p >= 0.5 else "b", probability=p, summary=summary,
+            results.append(Preference(choice=choice_for(p), probability=p, summary=summary,
                                       method="llm_judge"))
         return results
+
+    async def aprefer(self, context: ContextOrSummary, prompt: str, a: str, b: str, *, user_id: str | None = None,
+                      refresh: bool = False) -> Preference:
+        """``prefer`` without blocking the event loop; concurrent calls are batched (``plus_sdk.aio``)."""
+        from plus_sdk import aio
+
+        return await aio.aprefer(self, context, prompt, a, b, user_id=user_id, refresh=refresh)
+
+    async def aprefer_batch(self, items: Sequence[JudgeItem], *, user_ids: Sequence[str | None] | None = None,
+                            refresh: bool = False) -> list[Preference]:
+        """``prefer_batch`` without blocking the event loop (remote backends: async end to end)."""
+        from plus_sdk import aio
+
+        return await aio.aprefer_batch(self, items, user_ids=user_ids, refresh=refresh)

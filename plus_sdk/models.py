@@ -20,6 +20,7 @@ import torch
 from filelock import FileLock
 
 from plus_sdk.files import cache_dir, staged_dir
+from plus_sdk.quiet import quiet_loading
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ def load_tokenizer(name: str | None = None) -> Any:
     return tokenizer
 
 
+@quiet_loading()
 def load_causal_lm(
     name: str | None = None, *, device: str | None = None, dtype: str | torch.dtype | None = None
 ) -> Any:
@@ -171,6 +173,7 @@ def load_causal_lm(
     return model.to(dev).eval()
 
 
+@quiet_loading()
 def attach_lora(model: Any, adapter: str | os.PathLike[str] | None, *, adapter_name: str = "default",
                 trainable: bool = False) -> Any:
     """Load a saved LoRA adapter onto ``model`` (returns a peft model)."""

@@ -15,6 +15,7 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,6 +25,7 @@ from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend, Messages
 from plus_sdk.bundle import announce, default_bundle_dir, find_bundle, read_card
 from plus_sdk.cache import SummaryCache, cache_key
+from plus_sdk.coalesce import CoalesceSettings
 from plus_sdk.store import summarize_with_store
 from plus_sdk.types import AdapterCard, SamplingConfig, Summary, UserContext
 
@@ -50,7 +52,8 @@ class Summarizer:
     def __init__(self, backend: ChatBackend, *, task: str = "generic", context_kind: str = "pairs",
                  sampling: SamplingConfig = DEFAULT_SUMMARY_SAMPLING, max_words: int = prompts.SUMMARY_MAX_WORDS,
                  max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS, cache: SummaryCache | None = None,
-                 store: Any = None, card: AdapterCard | None = None) -> None:
+                 store: Any = None, card: AdapterCard | None = None, coalesce: CoalesceSettings | None = None) -> None:
+        """``coalesce``: window and batch size of ``asummarize`` (None: defaults for the model's device)."""
         if task not in prompts.SUMMARY_TASKS:
             raise ValueError(f"task={task!r} is unknown; use one of {', '.join(prompts.SUMMARY_TASKS)}")
         if context_kind not in ("pairs", "conversations"):
@@ -64,6 +67,7 @@ class Summarizer:
         self.cache = cache if cache is not None else SummaryCache()
         self.store = store
         self.card = card
+        self.coalesce = coalesce
 
     @classmethod
     def from_pretrained(cls, base: str | os.PathLike[str] | None = None, adapter: str | os.PathLike[str] | None = None,
@@ -168,37 +172,51 @@ class Summarizer:
                                         use_cache=use_cache)
         sampling = sampling or self.sampling
         use_cache = use_cache and not sampling.do_sample
+        plan = self.plan_batch(contexts, sampling, use_cache)
+        keys = list(plan.todo)
+        batch = self.backend_batch_size
+        bar = tqdm(total=len(keys), desc="summarize", unit="user", disable=not progress or not keys)
+        for start in range(0, len(keys), batch):
+            chunk = keys[start : start + batch]
+            texts = self._generate([self.messages_for(plan.first(k)) for k in chunk], sampling)
+            plan.fill(self, chunk, texts, use_cache)
+            bar.update(len(chunk))
+        bar.close()
+        return plan.summaries()
+
+    def plan_batch(self, contexts: Sequence[UserContext | dict[str, Any]], sampling: SamplingConfig,
+                   use_cache: bool) -> BatchPlan:
+        """Which distinct contexts of a batch still need generating (cached ones are filled in)."""
         parsed = [as_context(c) for c in contexts]
-        results: list[Summary | None] = [None] * len(parsed)
+        plan = BatchPlan(parsed, [None] * len(parsed), {})
         by_key: dict[str, list[int]] = {}
         for i, context in enumerate(parsed):
             key = cache_key(context.source_hash(), self.summarizer_id, prompts.PROMPT_VERSION)
             if sampling.do_sample:  # every row gets its own sample
                 key = f"{key}#{i}"
             by_key.setdefault(key, []).append(i)
-        todo: dict[str, list[int]] = {}
         for key, rows in by_key.items():
             cached = self.cache.get(key) if use_cache else None
             if cached is None:
-                todo[key] = rows
+                plan.todo[key] = rows
             for i in rows if cached is not None else ():
-                results[i] = cached
-        keys = list(todo)
-        batch = self.backend_batch_size
-        bar = tqdm(total=len(keys), desc="summarize", unit="user", disable=not progress or not keys)
-        for start in range(0, len(keys), batch):
-            chunk = keys[start : start + batch]
-            firsts = [parsed[todo[k][0]] for k in chunk]
-            texts = self._generate([self.messages_for(c) for c in firsts], sampling)
-            for key, context, raw in zip(chunk, firsts, texts, strict=False):
-                summary = self._make_summary(raw, context)
-                if use_cache:
-                    self.cache.put(key, summary)
-                for i in todo[key]:
-                    results[i] = summary
-            bar.update(len(chunk))
-        bar.close()
-        return [r for r in results if r is not None]
+                plan.results[i] = cached
+        return plan
+
+    async def asummarize(self, context: UserContext | dict[str, Any] | None, *, sampling: SamplingConfig | None = None,
+                         user_id: str | None = None, refresh: bool = False) -> Summary:
+        """``summarize`` without blocking the event loop; concurrent calls are batched (``plus_sdk.aio``)."""
+        from plus_sdk import aio
+
+        return await aio.asummarize(self, context, sampling=sampling, user_id=user_id, refresh=refresh)
+
+    async def asummarize_batch(self, contexts: Sequence[UserContext | dict[str, Any]], *,
+                               sampling: SamplingConfig | None = None,
+                               user_ids: Sequence[str | None] | None = None, refresh: bool = False) -> list[Summary]:
+        """``summarize_batch`` without blocking the event loop (remote backends: async end to end)."""
+        from plus_sdk import aio
+
+        return await aio.asummarize_batch(self, contexts, sampling=sampling, user_ids=user_ids, refresh=refresh)
 
     @property
     def backend_batch_size(self) -> int:
@@ -230,6 +248,31 @@ class Summarizer:
         text = prompts.extract_summary(raw, max_words=2 * self.max_words) or prompts.EMPTY_SUMMARY
         return Summary(text=text, model_id=self.summarizer_id, prompt_version=prompts.PROMPT_VERSION,
                        source_hash=context.source_hash())
+
+
+@dataclass
+class BatchPlan:
+    """A summarization batch: parsed contexts, results so far, and rows per context still to generate."""
+
+    parsed: list[UserContext]
+    results: list[Summary | None]
+    todo: dict[str, list[int]]
+
+    def first(self, key: str) -> UserContext:
+        """The context to summarize for ``key`` (its first row)."""
+        return self.parsed[self.todo[key][0]]
+
+    def fill(self, summarizer: Summarizer, keys: Sequence[str], texts: Sequence[str], use_cache: bool) -> None:
+        """Record the raw generations ``texts`` for ``keys`` on every row that shares each context."""
+        for key, raw in zip(keys, texts, strict=True):
+            summary = summarizer._make_summary(raw, self.first(key))
+            if use_cache:
+                summarizer.cache.put(key, summary)
+            for i in self.todo[key]:
+                self.results[i] = summary
+
+    def summaries(self) -> list[Summary]:
+        return [r for r in self.results if r is not None]
 
 
 def _drop_oldest(context: UserContext) -> UserContext | None:

@@ -118,10 +118,25 @@ class Summary(_Record):
         return cls(text=text, model_id="user", edited_by_user=True)
 
 
-class Preference(_Record):
-    """The judge's prediction of which of two responses a user prefers."""
+#: A judge's verdict: response ``a``, response ``b``, or ``tie`` when the evidence is balanced.
+Choice = Literal["a", "b", "tie"]
 
-    choice: Literal["a", "b"] = Field(description="The response predicted to be preferred.")
+
+def choice_for(probability: float) -> Choice:
+    """The verdict for P(a ≻ b): ``"tie"`` at exactly 0.5 (equal rewards, a split debiased vote)."""
+    if probability == 0.5:
+        return "tie"
+    return "a" if probability > 0.5 else "b"
+
+
+class Preference(_Record):
+    """The judge's prediction of which of two responses a user prefers.
+
+    ``choice`` is ``"tie"`` when the evidence is balanced: equal rewards, or an LLM judge whose
+    two debiased answers disagree (probability exactly 0.5). Check for it before indexing the pair.
+    """
+
+    choice: Choice = Field(description="The response predicted to be preferred: 'a', 'b' or 'tie'.")
     probability: float = Field(ge=0.0, le=1.0, description="P(user prefers response a).")
     rewards: tuple[float, float] | None = Field(
         default=None, description="(reward of a, reward of b) when a reward model judged."
@@ -133,7 +148,9 @@ class Preference(_Record):
 
     @property
     def confidence(self) -> float:
-        """Probability of the chosen side."""
+        """Probability of the chosen side (0.5 for a tie)."""
+        if self.choice == "tie":
+            return 0.5
         return self.probability if self.choice == "a" else 1.0 - self.probability
 
 

@@ -21,6 +21,6 @@ class ChatBackend(Protocol):
     #: A stable id of the model (and adapter) behind the backend, used in cache keys.
     model_id: str
 
-    def chat(self, messages_batch: list[Messages], sampling: SamplingConfig) -> list[str]:
-        """One generated reply for each conversation, in order."""
+    def chat(self, messages_batch: list[Messages], sampling: SamplingConfig | None = None) -> list[str]:
+        """One generated reply for each conversation, in order (``sampling`` None: ``SamplingConfig()``, greedy)."""
         ...

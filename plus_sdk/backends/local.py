@@ -22,6 +22,7 @@ import torch
 from plus_sdk import batching
 from plus_sdk.backends.base import Messages
 from plus_sdk.models import load_causal_lm, load_tokenizer, model_id_of, resolve_model
+from plus_sdk.quiet import quiet_loading
 from plus_sdk.types import SamplingConfig
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class SharedBase:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @quiet_loading()
     def add_adapter(self, path: str | Path, name: str, *, trainable: bool = False) -> str:
         """Load a saved LoRA adapter under ``name`` (a no-op if already loaded)."""
         from peft import PeftModel
@@ -88,6 +90,7 @@ class SharedBase:
             self.adapters[name] = fingerprint
             return name
 
+    @quiet_loading()
     def add_new_adapter(self, name: str, lora_config: Any) -> None:
         """Create a fresh trainable LoRA adapter under ``name``."""
         from peft import PeftModel, get_peft_model
@@ -99,6 +102,7 @@ class SharedBase:
                 self.model = get_peft_model(self.model, lora_config, adapter_name=name)
             self.adapters[name] = "new"
 
+    @quiet_loading()
     def save_adapter(self, name: str, folder: str | Path) -> None:
         """Save the LoRA adapter ``name`` flat into ``folder`` (peft nests non-default ones)."""
         import os
@@ -305,13 +309,15 @@ class LocalBackend:
         return kwargs
 
     @torch.inference_mode()
-    def chat(self, messages_batch: list[Messages], sampling: SamplingConfig, *,
+    def chat(self, messages_batch: list[Messages], sampling: SamplingConfig | None = None, *,
              stop: Callable[[str], bool] | None = None) -> list[str]:
         """Replies to many conversations, in the order given.
 
         ``stop``: called on each row's text so far; ``True`` ends that row (e.g. a summary
         that is complete), in addition to the end-of-turn token and ``max_new_tokens``.
+        ``sampling`` None: ``SamplingConfig()`` (greedy).
         """
+        sampling = sampling or SamplingConfig()
         tok = self.model.tokenizer
         texts = self.render(messages_batch)
         lengths = [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]] if texts else []

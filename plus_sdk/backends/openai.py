@@ -214,8 +214,9 @@ class OpenAIBackend:
         return f"openai:{self.model}@{self.base_url or 'api.openai.com'}"
 
     # ------------------------------------------------------------------ sync face
-    def chat(self, messages_batch: list[Messages], sampling: SamplingConfig) -> list[str]:
+    def chat(self, messages_batch: list[Messages], sampling: SamplingConfig | None = None) -> list[str]:
         """One reply per conversation; runs the async batch, in a worker thread if a loop is running."""
+        sampling = sampling or SamplingConfig()
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -224,10 +225,11 @@ class OpenAIBackend:
             return pool.submit(asyncio.run, self.achat(messages_batch, sampling)).result()
 
     # ------------------------------------------------------------------ async core
-    async def achat(self, messages_batch: list[Messages], sampling: SamplingConfig) -> list[str]:
-        """One reply per conversation, at most ``concurrency`` requests in flight."""
+    async def achat(self, messages_batch: list[Messages], sampling: SamplingConfig | None = None) -> list[str]:
+        """One reply per conversation, at most ``concurrency`` requests in flight (``sampling`` None: greedy)."""
         import openai
 
+        sampling = sampling or SamplingConfig()
         if not messages_batch:
             return []
         client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0,

@@ -115,8 +115,9 @@ class VLLMBackend:
             return f"vllm:{self.base_id}"
         return f"vllm:{self.base_id}+{self.lora_request.lora_name}"
 
-    def chat(self, messages_batch: list[Messages], sampling: SamplingConfig) -> list[str]:
-        """One reply per conversation; vLLM schedules the whole batch itself."""
+    def chat(self, messages_batch: list[Messages], sampling: SamplingConfig | None = None) -> list[str]:
+        """One reply per conversation; vLLM schedules the whole batch itself (``sampling`` None: greedy)."""
+        sampling = sampling or SamplingConfig()
         if not messages_batch:
             return []
         outputs = self.llm.chat(messages_batch, sampling_params(sampling), use_tqdm=False,

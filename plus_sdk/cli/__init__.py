@@ -12,16 +12,21 @@ import argparse
 import logging
 import sys
 
+from plus_sdk import __version__
+from plus_sdk.cli.config_arg import split_config
 from plus_sdk.cli.judge import add_judge_commands
 from plus_sdk.cli.serve import add_serve_commands
 from plus_sdk.cli.summaries import add_summaries_commands
+from plus_sdk.quiet import set_verbose
 
 logger = logging.getLogger("plus_sdk.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plus", description="Personalize LLM assistants with PLUS summaries.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging on stderr, and third-party load warnings and progress bars")
+    parser.add_argument("--version", action="version", version=f"plus-sdk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     add_judge_commands(sub)
@@ -44,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    set_verbose(args.verbose)
     try:
+        if getattr(args, "split_config", False):
+            split_config(args)
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -73,8 +73,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             pref = judge.prefer(context, pair["prompt"], pair["a"], pair["b"])
             t_pref = time.perf_counter() - t0
             right = pref.choice == pair["expected"]
-            picked = pair[pref.choice].replace("\n", " / ")
-            print(f"  Q: {pair['prompt']}\n  {'✓' if right else '✗'} prefers {pref.choice.upper()} "
+            verdict = "a TIE (balanced evidence)" if pref.choice == "tie" else pref.choice.upper()
+            picked = pair.get(pref.choice, "-").replace("\n", " / ")
+            print(f"  Q: {pair['prompt']}\n  {'✓' if right else '✗'} prefers {verdict} "
                   f"(p={pref.confidence:.2f}, {t_pref * 1000:.0f} ms; truth {pair['expected'].upper()}): "
                   f"{picked[:110]}{'...' if len(picked) > 110 else ''}")
             report.append({"user": user["name"], "truth": user["truth"], "prompt": pair["prompt"],

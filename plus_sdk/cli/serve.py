@@ -20,8 +20,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServeConfig(model=args.model, bundle=args.bundle, served_model_name=args.served_model_name,
                          summary_task=args.summary_task, device=args.device,
                          token=SecretStr(token) if token else None, max_body_bytes=args.max_body_bytes,
-                         store=args.store)
+                         store=args.store, coalesce_window_ms=args.coalesce_window_ms,
+                         coalesce_max_batch=args.coalesce_max_batch, access_log=not args.no_access_log)
     app = create_app(config)
+    logging.getLogger("plus_sdk.server.access").setLevel(logging.INFO)
     logger.warning("serving %s on http://%s:%d (auth: %s)", config.served_model_name, args.host, args.port,
                    "bearer token" if token else "none")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
@@ -42,4 +44,9 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     p.add_argument("--store", default=None,
                    help="SummaryStore (SQLite file or postgresql:// URL): serve /v1/summaries/* and /ui")
+    p.add_argument("--coalesce-window-ms", type=float, default=None,
+                   help="how long judge/summarize/generate requests wait to be batched (default: 5 on CPU, 2 on GPU)")
+    p.add_argument("--coalesce-max-batch", type=int, default=None,
+                   help="most requests per coalesced batch (default: 64 on CPU, 128 on GPU)")
+    p.add_argument("--no-access-log", action="store_true", help="do not log one line per request on stderr")
     p.set_defaults(func=cmd_serve)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from plus_sdk.cli.config_arg import add_config_arguments
 from plus_sdk.console import emit
 from plus_sdk.training.coadapt import CoadaptConfig, run
 from plus_sdk.training.config import load_config
@@ -148,15 +149,13 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     ):
         fields = ", ".join(model.model_fields)
         p = sub.add_parser(name, help=text, description=f"{text}. Settings (YAML or key=value): {fields}.")
-        p.add_argument("--config", default=None, help="YAML file with the settings")
+        add_config_arguments(p, "eval.yaml", "data=test.jsonl out=runs/eval")
         p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
-        p.add_argument("overrides", nargs="*", help="settings as key=value, e.g. data=test.jsonl out=runs/eval")
         p.set_defaults(func=func)
 
     p = sub.add_parser("train-rm", help="train a reward model (btl, dpl-*, icl, summary, oracle, vpl)",
                        description="Train a reward model. Settings: " + ", ".join(RMRunConfig.model_fields))
-    p.add_argument("--config", default=None, help="YAML recipe, e.g. training/pets/btl.yaml")
-    p.add_argument("overrides", nargs="*", help="settings as key=value, e.g. steps=20 train.lr=3e-4")
+    add_config_arguments(p, "training/pets/btl.yaml", "steps=20 train.lr=3e-4")
     p.set_defaults(func=cmd_train_rm)
 
     p = sub.add_parser("train-summarizer", help="supervised warm start of a summarizer on true user descriptions",

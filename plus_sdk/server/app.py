@@ -31,11 +31,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from plus_sdk.aio import aresolve_summaries
+from plus_sdk.coalesce import CoalesceSettings, default_settings
 from plus_sdk.generator import PersonalizedGenerator
 from plus_sdk.judge import PersonalizedJudge
+from plus_sdk.server.access_log import AccessLogMiddleware
 from plus_sdk.server.review import add_review_page
 from plus_sdk.store import SummaryStore, add_store_routes, attach_store
-from plus_sdk.summarizer import Summarizer, resolve_summaries
+from plus_sdk.summarizer import Summarizer
 from plus_sdk.types import Preference, SamplingConfig, Summary, UserContext
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,11 @@ class ServeConfig(BaseModel):
     store: str | None = Field(default=None, description="SummaryStore location (SQLite file or "
                                                         "postgresql:// URL): enables "
                                                         "/v1/summaries/* and user_id-aware summarizing.")
+    coalesce_window_ms: float | None = Field(default=None, ge=0, description="How long /v1/judge, /v1/summarize and "
+                                             "/v1/generate wait to batch concurrent requests (None: device default).")
+    coalesce_max_batch: int | None = Field(default=None, ge=1, description="Most requests per coalesced batch "
+                                           "(None: device default).")
+    access_log: bool = Field(default=True, description="Log one line per request (method, route, status, ms).")
 
 
 # ---------------------------------------------------------------------------------------
@@ -226,9 +234,20 @@ class Services:
             self.summarizer = Summarizer(self.chat_backend, task=config.summary_task)
             self.judge = PersonalizedJudge(backend=self.chat_backend, summarizer=self.summarizer, debias=True)
         self.generator = PersonalizedGenerator(self.chat_backend, self.summarizer)
+        settings = coalesce_settings(config, model.device)
+        for obj in (self.summarizer, self.judge, self.generator):
+            obj.coalesce = settings
 
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def coalesce_settings(config: ServeConfig, device: Any) -> CoalesceSettings:
+    """The coalescing window and batch size: the config's, else the defaults for ``device``."""
+    base = default_settings(device)
+    return CoalesceSettings(
+        window_ms=base.window_ms if config.coalesce_window_ms is None else config.coalesce_window_ms,
+        max_batch=base.max_batch if config.coalesce_max_batch is None else config.coalesce_max_batch)
 
 
 def _personal(request: _Personalized) -> UserContext | str | None:
@@ -322,18 +341,20 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
             usage=UsageInfo(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                             total_tokens=prompt_tokens + completion_tokens))
 
+    # The PLUS routes are async: concurrent requests are coalesced into batches (plus_sdk.coalesce).
     @router.post("/summarize", response_model=Summary, tags=["plus"])
-    def summarize(request: SummarizeRequest) -> Summary:
-        return svc.summarizer.summarize(request.context)
+    async def summarize(request: SummarizeRequest) -> Summary:
+        return await svc.summarizer.asummarize(request.context)
 
     @router.post("/judge", response_model=Preference, tags=["plus"])
-    def judge(request: JudgeRequest) -> Preference:
-        return svc.judge.prefer(_personal(request), request.prompt, request.a, request.b)
+    async def judge(request: JudgeRequest) -> Preference:
+        return await svc.judge.aprefer(_personal(request), request.prompt, request.a, request.b)
 
     @router.post("/generate", response_model=GenerateResponse, tags=["plus"])
-    def generate(request: GenerateRequest) -> GenerateResponse:
-        summary = resolve_summaries([_personal(request)], svc.summarizer)[0]
-        text = svc.generator.generate(summary, request.prompt, max_words=request.max_words)
+    async def generate(request: GenerateRequest) -> GenerateResponse:
+        summary = (await aresolve_summaries([_personal(request)], svc.summarizer))[0]
+        max_words = None if request.max_words == svc.generator.max_words else request.max_words
+        text = await svc.generator.agenerate(summary, request.prompt, max_words=max_words)
         return GenerateResponse(text=text, summary=summary)
 
     app.include_router(router)
@@ -343,6 +364,8 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
         add_store_routes(app, store, check_token)
     add_review_page(app, store_enabled=bool(config.store), auth_required=config.token is not None)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    if config.access_log:
+        app.add_middleware(AccessLogMiddleware)
     return app
 
 

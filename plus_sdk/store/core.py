@@ -40,6 +40,7 @@ from typing import IO, Any, Literal
 
 from pydantic import ValidationError
 
+from plus_sdk.files import umask_mode
 from plus_sdk.store.base import (
     DEFAULT_MAX_TEXT_CHARS,
     EXPORT_FORMAT,
@@ -239,6 +240,7 @@ class SummaryStore:
         path = Path(dest).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, umask_mode())  # the user's umask, not tempfile's 0600
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 count = self._export_to(handle, ids)
