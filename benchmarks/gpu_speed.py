@@ -119,7 +119,8 @@ def generation_phase(base: Any, contexts: list[dict[str, Any]], new_tokens: int,
                      peak: float, bw: float) -> dict[str, Any]:
     """summarize_batch (default, static cache) and plain generate on the same prompts."""
     from plus_sdk.backends.local import LocalBackend, LocalModel
-    from plus_sdk.summarizer import Summarizer, as_context
+    from plus_sdk.inputs import as_context
+    from plus_sdk.summarizer import Summarizer
     from plus_sdk.types import SamplingConfig
 
     sampling = SamplingConfig(max_new_tokens=new_tokens)

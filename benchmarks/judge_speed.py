@@ -288,7 +288,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
 def summarizer_messages(context: dict[str, Any]) -> list[dict[str, str]]:
     """The summarizer prompt the naive way uses (the SDK's template, no truncation)."""
     from plus_sdk import prompts
-    from plus_sdk.summarizer import as_context
+    from plus_sdk.inputs import as_context
 
     return prompts.summarizer_messages(as_context(context), "generic")
 

@@ -19,12 +19,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from plus_sdk.coalesce import CoalesceSettings, coalescer_for, default_settings, is_local, model_key, run_on_worker
+from plus_sdk.inputs import ContextOrSummary, as_context, check_item, resolve_summaries
+from plus_sdk.prompts import clip_words
 from plus_sdk.types import Preference, SamplingConfig, Summary, UserContext
 
 if TYPE_CHECKING:
     from plus_sdk.generator import PersonalizedGenerator
     from plus_sdk.judge import JudgeItem, PersonalizedJudge
-    from plus_sdk.summarizer import ContextOrSummary, Summarizer
+    from plus_sdk.summarizer import Summarizer
 
 
 def settings_of(obj: Any) -> CoalesceSettings:
@@ -42,8 +44,6 @@ async def asummarize(summarizer: Summarizer, context: UserContext | dict[str, An
                      sampling: SamplingConfig | None = None, user_id: str | None = None,
                      refresh: bool = False) -> Summary:
     """``Summarizer.summarize``, coalesced with concurrent callers when nothing per-call is asked."""
-    from plus_sdk.summarizer import as_context
-
     if user_id is None and context is None:
         raise ValueError("context is None: give a UserContext (or a user_id with a store)")
     if user_id is None and sampling is None and not refresh and is_local(summarizer):
@@ -76,8 +76,6 @@ async def aresolve_summaries(values: Sequence[ContextOrSummary], summarizer: Sum
                              user_ids: Sequence[str | None] | None = None,
                              refresh: bool = False) -> list[Summary | None]:
     """``resolve_summaries`` with the summarizing done by ``asummarize_batch``."""
-    from plus_sdk.summarizer import resolve_summaries
-
     if user_ids is not None:
         return await asyncio.to_thread(resolve_summaries, values, summarizer, user_ids=user_ids, refresh=refresh)
     rows = [i for i, v in enumerate(values) if isinstance(v, (UserContext, dict))]
@@ -97,8 +95,6 @@ async def aresolve_summaries(values: Sequence[ContextOrSummary], summarizer: Sum
 async def aprefer(judge: PersonalizedJudge, context: ContextOrSummary, prompt: str, a: str, b: str, *,
                   user_id: str | None = None, refresh: bool = False) -> Preference:
     """``PersonalizedJudge.prefer``; local judges batch concurrent callers through ``prefer_batch``."""
-    from plus_sdk.judge import check_item
-
     check_item(prompt, a, b)
     if user_id is None and not refresh and is_local(judge):
         coalescer = coalescer_for(judge, "prefer", judge.prefer_batch, settings_of(judge))
@@ -110,8 +106,6 @@ async def aprefer(judge: PersonalizedJudge, context: ContextOrSummary, prompt: s
 async def aprefer_batch(judge: PersonalizedJudge, items: Sequence[JudgeItem], *,
                         user_ids: Sequence[str | None] | None = None, refresh: bool = False) -> list[Preference]:
     """``PersonalizedJudge.prefer_batch``: on the model's worker, or async end to end for a remote LLM judge."""
-    from plus_sdk.judge import check_item
-
     for _, prompt, a, b in items:
         check_item(prompt, a, b)
     if is_local(judge):
@@ -132,8 +126,6 @@ async def agenerate(generator: PersonalizedGenerator, context: ContextOrSummary,
                     max_words: int | None = None, sampling: SamplingConfig | None = None,
                     user_id: str | None = None, refresh: bool = False) -> str:
     """``PersonalizedGenerator.generate``; local generators batch concurrent default-option callers."""
-    from plus_sdk.generator import clip_words
-
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("prompt must be a non-empty string")
     if is_local(generator):

@@ -17,8 +17,10 @@ from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend, Messages
 from plus_sdk.bundle import card_for, find_bundle, read_card, save_bundle
 from plus_sdk.coalesce import CoalesceSettings
+from plus_sdk.inputs import ContextOrSummary, resolve_summaries
+from plus_sdk.prompts import clip_words
 from plus_sdk.store import attach_store
-from plus_sdk.summarizer import ContextOrSummary, Summarizer, resolve_summaries
+from plus_sdk.summarizer import Summarizer
 from plus_sdk.types import SamplingConfig, Summary
 
 #: Word budget of a personalized reply (the paper asks for under 100 words).
@@ -117,15 +119,3 @@ class PersonalizedGenerator:
 
         return await aio.agenerate(self, context, prompt, max_words=max_words, sampling=sampling, user_id=user_id,
                                    refresh=refresh)
-
-
-def clip_words(text: str, max_words: int) -> str:
-    """``text`` cut to ``max_words`` words, at the last sentence end within the budget when there is one."""
-    words = text.split()
-    if len(words) <= max_words:
-        return text.strip()
-    clipped = " ".join(words[:max_words])
-    end = max(clipped.rfind(". "), clipped.rfind("! "), clipped.rfind("? "), clipped.rfind("\n"))
-    if clipped[-1:] in ".!?":
-        return clipped
-    return clipped[: end + 1].strip() if end > len(clipped) // 2 else clipped

@@ -27,9 +27,10 @@ from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend
 from plus_sdk.bundle import card_for, save_bundle
 from plus_sdk.coalesce import CoalesceSettings
+from plus_sdk.inputs import ContextOrSummary, check_item, resolve_summaries
 from plus_sdk.reward import PersonalizedRewardModel
 from plus_sdk.store import attach_store
-from plus_sdk.summarizer import ContextOrSummary, Summarizer, resolve_summaries
+from plus_sdk.summarizer import Summarizer
 from plus_sdk.types import Preference, SamplingConfig, Summary, choice_for
 
 logger = logging.getLogger(__name__)
@@ -40,14 +41,6 @@ JudgeItem = tuple[ContextOrSummary, str, str, str]
 JUDGE_SAMPLING = SamplingConfig(max_new_tokens=32)
 #: LLM-judge prompt layouts: the summary in the system turn (default) or inline before the question.
 JUDGE_PROMPTS = {"system": prompts.judge_messages_system, "inline": prompts.judge_messages}
-
-
-def check_item(prompt: str, a: str, b: str) -> None:
-    for name, value in (("prompt", prompt), ("a", a), ("b", b)):
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{name} must be a non-empty string")
-    if a.strip() == b.strip():
-        raise ValueError("responses a and b are identical; the judge needs two different responses")
 
 
 def parse_choice(answer: str, option_1: str, option_2: str) -> int | None:

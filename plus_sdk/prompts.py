@@ -293,3 +293,16 @@ def generation_messages(prompt: str, summary_text: str | None = None, *, max_wor
             f"{prompt}\n\nTailor your answer to this description of my preferences: {summary_text}"
         )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def clip_words(text: str, max_words: int) -> str:
+    """``text`` cut to ``max_words`` words, at the last sentence end within the budget when there is one."""
+    words = text.split()
+    if len(words) <= max_words:
+        return text.strip()
+    clipped = " ".join(words[:max_words])
+    end = max(clipped.rfind(". "), clipped.rfind("! "), clipped.rfind("? "), clipped.rfind("\n"))
+    if clipped[-1:] in ".!?":
+        return clipped
+    return clipped[: end + 1].strip() if end > len(clipped) // 2 else clipped
+

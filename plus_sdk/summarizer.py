@@ -26,6 +26,7 @@ from plus_sdk.backends.base import ChatBackend, Messages
 from plus_sdk.bundle import announce, default_bundle_dir, find_bundle, read_card
 from plus_sdk.cache import SummaryCache, cache_key
 from plus_sdk.coalesce import CoalesceSettings
+from plus_sdk.inputs import as_context
 from plus_sdk.store import summarize_with_store
 from plus_sdk.types import AdapterCard, SamplingConfig, Summary, UserContext
 
@@ -39,11 +40,6 @@ DEFAULT_MAX_CONTEXT_TOKENS = 2048
 
 class ContextTruncatedWarning(UserWarning):
     """A user's context was cut to fit the summarizer's token budget."""
-
-
-def as_context(value: UserContext | dict[str, Any]) -> UserContext:
-    """Validate a dict into a ``UserContext`` (a ``UserContext`` passes through)."""
-    return value if isinstance(value, UserContext) else UserContext.model_validate(value)
 
 
 class Summarizer:
@@ -299,50 +295,3 @@ def _drop_oldest(context: UserContext) -> UserContext | None:
         turns = [t.model_copy(update={"content": t.content[: max(len(t.content) // 2, 1)]}) for t in conv.turns]
         return context.model_copy(update={"conversations": [conv.model_copy(update={"turns": turns})]})
     return None
-
-
-ContextOrSummary = UserContext | Summary | dict[str, Any] | str | None
-
-
-def resolve_summaries(values: Sequence[ContextOrSummary], summarizer: Summarizer | None, *,
-                      user_ids: Sequence[str | None] | None = None, refresh: bool = False,
-                      ) -> list[Summary | None]:
-    """Turn what a caller passed into summaries, summarizing contexts in one batch.
-
-    A ``Summary`` is used as is (e.g. one the user edited), a ``str`` is a summary text
-    written by hand, a ``UserContext`` or dict is summarized, ``None`` means unpersonalized.
-    With ``user_ids`` (one per value), contexts and ``None`` values of rows with a user id go
-    through the summarizer's ``SummaryStore`` (``None`` then means "the stored summary").
-    """
-    if user_ids is not None and len(user_ids) != len(values):
-        raise ValueError(f"got {len(values)} contexts but {len(user_ids)} user_ids; give one per context")
-    out: list[Summary | None] = [None] * len(values)
-    pending: list[tuple[int, UserContext | None]] = []
-    for i, value in enumerate(values):
-        if value is None and user_ids is not None and user_ids[i] is not None:
-            pending.append((i, None))
-        elif value is None or isinstance(value, Summary):
-            out[i] = value
-        elif isinstance(value, str):
-            if not value.strip():
-                raise ValueError("summary text is empty: pass a non-empty summary, a UserContext or None")
-            out[i] = Summary.from_text(value)
-        elif isinstance(value, (UserContext, dict)):
-            pending.append((i, as_context(value)))
-        else:
-            raise TypeError(
-                f"context must be a UserContext, dict, Summary, str or None, not {type(value).__name__}"
-            )
-    if pending:
-        if summarizer is None:
-            raise ValueError("a context was given but this object has no summarizer; pass a Summary instead")
-        if user_ids is None:
-            summaries = summarizer.summarize_batch([c for _, c in pending])  # type: ignore[misc]
-        else:
-            summaries = summarizer.summarize_batch([c for _, c in pending], user_ids=[user_ids[i] for i, _ in pending],
-                                                   refresh=refresh)  # type: ignore[misc]
-        for (i, _), summary in zip(pending, summaries, strict=False):
-            out[i] = summary
-    return out
-
-

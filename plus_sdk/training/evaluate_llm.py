@@ -324,7 +324,7 @@ def generate_step(generator: Any, reward_model: Any, mode: str) -> Callable[[lis
     """One batch of the generation evaluation."""
 
     def step(batch: list[tuple[str, TrainingRecord]]) -> list[dict[str, Any]]:
-        from plus_sdk.summarizer import resolve_summaries
+        from plus_sdk.inputs import resolve_summaries
 
         summaries = resolve_summaries([r.context for _, r in batch], generator.summarizer)
         personal = generator.generate_batch([(s, r.prompt) for s, (_, r) in zip(summaries, batch, strict=True)])
