@@ -174,7 +174,7 @@ def test_migration_from_schema_version_1(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     write_v1_database(path)
     with SummaryStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         assert store.users() == ["old-model", "old-user"]
         old = store.current("old-model")
         assert old is not None and (old.version, old.text, old.author) == (1, "Likes tea.", "model")
@@ -187,7 +187,7 @@ def test_migration_from_schema_version_1(tmp_path: Path) -> None:
     with sqlite3.connect(path) as raw:
         versions = [r[0] for r in raw.execute("SELECT version FROM plus_schema_version ORDER BY version")]
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert versions == [1, 2] and "plus_summaries" not in tables
+    assert versions == [1, 2, 3] and "plus_summaries" not in tables and "plus_api_keys" in tables
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -219,7 +219,7 @@ def test_export_import_roundtrip(tmp_path: Path, store: SummaryStore) -> None:
     lines = out.read_text(encoding="utf-8").splitlines()
     assert json.loads(lines[0])["format"] == "plus-summaries" and len(lines) == 5
     with SummaryStore(tmp_path / "copy.sqlite3") as copy:
-        assert copy.import_jsonl(out) == {"alice": 3, "bob": 1}
+        assert copy.import_jsonl(out, trust_authors=True) == {"alice": 3, "bob": 1}
         assert [r.model_dump() for r in copy.history("alice")] == [r.model_dump() for r in store.history("alice")]
         assert copy.get("alice").text == "a2 by hand" and copy.proposal("alice").text == "a3 proposal"  # type: ignore[union-attr]
         assert copy.edit("alice", "continues").version == 4
