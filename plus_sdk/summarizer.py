@@ -26,6 +26,7 @@ from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend, Messages
 from plus_sdk.bundle import default_bundle_dir, find_bundle, read_card
 from plus_sdk.cache import SummaryCache, cache_key
+from plus_sdk.cancel import raise_if_cancelled
 from plus_sdk.truncation import DEFAULT_MAX_CONTEXT_ITEMS, ContextTooLargeError, fit_context, keep_recent
 from plus_sdk.types import AdapterCard, SamplingConfig, Summary, UserContext
 
@@ -214,6 +215,7 @@ class Summarizer:
         batch = self.backend_batch_size
         bar = tqdm(total=len(keys), desc="summarize", unit="user", disable=not progress or not keys)
         for start in range(0, len(keys), batch):
+            raise_if_cancelled()
             chunk = keys[start : start + batch]
             firsts = [parsed[todo[k][0]] for k in chunk]
             texts = self._generate([self.messages_for(c) for c in firsts], sampling)
