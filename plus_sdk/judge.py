@@ -28,7 +28,7 @@ from plus_sdk.backends.base import ChatBackend
 from plus_sdk.bundle import card_for, save_bundle
 from plus_sdk.reward import PersonalizedRewardModel
 from plus_sdk.summarizer import ContextOrSummary, Summarizer, resolve_summaries
-from plus_sdk.types import Preference, SamplingConfig, Summary
+from plus_sdk.types import Preference, SamplingConfig, Summary, check_item
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +38,6 @@ JudgeItem = tuple[ContextOrSummary, str, str, str]
 JUDGE_SAMPLING = SamplingConfig(max_new_tokens=32)
 #: LLM-judge prompt layouts: the summary in the system turn (default) or inline before the question.
 JUDGE_PROMPTS = {"system": prompts.judge_messages_system, "inline": prompts.judge_messages}
-
-
-def _check_item(prompt: str, a: str, b: str) -> None:
-    for name, value in (("prompt", prompt), ("a", a), ("b", b)):
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{name} must be a non-empty string")
-    if a.strip() == b.strip():
-        raise ValueError("responses a and b are identical; the judge needs two different responses")
 
 
 def parse_choice(answer: str, option_1: str, option_2: str) -> int | None:
@@ -141,8 +133,11 @@ class PersonalizedJudge:
     def prefer_batch(self, items: Sequence[JudgeItem], *, user_ids: Sequence[str | None] | None = None,
                      refresh: bool = False) -> list[Preference]:
         """Many judgements; each distinct context is summarized once (``user_ids``: see ``prefer``)."""
-        for _, prompt, a, b in items:
-            _check_item(prompt, a, b)
+        for i, item in enumerate(items):
+            if not isinstance(item, (tuple, list)) or len(item) != 4:
+                size = f"{len(item)} values" if isinstance(item, (tuple, list)) else type(item).__name__
+                raise TypeError(f"items[{i}] must be a 4-tuple (context, prompt, a, b), got {size}")
+            check_item(*item[1:])
         summaries = resolve_summaries([item[0] for item in items], self.summarizer, user_ids=user_ids,
                                       refresh=refresh)
         if self.backend is not None and self.reward_model is None:

@@ -164,3 +164,12 @@ class AdapterCard(_Record):
     config: dict[str, Any] = Field(default_factory=dict, description="Training configuration.")
     plus_sdk_version: str = Field(default="", description="Library version that wrote it.")
     created_at: datetime = Field(default_factory=_utcnow, description="When it was written (UTC).")
+
+
+def check_item(prompt: str, a: str, b: str) -> None:
+    """``ValueError`` naming the field when prompt, a or b is empty, or a and b are the same."""
+    for name, value in (("prompt", prompt), ("a", a), ("b", b)):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name} must be a non-empty string")
+    if a.strip() == b.strip():
+        raise ValueError("responses a and b are identical; the judge needs two different responses")
