@@ -105,7 +105,7 @@ def test_a_card_naming_a_hub_base_fails_at_once_offline(tmp_path: Path, monkeypa
     card = AdapterCard(name="b", base_model="some-org/not-cached-model", prompt_version="1")
     (bundle / "card.json").write_text(card.model_dump_json(), encoding="utf-8")
     start = time.perf_counter()
-    with pytest.raises(ModelNotFoundError, match="some-org/not-cached-model.*offline"):
+    with pytest.raises(ModelNotFoundError, match=r"some-org/not-cached-model.*offline"):
         Summarizer.from_pretrained(bundle)
     assert time.perf_counter() - start < 2.0
 

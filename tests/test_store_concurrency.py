@@ -188,7 +188,8 @@ def test_processes_migrating_an_old_database_at_once(tmp_path: Path) -> None:
         p.join(timeout=30)
     assert outcomes == [(w, SCHEMA_VERSION, 1) for w in range(4)]
     with sqlite3.connect(path) as raw:
-        assert [r[0] for r in raw.execute("SELECT version FROM plus_schema_version ORDER BY version")] == list(range(1, SCHEMA_VERSION + 1))
+        applied = [r[0] for r in raw.execute("SELECT version FROM plus_schema_version ORDER BY version")]
+        assert applied == list(range(1, SCHEMA_VERSION + 1))
     with SummaryStore(path) as store:
         assert store.users() == ["old-model", "old-user"] + [f"opener-{w}" for w in range(4)]
         assert len(store.history("old-model")) == 1  # migrated once, not once per process
