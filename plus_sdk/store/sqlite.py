@@ -107,22 +107,30 @@ class SQLiteBackend:
         finally:
             cursor.close()
 
-    def scrub(self, *, attempts: int = 50, wait_s: float = 0.05) -> bool:
+    def scrub(self, *, max_wait_s: float = 3.0, pause_s: float = 0.05) -> bool:
         """Checkpoint and truncate the WAL so deleted rows leave the ``-wal`` file; while readers
-        hold it, retry (``attempts`` times, ``wait_s`` apart). Returns True once it completed."""
+        hold it, retry for up to ``max_wait_s``. Returns True once it completed."""
         import time
 
-        for attempt in range(attempts):
-            try:
-                busy, _, _ = self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            except sqlite3.OperationalError as exc:
-                busy = 1
-                logger.debug("checkpoint of %s failed (%s), attempt %d", self.path, exc, attempt + 1)
-            if not busy:
-                return True
-            time.sleep(wait_s)
+        conn = self._connection()
+        deadline = time.monotonic() + max_wait_s
+        conn.execute("PRAGMA busy_timeout = 50")  # each try waits briefly; the loop bounds the total
+        try:
+            while True:
+                try:
+                    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                except sqlite3.OperationalError as exc:
+                    busy = 1
+                    logger.debug("checkpoint of %s failed (%s); retrying", self.path, exc)
+                if not busy:
+                    return True
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(pause_s)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         logger.warning("WAL checkpoint of %s stayed blocked by readers for %.1f s; it completes on a later "
-                       "checkpoint", self.path, attempts * wait_s)
+                       "checkpoint", self.path, max_wait_s)
         return False
 
     def vacuum(self) -> None:
