@@ -124,6 +124,8 @@ def resolve_model(name: str | os.PathLike[str] | None = None) -> str:
     - an existing local folder: used as is.
     - anything else: a hub id, downloaded by ``transformers`` (online only).
     """
+    if name is not None and not str(name).strip():
+        check_hub_name("")  # "" must not mean the current folder
     if name is not None and Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     if is_default(None if name is None else str(name)):

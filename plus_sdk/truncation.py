@@ -2,7 +2,8 @@
 
 Each item (a preference pair or a conversation) is rendered and tokenized once, in one
 batch; prefix sums of the item costs then give, by binary search, the longest run of the
-most recent items that fits. One full count of the chosen prompt checks the estimate.
+most recent items that fits. The estimate is refined once on a window renumbered from 1,
+and a count of the chosen prompt checks it; the whole over-long prompt is never counted.
 Contexts with more than ``max_items`` items are first cut to the most recent ``max_items``.
 """
 
@@ -51,6 +52,7 @@ def longest_fitting_suffix(costs: Sequence[int], budget: int) -> int:
 
 
 def _estimate_keep(texts: list[str], count_texts: Callable[[list[str]], list[int]], total: int, budget: int) -> int:
+    """How many recent items fit, given the exact token count ``total`` of the prompt holding ``texts``."""
     costs = [n + 1 for n in count_texts(texts)]  # +1: the blank line between items
     fixed = total - sum(costs)
     return longest_fitting_suffix(costs, budget - fixed)
@@ -64,15 +66,20 @@ def fit_context(context: UserContext, render: Callable[[UserContext], object], c
     ``render`` builds the prompt of a context, ``count`` counts a prompt's tokens,
     ``count_texts`` counts many plain texts at once. Returns (kept context, tokens before, after).
     """
-    full = render(context)
-    original = count(full)
-    if original <= budget:
-        return context, original, original
     texts = item_texts(context, labels=labels)
+    costs = [n + 1 for n in count_texts(texts)]  # +1: the blank line between items
+    fixed = count(render(keep_recent(context, 0)))  # the prompt without any item: small, counted exactly
+    original = fixed + sum(costs)  # an estimate: the whole prompt is never counted
     if not texts:
-        raise ContextTooLargeError(f"the context's guideline and profile alone need {original} tokens, more than "
+        if fixed <= budget:
+            return context, fixed, fixed
+        raise ContextTooLargeError(f"the context's guideline and profile alone need {fixed} tokens, more than "
                                    f"max_context_tokens={budget}; shorten them or raise max_context_tokens")
-    keep = _estimate_keep(texts, count_texts, original, budget)
+    keep = longest_fitting_suffix(costs, budget - fixed)
+    if keep == len(texts):
+        tokens = count(render(context))
+        if tokens <= budget:
+            return context, tokens, tokens
     if 0 < keep < len(texts):  # re-estimate on a window renumbered from 1: item headers shrink
         window = keep_recent(context, min(len(texts), 2 * keep + 8))
         window_tokens = count(render(window))

@@ -48,7 +48,7 @@ def test_sigterm_during_a_long_request_exits_within_seconds(tiny_model_dir: Path
         process.send_signal(signal.SIGTERM)
         start = time.monotonic()
         process.wait(timeout=30)
-        assert time.monotonic() - start < 10
+        assert time.monotonic() - start < 15  # 3 s grace + cancel + interpreter exit, on a loaded machine
     finally:
         if process.poll() is None:
             process.kill()
