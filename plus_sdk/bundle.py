@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from plus_sdk import prompts
 from plus_sdk.files import atomic_write_text, staged_dir
-from plus_sdk.models import DEFAULT_HUB_ID, ModelNotFoundError, is_default
+from plus_sdk.models import BUNDLE_FOLDERS, DEFAULT_HUB_ID, ModelNotFoundError, is_default
 from plus_sdk.types import AdapterCard
 from plus_sdk.version import __version__
 
@@ -34,7 +34,11 @@ def read_card(folder: str | os.PathLike[str]) -> AdapterCard:
     path = Path(folder) / CARD_FILE
     if not path.exists():
         raise ModelNotFoundError(f"{folder} has no {CARD_FILE}: it is not a plus-sdk adapter bundle")
-    return AdapterCard.model_validate_json(path.read_text(encoding="utf-8"))
+    try:
+        return AdapterCard.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # pydantic's ValidationError (bad JSON or fields) is a ValueError
+        raise ValueError(f"{path} is not a valid adapter card: {str(exc).splitlines()[0]}; restore the bundle "
+                         "or export it again") from None
 
 
 def announce(folder: str | os.PathLike[str], card: AdapterCard) -> None:
@@ -62,11 +66,7 @@ def shipped_bundle_dir(name: str = DEFAULT_BUNDLE) -> Path | None:
     """A trained bundle shipped in the wheel (or found in the repository's ``adapters/``) by name."""
     if not name or "/" in name or "\\" in name or name.startswith("."):
         return None
-    candidates = [
-        Path(__file__).parent / "_adapters" / name,
-        Path(__file__).resolve().parents[1] / "adapters" / name,
-    ]
-    for folder in candidates:
+    for folder in (root / name for root in BUNDLE_FOLDERS):
         if is_bundle(folder):
             return folder
     return None

@@ -72,5 +72,24 @@ class SummaryCache:
             while len(self._memory) > self.max_entries:
                 self._memory.popitem(last=False)
 
+    def forget(self, source_hashes: set[str]) -> int:
+        """Drop every entry (in memory and on disk) summarizing one of ``source_hashes``; returns how many."""
+        if not source_hashes:
+            return 0
+        with self._lock:
+            gone = [k for k, v in self._memory.items() if v.source_hash in source_hashes]
+            for key in gone:
+                del self._memory[key]
+        removed = len(gone)
+        for path in self.folder.glob("*/*.json") if self.folder is not None and self.folder.is_dir() else ():
+            try:
+                summary = Summary.model_validate_json(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if summary.source_hash in source_hashes:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def __len__(self) -> int:
         return len(self._memory)

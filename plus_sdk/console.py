@@ -6,6 +6,7 @@ The ``plus`` subcommands write through these two functions; library code logs in
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 
 def emit(text: str) -> None:
@@ -16,3 +17,12 @@ def emit(text: str) -> None:
 def emit_error(text: str) -> None:
     """Write a command's error message to stderr."""
     sys.stderr.write(f"{text}\n")
+
+
+def readable_errors(exc: Any) -> str:
+    """A pydantic ``ValidationError`` as one ``field: problem`` line per error (no documentation links)."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ())) or "input"
+        lines.append(f"  {where}: {error.get('msg', 'invalid')}")
+    return "\n".join(lines)

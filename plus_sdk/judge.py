@@ -137,8 +137,11 @@ class PersonalizedJudge:
     def prefer_batch(self, items: Sequence[JudgeItem], *, user_ids: Sequence[str | None] | None = None,
                      refresh: bool = False) -> list[Preference]:
         """Many judgements; each distinct context is summarized once (``user_ids``: see ``prefer``)."""
-        for _, prompt, a, b in items:
-            check_item(prompt, a, b)
+        for i, item in enumerate(items):
+            if not isinstance(item, (tuple, list)) or len(item) != 4:
+                size = f"{len(item)} values" if isinstance(item, (tuple, list)) else type(item).__name__
+                raise TypeError(f"items[{i}] must be a 4-tuple (context, prompt, a, b), got {size}")
+            check_item(*item[1:])
         summaries = resolve_summaries([item[0] for item in items], self.summarizer, user_ids=user_ids,
                                       refresh=refresh)
         if self.backend is not None and self.reward_model is None:

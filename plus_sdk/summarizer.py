@@ -4,9 +4,11 @@ Works over any ``ChatBackend`` (a local model with an optional LoRA adapter by d
 Summaries are cached by (context hash, summarizer id, prompt version), so each user is
 summarized once; a ``SummaryStore`` can be given to keep them durably per user id.
 
-Over-long contexts: when the rendered prompt exceeds ``max_context_tokens``, the oldest
-examples and conversations are dropped one at a time (the most recent are kept) and a
-``ContextTruncatedWarning`` is issued; if a single item is still too long its texts are cut.
+Over-long contexts: only the ``max_context_items`` most recent items are kept; when the
+rendered prompt still exceeds ``max_context_tokens``, the oldest examples and conversations
+are dropped (each item is tokenized once, then a binary search picks how many recent ones
+fit; see ``plus_sdk.truncation``) and a ``ContextTruncatedWarning`` is issued; if the most
+recent item alone is too long its texts are cut.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend, Messages
 from plus_sdk.bundle import announce, default_bundle_dir, find_bundle, read_card
 from plus_sdk.cache import SummaryCache, cache_key
+from plus_sdk.cancel import raise_if_cancelled
 from plus_sdk.coalesce import CoalesceSettings
 from plus_sdk.inputs import as_context
 from plus_sdk.store import summarize_with_store
+from plus_sdk.truncation import DEFAULT_MAX_CONTEXT_ITEMS, ContextTooLargeError, fit_context, keep_recent
 from plus_sdk.types import AdapterCard, SamplingConfig, Summary, UserContext
 
 logger = logging.getLogger(__name__)
@@ -47,7 +51,8 @@ class Summarizer:
 
     def __init__(self, backend: ChatBackend, *, task: str = "generic", context_kind: str = "pairs",
                  sampling: SamplingConfig = DEFAULT_SUMMARY_SAMPLING, max_words: int = prompts.SUMMARY_MAX_WORDS,
-                 max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS, cache: SummaryCache | None = None,
+                 max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS,
+                 max_context_items: int = DEFAULT_MAX_CONTEXT_ITEMS, cache: SummaryCache | None = None,
                  store: Any = None, card: AdapterCard | None = None, coalesce: CoalesceSettings | None = None) -> None:
         """``coalesce``: window and batch size of ``asummarize`` (None: defaults for the model's device)."""
         if task not in prompts.SUMMARY_TASKS:
@@ -60,6 +65,9 @@ class Summarizer:
         self.sampling = sampling
         self.max_words = max_words
         self.max_context_tokens = max_context_tokens
+        if max_context_items < 1:
+            raise ValueError(f"max_context_items={max_context_items} must be at least 1")
+        self.max_context_items = max_context_items
         self.cache = cache if cache is not None else SummaryCache()
         self.store = store
         self.card = card
@@ -116,30 +124,50 @@ class Summarizer:
         return f"{self.backend.model_id}:{self.task}:{self.context_kind}:{self.max_words}"
 
     def messages_for(self, context: UserContext) -> Messages:
-        """The prompt for ``context``, truncated to the token budget (see module doc)."""
-        messages = prompts.summarizer_messages(context, self.task, max_words=self.max_words,
-                                               context_kind=self.context_kind)  # type: ignore[arg-type]
-        count = getattr(getattr(self.backend, "model", None), "count_tokens", None)
-        if count is None:
-            return messages
-        original = tokens = count(messages)
-        trimmed = context
-        while tokens > self.max_context_tokens:
-            trimmed = _drop_oldest(trimmed)
-            if trimmed is None:
-                raise ValueError(
-                    f"the context cannot fit max_context_tokens={self.max_context_tokens}; raise it"
-                )
-            messages = prompts.summarizer_messages(trimmed, self.task, max_words=self.max_words,
-                                                   context_kind=self.context_kind)  # type: ignore[arg-type]
-            tokens = count(messages)
+        """The prompt for ``context``, cut to ``max_context_items`` and the token budget (see module doc)."""
+        labels = self.context_kind == "pairs"
+        n_items = len(context.examples) + len(context.conversations)
+        trimmed = keep_recent(context, self.max_context_items)
         if trimmed is not context:
+            warnings.warn(f"context of user {context.user_id or '?'} had {n_items} items > max_context_items="
+                          f"{self.max_context_items}; kept the most recent {self.max_context_items}",
+                          ContextTruncatedWarning, stacklevel=3)
+        model = getattr(self.backend, "model", None)
+        count = getattr(model, "count_tokens", None)
+        if count is None:
+            return self._render(trimmed)
+        tokenizer = model.tokenizer  # type: ignore[union-attr]
+
+        def count_texts(texts: list[str]) -> list[int]:
+            return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+        try:
+            kept, original, tokens = fit_context(trimmed, self._render, count, count_texts, self.max_context_tokens,
+                                                 labels=labels)
+        except ContextTooLargeError:
+            kept, original, tokens = self._halve_last_item(trimmed, count)
+        if kept is not trimmed:
             warnings.warn(
                 f"context of user {context.user_id or '?'} had {original} tokens > max_context_tokens="
                 f"{self.max_context_tokens}; kept the most recent items ({tokens} tokens)",
                 ContextTruncatedWarning, stacklevel=3,
             )
-        return messages
+        return self._render(kept)
+
+    def _render(self, context: UserContext) -> Messages:
+        return prompts.summarizer_messages(context, self.task, max_words=self.max_words,
+                                           context_kind=self.context_kind)  # type: ignore[arg-type]
+
+    def _halve_last_item(self, context: UserContext, count: Any) -> tuple[UserContext, int, int]:
+        """Only the most recent item, its texts halved until the prompt fits (a few dozen rounds at most)."""
+        original = count(self._render(context))
+        trimmed: UserContext | None = keep_recent(context, 1)
+        while trimmed is not None:
+            tokens = count(self._render(trimmed))
+            if tokens <= self.max_context_tokens:
+                return trimmed, original, tokens
+            trimmed = _halve_item(trimmed)
+        raise ContextTooLargeError(f"the context cannot fit max_context_tokens={self.max_context_tokens}; raise it")
 
     def summarize(self, context: UserContext | dict[str, Any] | None, *, sampling: SamplingConfig | None = None,
                   user_id: str | None = None, refresh: bool = False) -> Summary:
@@ -173,6 +201,7 @@ class Summarizer:
         batch = self.backend_batch_size
         bar = tqdm(total=len(keys), desc="summarize", unit="user", disable=not progress or not keys)
         for start in range(0, len(keys), batch):
+            raise_if_cancelled()  # the client went away (plus serve): stop between batches
             chunk = keys[start : start + batch]
             texts = self._generate([self.messages_for(plan.first(k)) for k in chunk], sampling)
             plan.fill(self, chunk, texts, use_cache)
@@ -271,15 +300,9 @@ class BatchPlan:
         return [r for r in self.results if r is not None]
 
 
-def _drop_oldest(context: UserContext) -> UserContext | None:
-    """The context without its oldest item, or with its single item's texts halved."""
+def _halve_item(context: UserContext) -> UserContext | None:
+    """The one-item context with its texts halved; ``None`` once they are too short to cut."""
     examples, conversations = list(context.examples), list(context.conversations)
-    if len(examples) + len(conversations) > 1:
-        if examples:
-            examples.pop(0)
-        else:
-            conversations.pop(0)
-        return context.model_copy(update={"examples": examples, "conversations": conversations})
     if examples:
         ex = examples[0]
         if min(len(ex.prompt), len(ex.chosen), len(ex.rejected)) < 8:

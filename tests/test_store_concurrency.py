@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from plus_sdk.store import StoreBusyError, SummaryStore
+from plus_sdk.store import SCHEMA_VERSION, StoreBusyError, SummaryStore
 from plus_sdk.types import Summary
 
 USERS = ("shared-a", "shared-b", "shared-c")
@@ -225,8 +225,9 @@ def test_processes_migrating_an_old_database_at_once(new_store_location: Callabl
     outcomes = sorted(results.get(timeout=120) for _ in procs)
     for p in procs:
         p.join(timeout=30)
-    assert outcomes == [(w, 2, 1) for w in range(4)]
-    assert [r[0] for r in raw_execute(path, ["SELECT version FROM plus_schema_version ORDER BY version"])] == [1, 2]
+    assert outcomes == [(w, SCHEMA_VERSION, 1) for w in range(4)]
+    applied = [r[0] for r in raw_execute(path, ["SELECT version FROM plus_schema_version ORDER BY version"])]
+    assert applied == list(range(1, SCHEMA_VERSION + 1))
     with SummaryStore(path) as store:
         assert store.users() == ["old-model", "old-user"] + [f"opener-{w}" for w in range(4)]
         assert len(store.history("old-model")) == 1  # migrated once, not once per process

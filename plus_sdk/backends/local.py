@@ -21,7 +21,8 @@ import torch
 
 from plus_sdk import batching
 from plus_sdk.backends.base import Messages
-from plus_sdk.models import load_causal_lm, load_tokenizer, model_id_of, resolve_model
+from plus_sdk.cancel import cancelled, raise_if_cancelled
+from plus_sdk.models import check_adapter_folder, load_causal_lm, load_tokenizer, model_id_of, resolve_model
 from plus_sdk.quiet import quiet_loading
 from plus_sdk.types import SamplingConfig
 
@@ -74,6 +75,7 @@ class SharedBase:
         """Load a saved LoRA adapter under ``name`` (a no-op if already loaded)."""
         from peft import PeftModel
 
+        check_adapter_folder(path)
         with self.lock:
             fingerprint = adapter_fingerprint(path)
             if self.adapters.get(name) == fingerprint:
@@ -242,6 +244,13 @@ class IncrementalText:
         return self.text
 
 
+class CancelStop:
+    """Stopping criterion: every row is done once the current request is cancelled (``plus_sdk.cancel``)."""
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), cancelled(), dtype=torch.bool, device=input_ids.device)
+
+
 class LocalBackend:
     """``ChatBackend`` over a local model: left-padded batched generation with a KV cache.
 
@@ -330,12 +339,14 @@ class LocalBackend:
             rows = [order[k] for k in run]
             chunk = [texts[i] for i in rows]
             enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
-            if stop is not None:
-                from transformers import StoppingCriteriaList
+            from transformers import StoppingCriteriaList
 
-                kwargs["stopping_criteria"] = StoppingCriteriaList([TextStop(tok, enc["input_ids"].shape[1], stop)])
+            criteria: list[Any] = [CancelStop()]  # a cancelled request (client gone) stops at the next token
+            if stop is not None:
+                criteria.append(TextStop(tok, enc["input_ids"].shape[1], stop))
             with self.model.active() as model:
-                generated = model.generate(**enc, **kwargs)
+                generated = model.generate(**enc, **kwargs, stopping_criteria=StoppingCriteriaList(criteria))
+            raise_if_cancelled()
             new_tokens = generated[:, enc["input_ids"].shape[1]:]
             for row, text in zip(rows, tok.batch_decode(new_tokens, skip_special_tokens=True), strict=True):
                 outputs[row] = text

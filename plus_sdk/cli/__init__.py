@@ -1,7 +1,8 @@
 """The ``plus`` command: thin wrappers around library functions.
 
 Results go to stdout (JSON for machine use), logs to stderr. One module per command group:
-``judge`` (summarize, judge, demo), ``serve``, ``summaries`` (the summary store), ``data`` and
+``judge`` (summarize, judge, demo), ``serve``, ``summaries`` (the summary store), ``keys``
+(per-user API keys), ``data`` and
 ``train`` (train, train-rm, eval, eval-judge, eval-generate, plot, export); the last two are
 added only when the training extras are installed. Library modules never import this package.
 """
@@ -12,12 +13,17 @@ import argparse
 import logging
 import sys
 
+from pydantic import ValidationError
+
 from plus_sdk import __version__
 from plus_sdk.cli.config_arg import split_config
 from plus_sdk.cli.judge import add_judge_commands
+from plus_sdk.cli.keys import add_keys_commands
 from plus_sdk.cli.serve import add_serve_commands
 from plus_sdk.cli.summaries import add_summaries_commands
+from plus_sdk.console import emit_error, readable_errors
 from plus_sdk.quiet import set_verbose
+from plus_sdk.store.errors import SummaryStoreError
 
 logger = logging.getLogger("plus_sdk.cli")
 
@@ -32,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_judge_commands(sub)
     add_serve_commands(sub)
     add_summaries_commands(sub)
+    add_keys_commands(sub)
 
     try:
         from plus_sdk.cli.data import add_data_commands
@@ -54,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "split_config", False):
             split_config(args)
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        emit_error("error: invalid input:\n" + readable_errors(exc))
+        return 2
+    except (ValueError, FileNotFoundError, SummaryStoreError) as exc:
+        emit_error(f"error: {exc}")
         return 2
 

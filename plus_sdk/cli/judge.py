@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from plus_sdk.console import emit, readable_errors
+from plus_sdk.inputs import check_item
 from plus_sdk.judge import PersonalizedJudge
 from plus_sdk.summarizer import Summarizer
 from plus_sdk.types import UserContext
@@ -20,31 +22,40 @@ def _read_json(path: str) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SystemExit(f"error: {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"error: {path} is not valid JSON ({exc})") from None
+        raise ValueError(f"--context {path} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"--context {path} is a folder; give a UserContext JSON file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--context {path} is not valid JSON ({exc})") from None
 
 
 def _load_context_or_summary(args: argparse.Namespace) -> Any:
-    if getattr(args, "summary", None):
+    """The validated --summary text or --context file; checked before any model loads."""
+
+    if getattr(args, "summary", None) is not None:
+        if not args.summary.strip():
+            raise ValueError("--summary is empty: give a summary text, or --context FILE")
         return args.summary
     try:
         return UserContext.model_validate(_read_json(args.context))
     except ValidationError as exc:
-        raise SystemExit(f"error: {args.context} is not a valid UserContext:\n{exc}") from None
+        raise ValueError(f"--context {args.context} is not a valid UserContext:\n{readable_errors(exc)}") from None
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
+    context = _load_context_or_summary(args)
     summarizer = Summarizer.from_pretrained(args.model, device=args.device)
-    summary = summarizer.summarize(_load_context_or_summary(args))
-    print(summary.model_dump_json(indent=2))
+    summary = summarizer.summarize(context)
+    emit(summary.model_dump_json(indent=2))
     return 0
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
+    personal = _load_context_or_summary(args)
+    check_item(args.prompt, args.a, args.b)
     judge = PersonalizedJudge.from_pretrained(args.model, device=args.device)
-    preference = judge.prefer(_load_context_or_summary(args), args.prompt, args.a, args.b)
-    print(preference.model_dump_json(indent=2))
+    preference = judge.prefer(personal, args.prompt, args.a, args.b)
+    emit(preference.model_dump_json(indent=2))
     return 0
 
 

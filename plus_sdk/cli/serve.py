@@ -9,6 +9,7 @@ import os
 from pydantic import SecretStr
 
 from plus_sdk.server import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, ServeConfig, create_app
+from plus_sdk.store.sqlite import check_store_location
 
 logger = logging.getLogger(__name__)
 
@@ -16,17 +17,30 @@ logger = logging.getLogger(__name__)
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from plus_sdk.server.limits import uvicorn_config
+
+    if args.token:
+        logger.warning("--token on the command line is visible to every local user in /proc/<pid>/cmdline; "
+                       "set $%s instead", TOKEN_ENV)
     token = args.token or os.environ.get(TOKEN_ENV) or None
     config = ServeConfig(model=args.model, bundle=args.bundle, served_model_name=args.served_model_name,
                          summary_task=args.summary_task, device=args.device,
                          token=SecretStr(token) if token else None, max_body_bytes=args.max_body_bytes,
                          store=args.store, coalesce_window_ms=args.coalesce_window_ms,
-                         coalesce_max_batch=args.coalesce_max_batch, access_log=not args.no_access_log)
+                         coalesce_max_batch=args.coalesce_max_batch, access_log=not args.no_access_log,
+                         max_connections=args.max_connections, header_timeout_s=args.header_timeout,
+                         body_timeout_s=args.body_timeout, store_busy_timeout_s=args.store_busy_timeout)
+    check_store_location(args.store)
     app = create_app(config)
     logging.getLogger("plus_sdk.server.access").setLevel(logging.INFO)
     logger.warning("serving %s on http://%s:%d (auth: %s)", config.served_model_name, args.host, args.port,
-                   "bearer token" if token else "none")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
+                   "admin token" if token else "user keys only" if args.store else "none")
+    server = uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port,
+                                           log_level="info" if args.verbose else "warning",
+                                           header_timeout_s=config.header_timeout_s,
+                                           max_connections=config.max_connections,
+                                           shutdown_timeout_s=config.shutdown_timeout_s))
+    server.run()
     return 0
 
 
@@ -39,7 +53,13 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--summary-task", default="generic", help="summarizer prompt family without a bundle")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--token", default=None, help=f"require this bearer token (default: ${TOKEN_ENV} if set)")
+    p.add_argument("--token", default=None, help=f"admin bearer token; prefer ${TOKEN_ENV} (a command line is "
+                                                 "visible in /proc)")
+    p.add_argument("--max-connections", type=int, default=1024, help="concurrent connections before 503")
+    p.add_argument("--header-timeout", type=float, default=10.0, help="seconds to finish request headers")
+    p.add_argument("--body-timeout", type=float, default=30.0, help="seconds to send a request body (else 408)")
+    p.add_argument("--store-busy-timeout", type=float, default=5.0,
+                   help="seconds a write waits for the store's lock before 503 + Retry-After")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     p.add_argument("--store", default=None,

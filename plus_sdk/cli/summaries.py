@@ -83,7 +83,8 @@ def _run_summaries(store: SummaryStore, args: argparse.Namespace) -> int:
             emit(json.dumps({"output": args.output, "versions": count}))
     elif action == "import":
         ids = None if args.all else [user]
-        emit(json.dumps({"imported": store.import_jsonl(args.input, user_ids=ids, on_conflict=args.on_conflict)}))
+        emit(json.dumps({"imported": store.import_jsonl(args.input, user_ids=ids, on_conflict=args.on_conflict,
+                                                           trust_authors=args.trust_authors)}))
     return 0
 
 
@@ -121,4 +122,7 @@ def add_summaries_commands(sub: argparse._SubParsersAction) -> None:  # type: ig
     p.add_argument("-i", "--input", required=True, help="a file written by `plus summaries export`")
     p.add_argument("--on-conflict", choices=["error", "skip", "replace"], default="error",
                    help="what to do when the user already has summaries")
+    p.add_argument("--trust-authors", action="store_true",
+                   help="keep the file's author='user' rows as user edits (your own backup); by default they "
+                        "are recorded as author='import'")
 

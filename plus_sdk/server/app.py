@@ -11,9 +11,11 @@ Routes (all JSON, described by the OpenAPI document at ``/openapi.json`` and ``/
 - ``GET /health``;
 - ``/ui``: the review page where a user reads and corrects their summary (``review``).
 
-A bearer token (``--token`` or ``$PLUS_SERVE_TOKEN``) protects every ``/v1`` route when set.
-Bodies above ``max_body_bytes`` get 413; malformed requests get 400 with an OpenAI-style
-``{"error": {"message", "type", "param"}}`` body naming the field.
+The admin token (``$PLUS_SERVE_TOKEN``, or ``--token``) and per-user keys (``plus keys``) protect
+every ``/v1`` route (``plus_sdk.server.auth``); the token is checked before the body is read,
+and bodies, headers and connections are bounded (``plus_sdk.server.limits``). Malformed
+requests get 400 with an OpenAI-style ``{"error": {"message", "type", "param"}}`` body naming
+the field; a store that stays locked gets 503 with ``Retry-After``.
 
 ``serve_in_thread`` runs the app on 127.0.0.1 in a background thread (tests, notebooks).
 """
@@ -21,7 +23,6 @@ Bodies above ``max_body_bytes`` get 413; malformed requests get 400 with an Open
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import threading
 import time
@@ -32,12 +33,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from plus_sdk.aio import aresolve_summaries
+from plus_sdk.cancel import RequestCancelledError
 from plus_sdk.coalesce import CoalesceSettings, default_settings
 from plus_sdk.generator import PersonalizedGenerator
 from plus_sdk.judge import PersonalizedJudge
 from plus_sdk.server.access_log import AccessLogMiddleware
+from plus_sdk.server.auth import Authenticator, Principal, principal_dependency
+from plus_sdk.server.limits import GuardMiddleware, error_body, uvicorn_config
 from plus_sdk.server.review import add_review_page
-from plus_sdk.store import SummaryStore, add_store_routes, attach_store
+from plus_sdk.store import add_store_routes, attach_store, forget_user
 from plus_sdk.summarizer import Summarizer
 from plus_sdk.types import Preference, SamplingConfig, Summary, UserContext
 
@@ -72,6 +76,15 @@ class ServeConfig(BaseModel):
     coalesce_max_batch: int | None = Field(default=None, ge=1, description="Most requests per coalesced batch "
                                            "(None: device default).")
     access_log: bool = Field(default=True, description="Log one line per request (method, route, status, ms).")
+    store_busy_timeout_s: float = Field(default=5.0, gt=0, description="How long a write waits for the store's "
+                                                                       "lock before answering 503.")
+    header_timeout_s: float = Field(default=10.0, gt=0, description="Close connections whose request headers "
+                                                                    "take longer.")
+    body_timeout_s: float = Field(default=30.0, gt=0, description="Answer 408 to bodies that take longer.")
+    max_connections: int = Field(default=1024, ge=1, description="Concurrent connections (and requests) before "
+                                                                 "503.")
+    shutdown_timeout_s: float = Field(default=3.0, ge=0, description="On SIGTERM, how long running requests may "
+                                                                     "finish before they are cancelled.")
 
 
 # ---------------------------------------------------------------------------------------
@@ -99,7 +112,7 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1, description="Alias of max_tokens.")
     temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="0 or unset: greedy decoding.")
     top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    seed: int | None = Field(default=None, description="Seed for sampling.")
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1, strict=True, description="Seed for sampling.")
     n: int = Field(default=1, description="Only 1 is supported.")
     stream: bool = Field(default=False, description="Streaming is not supported.")
 
@@ -156,65 +169,8 @@ class GenerateResponse(_Schema):
 
 
 # ---------------------------------------------------------------------------------------
-# Request size limit
-# ---------------------------------------------------------------------------------------
-
-
-class BodyLimitMiddleware:
-    """Answers 413 to bodies over ``max_bytes``: by Content-Length, else while reading the body in.
-
-    The body (at most ``max_bytes``) is read before the app runs and replayed to it.
-    """
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        from starlette.responses import JSONResponse
-
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        too_large = JSONResponse(error_body(f"request body exceeds max_body_bytes={self.max_bytes}",
-                                             "request_too_large"), status_code=413)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await too_large(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_bytes:
-                await too_large(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-# ---------------------------------------------------------------------------------------
 # The app
 # ---------------------------------------------------------------------------------------
-
-
-def error_body(message: str, kind: str, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": param, "code": None}}
 
 
 class Services:
@@ -263,7 +219,6 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     config = config or ServeConfig()
@@ -272,20 +227,23 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
                   description="OpenAI-compatible chat completions for local models, and PLUS summaries, "
                               "judgements and personalized generation.")
     app.state.services = svc
-    bearer = HTTPBearer(auto_error=False, description="Required when the server was started with a token.")
+    store = None
+    if config.store:
+        from plus_sdk.store import SummaryStore
 
-    def check_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
-        if config.token is None:
-            return
-        expected = config.token.get_secret_value()
-        given = credentials.credentials if credentials is not None else ""
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise HTTPException(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+        store = SummaryStore(config.store, busy_timeout_s=config.store_busy_timeout_s)
+    auth = Authenticator(config.token.get_secret_value() if config.token else None, store)
+    caller = principal_dependency(auth)
+    app.state.authenticator = auth
+    app.state.principal = caller  # routes added later (e.g. a UI) scope themselves with Depends(caller)
+
+    def check_token(principal: Principal = Depends(caller)) -> Principal:  # noqa: B008
+        return principal
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {401: "authentication_error", 404: "not_found_error", 413: "request_too_large"}.get(
+        kind = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                413: "request_too_large", 503: "store_busy"}.get(
             exc.status_code, "invalid_request_error")
         return JSONResponse(error_body(str(exc.detail), kind), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
@@ -300,12 +258,16 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
         return JSONResponse(error_body("invalid request: " + "; ".join(problems), "invalid_request_error", first),
                             status_code=400)
 
+    @app.exception_handler(RequestCancelledError)
+    async def cancelled_error(request: Request, exc: RequestCancelledError) -> JSONResponse:
+        return JSONResponse(error_body(str(exc), "request_cancelled"), status_code=503, headers={"Retry-After": "1"})
+
     @app.exception_handler(ValueError)
     async def value_error(request: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse(error_body(str(exc), "invalid_request_error"), status_code=400)
 
     @app.get("/health", tags=["meta"])
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:  # async and store-free: never queued behind route threads
         return {"status": "ok", "model": config.served_model_name}
 
     router = APIRouter(prefix="/v1", dependencies=[Depends(check_token)])
@@ -358,14 +320,17 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
         return GenerateResponse(text=text, summary=summary)
 
     app.include_router(router)
-    if config.store:
-        store = SummaryStore(config.store)
+    if store is not None:
         attach_store(svc.summarizer, store)
-        add_store_routes(app, store, check_token)
-    add_review_page(app, store_enabled=bool(config.store), auth_required=config.token is not None)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+        summarizers = [svc.summarizer, getattr(svc.judge, "summarizer", None)]
+        add_store_routes(app, store, check_token,
+                         on_delete=lambda user_id: forget_user(store, user_id, [s for s in summarizers if s]))
+    add_review_page(app, store_enabled=store is not None,
+                    auth_required=config.token is not None or store is not None)
+    app.add_middleware(GuardMiddleware, auth=auth, max_bytes=config.max_body_bytes,
+                       body_timeout_s=config.body_timeout_s)
     if config.access_log:
-        app.add_middleware(AccessLogMiddleware)
+        app.add_middleware(AccessLogMiddleware)  # outermost: it logs what the guard turned away too
     return app
 
 
@@ -375,7 +340,12 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_lev
     """Run ``app`` with uvicorn in a background thread; yields its base URL (``http://host:port``)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off"))
+    services = getattr(getattr(app, "state", None), "services", None)
+    config: ServeConfig = services.config if services is not None else ServeConfig()
+    server = uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level, lifespan="off",
+                                           header_timeout_s=config.header_timeout_s,
+                                           max_connections=config.max_connections,
+                                           shutdown_timeout_s=config.shutdown_timeout_s))
     thread = threading.Thread(target=server.run, name="plus-serve", daemon=True)
     thread.start()
     deadline = time.monotonic() + start_timeout

@@ -35,7 +35,7 @@ from plus_sdk.store.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 from plus_sdk.store.postgres import PostgresBackend
 from plus_sdk.store.routes import EditRequest, RevertRequest, UserSummaries, add_store_routes
 from plus_sdk.store.sqlite import SQLiteBackend, default_store_location, open_backend
-from plus_sdk.store.summaries import attach_store, summarize_with_store
+from plus_sdk.store.summaries import attach_store, forget_user, summarize_with_store
 
 __all__ = [
     "DEFAULT_MAX_TEXT_CHARS",
@@ -67,6 +67,7 @@ __all__ = [
     "add_store_routes",
     "attach_store",
     "default_store_location",
+    "forget_user",
     "migrate",
     "open_backend",
     "summarize_with_store",

@@ -26,12 +26,14 @@ MAX_USER_ID_CHARS = 128
 DEFAULT_MAX_TEXT_CHARS = 8_000
 #: Cap on metadata strings (model id, prompt version, source hash).
 MAX_META_CHARS = 512
+#: Largest version number (SQLite's INTEGER is 64-bit signed).
+MAX_VERSION = 2**63 - 1
 #: First line of an export file.
 EXPORT_FORMAT = "plus-summaries"
 
 _USER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]*$")
 
-Author = Literal["model", "user"]
+Author = Literal["model", "user", "import"]
 Action = Literal["put", "edit", "revert", "accept", "proposal"]
 
 
@@ -45,15 +47,17 @@ class SummaryVersion(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: str = Field(description="The user this summary describes.")
-    version: int = Field(ge=1, description="1, 2, 3, ... per user, in the order written.")
+    version: int = Field(ge=1, le=MAX_VERSION, description="1, 2, 3, ... per user, in the order written.")
     text: str = Field(min_length=1, description="The summary text.")
     model_id: str = Field(default="user", description="Summarizer id that wrote it, 'user' for a hand edit.")
     prompt_version: str = Field(default="", description="PROMPT_VERSION the summarizer used.")
     source_hash: str = Field(default="", description="UserContext.source_hash() of the context it describes.")
     created_at: datetime = Field(default_factory=utcnow, description="When this version was written (UTC).")
-    author: Author = Field(description="'model' (a summarizer wrote it) or 'user' (the user wrote or chose it).")
+    author: Author = Field(description="'model' (a summarizer wrote it), 'user' (the user wrote or chose it) "
+                                       "or 'import' (loaded from an export: it does not count as the user's edit).")
     action: Action = Field(description="What created it: put, edit, revert, accept or proposal.")
-    based_on: int | None = Field(default=None, description="Version a revert or accepted proposal copied.")
+    based_on: int | None = Field(default=None, ge=1, le=MAX_VERSION,
+                                 description="Version a revert or accepted proposal copied.")
     is_current: bool = Field(default=False, description="True for the user's current summary.")
     is_proposal: bool = Field(default=False, description="True for the pending proposal (see put).")
 

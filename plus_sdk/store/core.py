@@ -44,6 +44,7 @@ from plus_sdk.files import umask_mode
 from plus_sdk.store.base import (
     DEFAULT_MAX_TEXT_CHARS,
     EXPORT_FORMAT,
+    MAX_VERSION,
     Action,
     Author,
     Cursor,
@@ -61,6 +62,7 @@ from plus_sdk.store.errors import (
     SummaryStoreError,
     UnknownVersionError,
 )
+from plus_sdk.store.imports import check_export_schema, check_imported_history
 from plus_sdk.store.migrations import SCHEMA_VERSION, migrate
 from plus_sdk.store.sqlite import default_store_location, open_backend
 from plus_sdk.types import Summary
@@ -264,12 +266,16 @@ class SummaryStore:
         return count
 
     def import_jsonl(self, src: str | os.PathLike[str] | IO[str], *, user_ids: Iterable[str] | None = None,
-                     on_conflict: Literal["error", "skip", "replace"] = "error") -> dict[str, int]:
+                     on_conflict: Literal["error", "skip", "replace"] = "error",
+                     trust_authors: bool = False) -> dict[str, int]:
         """Load an export; returns ``{user_id: versions imported}``. All or nothing.
 
         ``user_ids`` limits the import to those users. A user already in the store is an
         ``ImportConflictError`` (``on_conflict='error'``), left alone (``'skip'``) or has their
-        whole history replaced by the file's (``'replace'``).
+        whole history replaced by the file's (``'replace'``). The file is checked first (schema
+        version, one current version per user, ``based_on`` naming an earlier version). Rows the
+        file says a user wrote are recorded with ``author='import'`` (a model refresh may replace
+        them) unless ``trust_authors=True`` (restoring your own backup).
         """
         if on_conflict not in ("error", "skip", "replace"):
             raise ValueError(f"on_conflict={on_conflict!r}: use 'error', 'skip' or 'replace'")
@@ -290,7 +296,7 @@ class SummaryStore:
                         continue
                     cur.execute("DELETE FROM plus_summary_versions WHERE user_id = ?", (user_id,))
                     cur.execute("DELETE FROM plus_summary_users WHERE user_id = ?", (user_id,))
-                self._insert_history(cur, user_id, rows)
+                self._insert_history(cur, user_id, rows, trust_authors=trust_authors)
                 imported[user_id] = len(rows)
         if on_conflict == "replace":
             self.backend.scrub()
@@ -310,6 +316,7 @@ class SummaryStore:
                 if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
                     raise ImportFormatError(f"line {number} should be the header {{\"format\": \"{EXPORT_FORMAT}\"}}"
                                             "; is this a summaries export?")
+                check_export_schema(data.get("schema_version"))
                 header_seen = True
                 continue
             try:
@@ -331,15 +338,16 @@ class SummaryStore:
             if numbers != list(range(1, len(rows) + 1)):
                 raise ImportFormatError(f"user {user_id!r}: versions must be 1..{len(rows)} without gaps or "
                                         f"duplicates, got {numbers[:20]}")
-            if sum(r.is_current for r in rows) > 1 or sum(r.is_proposal for r in rows) > 1:
-                raise ImportFormatError(f"user {user_id!r}: more than one current or proposal version")
+            check_imported_history(user_id, rows)
         return by_user
 
-    def _insert_history(self, cur: Cursor, user_id: str, rows: list[SummaryVersion]) -> None:
-        for r in rows:
+    def _insert_history(self, cur: Cursor, user_id: str, rows: list[SummaryVersion], *, trust_authors: bool,
+                        ) -> None:
+        for r in rows:  # a user's text from a file is recorded as imported: it never outranks a refresh
+            author = "import" if r.author == "user" and not trust_authors else r.author
             cur.execute(f"INSERT INTO plus_summary_versions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (user_id, r.version, r.text, r.model_id, r.prompt_version, r.source_hash,
-                         iso_utc(r.created_at), r.author, r.action, r.based_on))
+                         iso_utc(r.created_at), author, r.action, r.based_on))
         current = next((r.version for r in rows if r.is_current), None)
         proposal = next((r.version for r in rows if r.is_proposal), None)
         cur.execute("INSERT INTO plus_summary_users (user_id, current_version, proposal_version, latest_version, "
@@ -362,6 +370,9 @@ class SummaryStore:
     def _fetch_version(cur: Cursor, user_id: str, version: int) -> Any:
         if not isinstance(version, int) or isinstance(version, bool):
             raise UnknownVersionError(f"version must be an integer, not {version!r}")
+        if not 1 <= version <= MAX_VERSION:
+            raise UnknownVersionError(f"user {user_id!r} has no version {version}: versions run from 1 to at "
+                                      f"most {MAX_VERSION}; see history(user_id)")
         row = cur.execute(f"SELECT {_COLUMNS} FROM plus_summary_versions WHERE user_id = ? AND version = ?",
                           (user_id, version)).fetchone()
         if row is None:

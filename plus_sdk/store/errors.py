@@ -39,3 +39,7 @@ class ImportFormatError(SummaryStoreError, ValueError):
 class ImportConflictError(SummaryStoreError, ValueError):
     """An imported user already has summaries in the store."""
 
+
+
+class UnknownKeyError(SummaryStoreError, LookupError):
+    """No active API key has that id."""

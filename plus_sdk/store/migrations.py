@@ -17,7 +17,7 @@ from plus_sdk.store.errors import (
 logger = logging.getLogger(__name__)
 
 #: Schema version written by this code; older databases are migrated on open.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _V2_TABLES = (
     """CREATE TABLE IF NOT EXISTS plus_summary_versions (
@@ -73,8 +73,20 @@ def _migrate_1_to_2(cur: Cursor) -> None:
     cur.execute("DROP TABLE plus_summaries")
 
 
+def _migrate_2_to_3(cur: Cursor) -> None:
+    """Version 3: hashed per-user API keys of ``plus serve`` (see ``plus_sdk.store.keys``)."""
+    cur.execute("""CREATE TABLE IF NOT EXISTS plus_api_keys (
+        key_id TEXT NOT NULL PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT,
+        label TEXT NOT NULL
+    )""")
+
+
 #: Migration from version ``n - 1`` to ``n``, for each n. Append new ones; never edit old ones.
-MIGRATIONS: dict[int, Callable[[Cursor], None]] = {1: _migrate_0_to_1, 2: _migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[Cursor], None]] = {1: _migrate_0_to_1, 2: _migrate_1_to_2, 3: _migrate_2_to_3}
 
 
 def _read_schema_version(cur: Cursor) -> int:

@@ -122,15 +122,31 @@ class SQLiteBackend:
         finally:
             cursor.close()
 
-    def scrub(self) -> None:
+    def scrub(self, *, max_wait_s: float = 3.0, pause_s: float = 0.05) -> bool:
+        """Checkpoint and truncate the WAL so deleted rows leave the ``-wal`` file; while readers
+        hold it, retry for up to ``max_wait_s``. Returns True once it completed."""
+        import time
+
+        conn = self._connection()
+        deadline = time.monotonic() + max_wait_s
+        conn.execute("PRAGMA busy_timeout = 50")  # each try waits briefly; the loop bounds the total
         try:
-            busy, _, _ = self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        except sqlite3.OperationalError as exc:
-            logger.warning("could not checkpoint %s after a delete: %s", self.path, exc)
-            return
-        if busy:
-            logger.info("WAL checkpoint of %s was partial (readers active); it completes on a later checkpoint",
-                        self.path)
+            while True:
+                try:
+                    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                except sqlite3.OperationalError as exc:
+                    busy = 1
+                    logger.debug("checkpoint of %s failed (%s); retrying", self.path, exc)
+                if not busy:
+                    return True
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(pause_s)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        logger.warning("WAL checkpoint of %s stayed blocked by readers for %.1f s; it completes on a later "
+                       "checkpoint", self.path, max_wait_s)
+        return False
 
     def vacuum(self) -> None:
         """Rebuild the file, returning free pages to the file system."""
@@ -143,6 +159,23 @@ class SQLiteBackend:
                     conn.close()
             self._all = []
         self._local = threading.local()
+
+
+def check_store_location(location: str | os.PathLike[str] | None) -> None:
+    """``SummaryStoreError`` when ``location`` names a folder or a file that is not a SQLite database."""
+    if location is None or ("://" in str(location) and not str(location).startswith("sqlite:")):
+        return
+    text = str(location)
+    path = Path(text[len("sqlite:///") - 1:] if text.startswith("sqlite:///") else
+                text[len("sqlite:"):] if text.startswith("sqlite:") else text).expanduser()
+    if path.is_dir():
+        raise SummaryStoreError(f"--store {path} is a folder; give a database file inside it, e.g. "
+                                f"{path / 'summaries.sqlite3'}")
+    if path.is_file() and path.stat().st_size > 0:
+        with open(path, "rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                raise SummaryStoreError(f"--store {path} is not a SQLite database; give a new path or a store "
+                                        "file written by plus-sdk")
 
 
 def default_store_location() -> str:
@@ -163,5 +196,6 @@ def open_backend(location: str | os.PathLike[str], **options: Any) -> StoreBacke
     elif "://" in text:
         raise SummaryStoreError(f"unsupported store URL {text!r}: give a file path, sqlite:///path or "
                                 "postgresql://user@host:port/database")
+    check_store_location(text)
     return SQLiteBackend(text, **options)
 

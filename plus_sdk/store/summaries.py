@@ -30,6 +30,20 @@ def attach_store(summarizer: StoreSummarizer | None, store: SummaryStore | None)
     summarizer.store = store
 
 
+def forget_user(store: SummaryStore, user_id: str, summarizers: Sequence[Any] = ()) -> int:
+    """Delete the user from ``store`` and their summaries from each summarizer's ``SummaryCache``
+    (memory and disk), matched by the source hashes of the user's stored versions."""
+    hashes = {row.source_hash for row in store.history(user_id) if row.source_hash}
+    deleted = store.delete(user_id)
+    seen: set[int] = set()
+    for summarizer in summarizers:
+        cache = getattr(summarizer, "cache", None)
+        if cache is not None and id(cache) not in seen:
+            seen.add(id(cache))
+            cache.forget(hashes)
+    return deleted
+
+
 def summarize_with_store(summarizer: StoreSummarizer, store: SummaryStore | None,
                          contexts: Sequence[UserContext | None], user_ids: Sequence[str | None], *,
                          refresh: bool = False, **generate_options: Any) -> list[Summary]:

@@ -1,0 +1,175 @@
+"""Resource guards of ``plus serve``: what a caller can hold before and while a route runs.
+
+- ``GuardMiddleware``: on protected paths the bearer token is checked from the headers, before
+  a byte of the body is read (401 at once); bodies over ``max_body_bytes`` get 413 and bodies
+  slower than ``body_timeout_s`` get 408. Each request runs in a ``cancel_scope`` whose flag is
+  set when the client disconnects or the server cancels the request (shutdown), so the model
+  work behind it stops.
+- ``header_timeout_protocol``: uvicorn's HTTP/1.1 protocol, closing connections that have not
+  finished their request headers within ``header_timeout_s``.
+- ``uvicorn_config``: the uvicorn settings (connection limit, graceful-shutdown timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from plus_sdk.cancel import cancel_scope
+from plus_sdk.server.auth import Authenticator, AuthError, bearer_token
+
+logger = logging.getLogger(__name__)
+
+#: Paths whose requests need a token (a prefix match).
+PROTECTED_PREFIXES: tuple[str, ...] = ("/v1",)
+
+
+def error_body(message: str, kind: str, param: str | None = None) -> dict[str, Any]:
+    """The OpenAI-style error body every 4xx/5xx of the server uses."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": None}}
+
+
+async def _respond(scope: dict[str, Any], receive: Any, send: Any, status: int, message: str, kind: str,
+                   headers: dict[str, str] | None = None) -> None:
+    from starlette.responses import JSONResponse
+
+    response = JSONResponse(error_body(message, kind), status_code=status,
+                            headers={"Connection": "close", **(headers or {})})
+    await response(scope, receive, send)
+
+
+class GuardMiddleware:
+    """Token before body, body size and time limits, and per-request cancellation (see module doc)."""
+
+    def __init__(self, app: Any, *, auth: Authenticator, max_bytes: int, body_timeout_s: float = 30.0,
+                 protected: tuple[str, ...] = PROTECTED_PREFIXES) -> None:
+        import anyio
+
+        self.app = app
+        self.auth = auth
+        self.max_bytes = max_bytes
+        self.body_timeout_s = body_timeout_s
+        self.protected = protected
+        self._auth_threads = anyio.CapacityLimiter(8)  # key lookups never queue behind route threads
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(self.protected) and not await self._authenticate(scope, receive, send):
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await _respond(scope, receive, send, 413, f"request body exceeds max_body_bytes={self.max_bytes}",
+                           "request_too_large")
+            return
+        try:
+            body = await asyncio.wait_for(self._read_body(receive), timeout=self.body_timeout_s)
+        except asyncio.TimeoutError:
+            await _respond(scope, receive, send, 408, f"the request body did not arrive within "
+                           f"{self.body_timeout_s:g} s", "request_timeout")
+            return
+        if body is None:  # the client went away
+            return
+        if len(body) > self.max_bytes:
+            await _respond(scope, receive, send, 413, f"request body exceeds max_body_bytes={self.max_bytes}",
+                           "request_too_large")
+            return
+        await self._run(scope, receive, send, body)
+
+    async def _authenticate(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:
+        import anyio
+
+        from plus_sdk.store.errors import SummaryStoreError
+
+        token = bearer_token(scope.get("headers") or [])
+        try:
+            principal = await anyio.to_thread.run_sync(self.auth.resolve, token, limiter=self._auth_threads)
+        except AuthError as exc:
+            await _respond(scope, receive, send, exc.status, str(exc), "authentication_error",
+                           {"WWW-Authenticate": "Bearer"})
+            return False
+        except SummaryStoreError as exc:
+            await _respond(scope, receive, send, 503, f"the key store is busy ({exc}); retry", "store_busy",
+                           {"Retry-After": "1"})
+            return False
+        scope.setdefault("state", {})["principal"] = principal
+        return True
+
+    async def _read_body(self, receive: Any) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes or not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _run(self, scope: dict[str, Any], receive: Any, send: Any, body: bytes) -> None:
+        event = threading.Event()
+        gone = asyncio.Event()
+
+        async def watch() -> None:  # the next message after the body can only be a disconnect
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+                event.set()
+
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            with cancel_scope(event):
+                await self.app(scope, replay, send)
+        except asyncio.CancelledError:
+            event.set()  # the server gave up on this request (shutdown): stop its work too
+            raise
+        finally:
+            watcher.cancel()
+
+
+def header_timeout_protocol(header_timeout_s: float) -> type:
+    """uvicorn's h11 protocol that closes a connection whose request headers take over ``header_timeout_s``."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutProtocol(H11Protocol):  # type: ignore[misc]
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_header_timer()
+
+        def _arm_header_timer(self) -> None:
+            self.loop.call_later(header_timeout_s, self._headers_overdue, self.cycle)
+
+        def _headers_overdue(self, cycle_when_armed: Any) -> None:
+            waiting = self.cycle is cycle_when_armed and (self.cycle is None or self.cycle.response_complete)
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderTimeoutProtocol
+
+
+def uvicorn_config(app: Any, *, host: str, port: int, log_level: str = "warning", header_timeout_s: float = 10.0,
+                   max_connections: int = 1024, shutdown_timeout_s: float = 3.0, lifespan: str = "auto") -> Any:
+    """uvicorn settings with the header timeout, a connection limit (503 beyond it) and a bounded shutdown."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan=lifespan,
+                          http=header_timeout_protocol(header_timeout_s), limit_concurrency=max_connections,
+                          timeout_graceful_shutdown=shutdown_timeout_s, timeout_keep_alive=5)
