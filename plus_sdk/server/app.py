@@ -325,8 +325,7 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
         summarizers = [svc.summarizer, getattr(svc.judge, "summarizer", None)]
         add_store_routes(app, store, check_token,
                          on_delete=lambda user_id: forget_user(store, user_id, [s for s in summarizers if s]))
-    add_review_page(app, store_enabled=store is not None,
-                    auth_required=config.token is not None or store is not None)
+    add_review_page(app, store_enabled=store is not None, auth_required=config.token is not None)
     app.add_middleware(GuardMiddleware, auth=auth, max_bytes=config.max_body_bytes,
                        body_timeout_s=config.body_timeout_s)
     if config.access_log:
