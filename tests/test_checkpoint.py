@@ -54,3 +54,23 @@ def test_a_file_without_plus_state_is_refused(tmp_path: Path) -> None:
     save_file({"w": torch.ones(1)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not a plus-sdk checkpoint"):
         read_checkpoint(tmp_path / "other.safetensors")
+
+
+def test_a_deepspeed_shard_round_trips_through_the_checkpoint_format(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from plus_sdk.training.checkpoint import read_checkpoint, write_checkpoint
+    from plus_sdk.training.rm.trainer import portable_shard, restored_shard
+
+    saved_scaler = SimpleNamespace(cur_scale=1.0, cur_iter=7, dynamic=False)
+    shard = {"loss_scaler": saved_scaler, "param_slice_mappings": [{"w": object()}],
+             "base_optimizer_state": {"state": {0: {"exp_avg": torch.ones(2)}}}}
+    path = write_checkpoint(tmp_path / "s.safetensors", {"optimizer_shards": [portable_shard(shard)]})
+    back = read_checkpoint(path)["optimizer_shards"][0]
+    assert back["loss_scaler"] == {"cur_scale": 1.0, "cur_iter": 7, "dynamic": False}
+    live_scaler = SimpleNamespace(cur_scale=4.0, cur_iter=0, dynamic=False)
+    live = {"loss_scaler": live_scaler, "param_slice_mappings": ["rebuilt"]}
+    restored = restored_shard(back, live)
+    assert restored["loss_scaler"] is live_scaler and live_scaler.cur_iter == 7 and live_scaler.cur_scale == 1.0
+    assert restored["param_slice_mappings"] == ["rebuilt"]
+    assert torch.equal(restored["base_optimizer_state"]["state"][0]["exp_avg"], torch.ones(2))

@@ -314,7 +314,7 @@ class RewardTrainer:
         """``state_dict`` under DeepSpeed: full LoRA weights + every process's optimizer shard (collective)."""
         import torch.distributed as dist
 
-        shard = self.engine.optimizer.state_dict()
+        shard = portable_shard(self.engine.optimizer.state_dict())
         shards: list[Any] = [None] * self.world_size
         dist.all_gather_object(shards, shard)
         with self.full_weights():
@@ -342,7 +342,9 @@ class RewardTrainer:
             if "optimizer_shards" not in state:
                 raise ValueError("this checkpoint was not written under DeepSpeed; resume it without DeepSpeed")
             # ZeRO rebuilds its fp32 master partitions from the weights just copied into the model
-            self.engine.optimizer.load_state_dict(state["optimizer_shards"], load_from_fp32_weights=False)
+            live = self.engine.optimizer.state_dict()
+            shards = [restored_shard(shard, live) for shard in state["optimizer_shards"]]
+            self.engine.optimizer.load_state_dict(shards, load_from_fp32_weights=False)
         else:
             if "optimizer" not in state:
                 raise ValueError("this checkpoint was written under DeepSpeed; resume it with the same launch config")
@@ -351,3 +353,30 @@ class RewardTrainer:
         self.step_count = int(state["step_count"])
         if "rng" in state:
             torch.set_rng_state(state["rng"])
+
+
+#: parts of a DeepSpeed optimizer shard that the engine rebuilds itself (objects, not state)
+REBUILT_SHARD_KEYS = ("param_slice_mappings",)
+
+
+def portable_shard(shard: dict[str, Any]) -> dict[str, Any]:
+    """A DeepSpeed optimizer shard the checkpoint format can hold: its loss-scaler object becomes its
+    fields, and the parameter-slice maps (rebuilt by the engine) are left out."""
+    shard = {k: v for k, v in shard.items() if k not in REBUILT_SHARD_KEYS}
+    scaler = shard.get("loss_scaler")
+    if scaler is not None and hasattr(scaler, "__dict__"):
+        shard["loss_scaler"] = {k: v for k, v in vars(scaler).items() if isinstance(v, (bool, int, float, str))}
+    return shard
+
+
+def restored_shard(shard: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of ``portable_shard``, given the engine's own ``live`` shard: its rebuilt parts are
+    taken from there, and the saved loss-scaler fields are set back on the engine's loss scaler."""
+    shard = {**{k: live[k] for k in REBUILT_SHARD_KEYS if k in live}, **shard}
+    scaler = live.get("loss_scaler")
+    saved = shard.get("loss_scaler")
+    if isinstance(saved, dict) and scaler is not None:
+        for key, value in saved.items():
+            setattr(scaler, key, value)
+        shard["loss_scaler"] = scaler
+    return shard
