@@ -52,6 +52,21 @@ def announce(folder: str | os.PathLike[str], card: AdapterCard) -> None:
                 card.name, folder, state, card.base_model, card.trained_on or "unstated data", card.summary_task)
 
 
+def open_bundle(base: str | os.PathLike[str] | None, adapter: object = None) -> tuple[Path | None, AdapterCard | None]:
+    """The bundle ``base`` names and its card (announced once), or ``(None, None)``.
+
+    With neither ``base`` nor ``adapter`` given, the trained default bundle is meant (when it ships).
+    """
+    if base is None and adapter is None:
+        base = default_bundle_dir()
+    bundle = find_bundle(base)
+    if bundle is None:
+        return None, None
+    card = read_card(bundle)
+    announce(bundle, card)
+    return bundle, card
+
+
 def write_card(folder: str | os.PathLike[str], card: AdapterCard) -> None:
     """Write ``card.json`` atomically."""
     atomic_write_text(Path(folder) / CARD_FILE, card.model_dump_json(indent=2))

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 def current_umask() -> int:
@@ -72,3 +74,19 @@ def cache_dir() -> Path:
     root = Path(os.environ.get("PLUS_SDK_CACHE", Path.home() / ".cache" / "plus-sdk")).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def json_lines(handle: Iterable[str]) -> Iterator[tuple[int, Any, json.JSONDecodeError | None]]:
+    """Each non-blank line of a JSON-lines stream: (1-based line number, value, parse error).
+
+    A line that is not JSON gives ``(number, None, error)``, so each reader decides whether to
+    skip it or refuse the file.
+    """
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            value, error = json.loads(line), None
+        except json.JSONDecodeError as exc:
+            value, error = None, exc
+        yield number, value, error

@@ -23,7 +23,7 @@ from torch import nn
 
 from plus_sdk import prompts
 from plus_sdk.backends.local import LocalModel
-from plus_sdk.bundle import announce, default_bundle_dir, find_bundle, read_card, write_card
+from plus_sdk.bundle import open_bundle, write_card
 from plus_sdk.fast_scoring import device_tokens_per_batch, score_prefix_shared, sharing_pays
 from plus_sdk.models import DEFAULT_MODEL
 from plus_sdk.types import AdapterCard, Summary
@@ -96,13 +96,8 @@ class PersonalizedRewardModel:
         folder, or ``None`` for the trained default bundle (or the untrained default base).
         ``adapter`` is a folder holding a LoRA adapter and ``head.safetensors``.
         """
-        card = None
-        if base is None and adapter is None:
-            base = default_bundle_dir()
-        bundle = find_bundle(base)
-        if bundle is not None:
-            card = read_card(bundle)
-            announce(bundle, card)
+        bundle, card = open_bundle(base, adapter)
+        if bundle is not None and card is not None:
             adapter = bundle / "reward"
             base = card.base_model
         adapter_has_lora = adapter is not None and (Path(adapter) / "adapter_config.json").exists()

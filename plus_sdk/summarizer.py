@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend, Messages
-from plus_sdk.bundle import announce, default_bundle_dir, find_bundle, read_card
+from plus_sdk.bundle import open_bundle
 from plus_sdk.cache import SummaryCache, cache_key
 from plus_sdk.cancel import raise_if_cancelled
 from plus_sdk.coalesce import CoalesceSettings
@@ -83,13 +83,8 @@ class Summarizer:
         or ``None`` for the trained default bundle when it exists, else the default base.
         """
         from plus_sdk.backends.local import LocalBackend, LocalModel
-        card = None
-        if base is None and adapter is None:
-            base = default_bundle_dir()
-        bundle = find_bundle(base)
-        if bundle is not None:
-            card = read_card(bundle)
-            announce(bundle, card)
+        bundle, card = open_bundle(base, adapter)
+        if bundle is not None and card is not None:
             if card.prompt_version != prompts.PROMPT_VERSION:
                 logger.warning("Bundle %s was trained with prompt version %s, this plus-sdk writes version %s: "
                                "its summaries may be worse than its card says; retrain or pin plus-sdk",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
@@ -151,3 +151,14 @@ class StoreBackend(Protocol):
     def close(self) -> None: ...
 
 
+@contextlib.contextmanager
+def committed(execute: Callable[[str], Any], errors: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """COMMIT when the block ends normally; on any exception ROLLBACK (ignoring ``errors`` of the
+    rollback itself) and re-raise. Both backends end their write transactions this way."""
+    try:
+        yield
+        execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(*errors):
+            execute("ROLLBACK")
+        raise

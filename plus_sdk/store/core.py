@@ -40,7 +40,7 @@ from typing import IO, Any, Literal
 
 from pydantic import ValidationError
 
-from plus_sdk.files import umask_mode
+from plus_sdk.files import json_lines, umask_mode
 from plus_sdk.store.base import (
     DEFAULT_MAX_TEXT_CHARS,
     EXPORT_FORMAT,
@@ -188,11 +188,7 @@ class SummaryStore:
         """Make ``version`` current again, as a new version chosen by the user."""
         validate_user_id(user_id)
         with self.backend.write(user_id) as cur:
-            head = self._head(cur, user_id)
-            old = self._row(self._fetch_version(cur, user_id, version), head)
-            fields = (old.text, old.model_id, old.prompt_version, old.source_hash)
-            return self._append(cur, user_id, head, fields, author="user", action="revert", based_on=version,
-                                becomes="current")
+            return self._promote(cur, user_id, self._head(cur, user_id), version, author="user", action="revert")
 
     def accept_proposal(self, user_id: str) -> SummaryVersion:
         """Make the pending proposal current (as a new version); ``UnknownVersionError`` if none."""
@@ -201,10 +197,15 @@ class SummaryStore:
             head = self._head(cur, user_id)
             if head is None or head[1] is None:
                 raise UnknownVersionError(f"user {user_id!r} has no pending proposal to accept")
-            old = self._row(self._fetch_version(cur, user_id, head[1]), head)
-            fields = (old.text, old.model_id, old.prompt_version, old.source_hash)
-            return self._append(cur, user_id, head, fields, author="model", action="accept", based_on=old.version,
-                                becomes="current")
+            return self._promote(cur, user_id, head, head[1], author="model", action="accept")
+
+    def _promote(self, cur: Cursor, user_id: str, head: tuple[int | None, int | None, int] | None, version: int, *,
+                 author: str, action: str) -> SummaryVersion:
+        """Copy ``version`` as a new current version (revert, accept a proposal)."""
+        old = self._row(self._fetch_version(cur, user_id, version), head)
+        fields = (old.text, old.model_id, old.prompt_version, old.source_hash)
+        return self._append(cur, user_id, head, fields, author=author, action=action, based_on=version,
+                            becomes="current")
 
     def dismiss_proposal(self, user_id: str) -> bool:
         """Drop the pending proposal (it stays in the history); True if there was one."""
@@ -305,13 +306,9 @@ class SummaryStore:
     def _parse_export(self, handle: IO[str], wanted: set[str] | None) -> dict[str, list[SummaryVersion]]:
         by_user: dict[str, list[SummaryVersion]] = {}
         header_seen = False
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ImportFormatError(f"line {number} is not JSON: {exc}") from None
+        for number, data, error in json_lines(handle):
+            if error is not None:
+                raise ImportFormatError(f"line {number} is not JSON: {error}") from None
             if not header_seen:
                 if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
                     raise ImportFormatError(f"line {number} should be the header {{\"format\": \"{EXPORT_FORMAT}\"}}"

@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from plus_sdk.store.base import committed
 from plus_sdk.store.errors import StoreBusyError, SummaryStoreError
 
 logger = logging.getLogger(__name__)
@@ -141,17 +142,11 @@ class PostgresBackend:
                     raise StoreBusyError(
                         f"{self.location}: another writer held the lock for {self.busy_timeout_s:.0f} s; retry, "
                         "or open the store with a larger busy_timeout_s") from exc
-            yield PgCursor(raw)
-            raw.execute("COMMIT")
+            with committed(raw.execute, (psycopg.Error,)):
+                yield PgCursor(raw)
         except psycopg.OperationalError as exc:
-            with contextlib.suppress(psycopg.Error):
-                raw.execute("ROLLBACK")
             raise StoreBusyError(f"lost the connection to the PostgreSQL store {self.location} mid-transaction "
                                  f"({str(exc).strip()}); nothing was written: retry") from exc
-        except BaseException:
-            with contextlib.suppress(psycopg.Error):
-                raw.execute("ROLLBACK")
-            raise
         finally:
             raw.close()
 

@@ -16,6 +16,7 @@ from plus_sdk.files import cache_dir
 from plus_sdk.store.base import (
     STORE_ENV,
     StoreBackend,
+    committed,
 )
 from plus_sdk.store.errors import (
     StoreBusyError,
@@ -113,12 +114,8 @@ class SQLiteBackend:
             raise StoreBusyError(f"{self.path} stayed locked by another writer for {self.busy_timeout_s:.0f} s "
                                  f"({exc}); retry, or open the store with a larger busy_timeout_s") from exc
         try:
-            yield cursor
-            cursor.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                cursor.execute("ROLLBACK")
-            raise
+            with committed(cursor.execute, (sqlite3.Error,)):
+                yield cursor
         finally:
             cursor.close()
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from plus_sdk.files import json_lines
+
 logger = logging.getLogger(__name__)
 
 
@@ -23,15 +25,9 @@ class SourceError(RuntimeError):
 def iter_json_lines(path: Path) -> Iterator[dict[str, Any] | None]:
     """Rows of a JSONL file; a line that is not a JSON object yields ``None`` (and is logged)."""
     with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                logger.warning("%s:%d: not valid JSON (%s); row skipped", path, number, exc.msg)
-                yield None
-                continue
+        for number, row, error in json_lines(handle):
+            if error is not None:
+                logger.warning("%s:%d: not valid JSON (%s); row skipped", path, number, error.msg)
             yield row if isinstance(row, dict) else None
 
 
