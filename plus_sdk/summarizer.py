@@ -134,6 +134,8 @@ class Summarizer:
         tokenizer = model.tokenizer  # type: ignore[union-attr]
 
         def count_texts(texts: list[str]) -> list[int]:
+            if not texts:  # a context of only a guideline or profile: tokenizers refuse an empty batch
+                return []
             return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
         try:

@@ -72,3 +72,9 @@ def test_cut_time_grows_about_linearly(summarizer: Summarizer) -> None:
     finally:
         summarizer.max_context_items = 512
     assert large < 10 * small + 0.5, (small, large)  # quadratic would be ~16x
+
+
+def test_a_context_of_only_a_guideline_or_profile_is_summarized(summarizer: Summarizer) -> None:
+    for context in (UserContext(guidelines="Short answers."), UserContext(profile={"age": 30})):
+        summary = summarizer.summarize(context)
+        assert summary.text and summary.source_hash == context.source_hash()
