@@ -135,14 +135,14 @@ class PostgresBackend:
 
         raw = self._begin(begin)
         try:
-            for sql, args in locks:
-                try:
-                    raw.execute(sql, args)
-                except psycopg.errors.LockNotAvailable as exc:
-                    raise StoreBusyError(
-                        f"{self.location}: another writer held the lock for {self.busy_timeout_s:.0f} s; retry, "
-                        "or open the store with a larger busy_timeout_s") from exc
-            with committed(raw.execute, (psycopg.Error,)):
+            with committed(raw.execute, (psycopg.Error,)):  # a lock that times out rolls back too
+                for sql, args in locks:
+                    try:
+                        raw.execute(sql, args)
+                    except psycopg.errors.LockNotAvailable as exc:
+                        raise StoreBusyError(
+                            f"{self.location}: another writer held the lock for {self.busy_timeout_s:.0f} s; "
+                            "retry, or open the store with a larger busy_timeout_s") from exc
                 yield PgCursor(raw)
         except psycopg.OperationalError as exc:
             raise StoreBusyError(f"lost the connection to the PostgreSQL store {self.location} mid-transaction "
