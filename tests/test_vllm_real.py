@@ -84,12 +84,13 @@ def test_vllm_greedy_with_a_lora_adapter_equals_local_peft(engine: object, local
 def test_rollout_engine_samples_from_the_lora_published_after_a_ppo_update(engine: object, local_base: object,
                                                                            tmp_path: Path) -> None:
     from plus_sdk.training import ppo
+    from plus_sdk.training.ppo_trainer import PPOTrainer
     from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
 
     random_lora(local_base, "summarizer", seed=5)
     config = ppo.PPOConfig(samples_per_prompt=2, max_new_tokens=8, temperature=1.0, minibatch_size=4,
                            micro_batch_size=4, actor_lr=5e-2)
-    trainer = ppo.PPOTrainer(local_base, config, total_iterations=2, seed=0)
+    trainer = PPOTrainer(local_base, config, total_steps=2, seed=0)
     tok = local_base.tokenizer
     prompts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=True) for c in CONVERSATIONS[:2]]
     prompts = [list(p["input_ids"] if hasattr(p, "keys") else p) for p in prompts]
@@ -99,7 +100,9 @@ def test_rollout_engine_samples_from_the_lora_published_after_a_ppo_update(engin
     trainer.attach_vllm(rollouts)
     assert torch.equal(trainer.generate(prompts, greedy=True).response_ids, hf_before.response_ids)
     sampled = trainer.generate(prompts)
-    trainer.fused_update(sampled, torch.tensor([2.0, -2.0, 1.0, -1.0]), trainer.logprobs(sampled, reference=True))
+    experience, _ = trainer.make_experience(sampled, torch.tensor([2.0, -2.0, 1.0, -1.0]),
+                                            trainer.logprobs(sampled, reference=True))
+    trainer.update(experience)
     trainer.vllm = None
     hf_after = trainer.generate(prompts, greedy=True)
     trainer.vllm = rollouts  # still attached: the next rollout publishes the updated adapter
