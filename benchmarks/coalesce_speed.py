@@ -30,8 +30,8 @@ from typing import Any
 import torch
 
 from plus_sdk import PersonalizedJudge, PreferenceExample, UserContext
+from plus_sdk.bundle import default_bundle_dir
 from plus_sdk.coalesce import CoalesceSettings
-from plus_sdk.models import default_bundle_dir
 
 RESULTS = Path(__file__).resolve().parent / "results" / "coalesce_speed.json"
 USER = UserContext(examples=[

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from plus_sdk.models import atomic_write_text
+from plus_sdk.files import atomic_write_text
 from plus_sdk.training.data.pets import build_pets
 from plus_sdk.training.data.records import write_jsonl
 from plus_sdk.training.evaluate_llm import JudgeEvalConfig, evaluate_judge, make_eval_backend, make_summarizer

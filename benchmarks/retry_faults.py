@@ -11,6 +11,7 @@ between attempts.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,13 @@ from typing import Any
 import torch
 
 from plus_sdk.backends.openai import BackendRequestError, OpenAIBackend
-from plus_sdk.models import atomic_write_text
-from plus_sdk.server import FaultInjector, ServeConfig, create_app, serve_in_thread
+from plus_sdk.files import atomic_write_text
+from plus_sdk.server import ServeConfig, create_app, serve_in_thread
 from plus_sdk.types import SamplingConfig
+
+# the fault-injecting middleware is test-only code (tests/fault_injection.py); this benchmark drives it too
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fault_injection import FaultInjector, with_faults
 
 OUT = Path(__file__).resolve().parent / "results" / "openai_retry_faults.json"
 HELLO = [{"role": "user", "content": "Say hi."}]
@@ -50,7 +55,7 @@ def scenario(url: str, faults: FaultInjector, name: str, setup: Any, batch: int 
 def main() -> None:
     torch.set_num_threads(1)
     faults = FaultInjector()
-    app = create_app(ServeConfig(served_model_name="m"), faults=faults)
+    app = with_faults(create_app(ServeConfig(served_model_name="m")), faults)
     rows = []
     with serve_in_thread(app) as base:
         url = f"{base}/v1"
