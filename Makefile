@@ -60,8 +60,8 @@ demo: install
 	$(VENV)/bin/plus demo
 
 test: install $(VLLM_STAMP)
+	VLLM_CPU_KVCACHE_SPACE=1 VLLM_LOGGING_LEVEL=ERROR $(VLLM_PY) -m pytest -q -m vllm tests/test_vllm_real.py
 	$(PY) -m pytest -q
-	VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_PY) -m pytest -q -m vllm tests/test_vllm_real.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
