@@ -132,37 +132,15 @@ def test_serve_command_parses_its_flags() -> None:
 
 
 def test_plus_serve_command_runs_a_server(tiny_model_dir: Path) -> None:
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
+    from plus_sdk.server.spawn import spawned_server
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "PLUS_SERVE_TOKEN": TOKEN}
-    process = subprocess.Popen([sys.executable, "-m", "plus_sdk.cli", "serve", "--model", str(tiny_model_dir),
-                                "--served-model-name", "tiny", "--port", str(port)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "plus serve did not come up"
-                time.sleep(0.5)
-        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    flags = ["--model", str(tiny_model_dir), "--served-model-name", "tiny"]
+    with spawned_server(flags, env={"PLUS_SERVE_TOKEN": TOKEN}, start_timeout=120) as (base, process):
+        url = f"{base}/v1/chat/completions"
         assert httpx.post(url, json=CHAT, timeout=30).status_code == 401  # the env token is enforced
         ok = httpx.post(url, json=CHAT, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
         assert ok.status_code == 200 and ok.json()["object"] == "chat.completion"
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=30)[0]
-    assert TOKEN not in output  # the token is never logged
+    assert TOKEN not in process.output  # type: ignore[attr-defined]  # the token is never logged
 
 
 def test_store_routes_are_served_behind_the_token(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from plus_sdk.server.spawn import spawned_server
 from plus_sdk.store import SummaryStore
 from plus_sdk.types import Summary
 
@@ -52,28 +49,10 @@ def model_summary(text: str, source_hash: str) -> Summary:
 def served(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """``plus serve --store`` with a token, as a subprocess; yields (base URL, SQLite path)."""
     db = tmp_path_factory.mktemp("ui") / "summaries.sqlite3"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "PLUS_SERVE_TOKEN": TOKEN}
-    process = subprocess.Popen([sys.executable, "-m", "plus_sdk.cli", "serve", "--model", str(tiny_model_dir),
-                                "--served-model-name", "tiny", "--port", str(port), "--store", str(db)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600  # importing torch on a loaded 2-core machine can take minutes
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "plus serve did not come up"
-                time.sleep(0.5)
+    flags = ["--model", str(tiny_model_dir), "--served-model-name", "tiny", "--store", str(db)]
+    # importing torch on a loaded 2-core machine can take minutes
+    with spawned_server(flags, env={"PLUS_SERVE_TOKEN": TOKEN}, start_timeout=600) as (url, _):
         yield url, db
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
 
 
 @pytest.fixture(scope="module")
