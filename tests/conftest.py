@@ -15,6 +15,7 @@ import torch
 from pg_server import PostgresServer, why_no_postgres
 
 from plus_sdk.models import default_model_dir
+from plus_sdk.server import ServeConfig, Services
 from plus_sdk.types import PreferenceExample, UserContext
 
 TINY_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -73,3 +74,9 @@ def new_store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Callab
         return request.getfixturevalue("postgres_server").new_database
     counter = itertools.count()
     return lambda: str(tmp_path / f"store-{next(counter)}.sqlite3")
+
+
+@pytest.fixture(scope="module")
+def services(tiny_model_dir: Path) -> Services:
+    """The models ``plus serve`` holds on the tiny model, shared by a module's servers."""
+    return Services(ServeConfig(model=str(tiny_model_dir), served_model_name="tiny"))

@@ -17,18 +17,13 @@ import pytest
 from pydantic import SecretStr
 
 from plus_sdk.cli import main as plus_main
-from plus_sdk.server import ServeConfig, Services, create_app, serve_in_thread
+from plus_sdk.server import Services, create_app, serve_in_thread
 from plus_sdk.store import SummaryStore
 from plus_sdk.store.keys import create_key
 from plus_sdk.types import PreferenceExample, Summary, UserContext
 
 ADMIN = "admin-token-abc"
 CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
-
-
-@pytest.fixture(scope="module")
-def services(tiny_model_dir: Path) -> Services:
-    return Services(ServeConfig(model=str(tiny_model_dir), served_model_name="tiny"))
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,6 @@ CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_t
 
 
 @pytest.fixture(scope="module")
-def services(tiny_model_dir: Path) -> Services:
-    return Services(ServeConfig(model=str(tiny_model_dir), served_model_name="tiny"))
-
-
-@pytest.fixture(scope="module")
 def open_url(services: Services) -> Iterator[str]:
     with serve_in_thread(create_app(services.config, services=services)) as url:
         yield url
