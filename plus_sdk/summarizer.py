@@ -85,7 +85,7 @@ class Summarizer:
         from plus_sdk.backends.local import LocalBackend, LocalModel
         bundle, card = open_bundle(base, adapter)
         if bundle is not None and card is not None:
-            if card.prompt_version != prompts.PROMPT_VERSION:
+            if prompts.PROMPT_VERSION not in (card.prompt_version, *card.checked_prompt_versions):
                 logger.warning("Bundle %s was trained with prompt version %s, this plus-sdk writes version %s: "
                                "its summaries may be worse than its card says; retrain or pin plus-sdk",
                                bundle, card.prompt_version, prompts.PROMPT_VERSION)

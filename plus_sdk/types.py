@@ -172,6 +172,9 @@ class AdapterCard(_Record):
     name: str = Field(description="Bundle name, e.g. 'pets-smollm2'.")
     base_model: str = Field(description="Base model the LoRA adapters were trained on.")
     prompt_version: str = Field(description="PROMPT_VERSION of the templates used in training.")
+    checked_prompt_versions: list[str] = Field(
+        default_factory=list, description="Later PROMPT_VERSIONs the bundle was re-evaluated with and found as "
+        "good as with its own (no version warning for those).")
     summary_task: str = Field(default="generic", description="Summarizer prompt family used.")
     context_kind: str = Field(default="pairs", description="'pairs' or 'conversations'.")
     trained: bool = Field(default=False, description="False for an untrained (random) head.")

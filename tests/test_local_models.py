@@ -250,3 +250,15 @@ def test_judge_and_generator_save_and_load_as_bundles(tiny_model_dir: Path, tmp_
         Summarizer.from_pretrained(tmp_path / "bundle")
     assert any("prompt version 0" in r.getMessage() and f"version {PROMPT_VERSION}" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_bundle_rechecked_with_the_current_prompts_loads_without_the_version_warning(
+        tiny_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from plus_sdk.bundle import read_card, write_card
+
+    PersonalizedJudge.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "b")
+    rechecked = {"prompt_version": "0", "checked_prompt_versions": [PROMPT_VERSION]}
+    write_card(tmp_path / "b", read_card(tmp_path / "b").model_copy(update=rechecked))
+    with caplog.at_level(logging.WARNING, logger="plus_sdk.summarizer"):
+        Summarizer.from_pretrained(tmp_path / "b")
+    assert not any("prompt version" in r.getMessage() for r in caplog.records)
