@@ -145,6 +145,16 @@ def test_lora_top_layers_put_the_adapter_on_the_last_layers_only() -> None:
     assert (RMTrainConfig().lora.r, RMTrainConfig().lora.alpha) == (8, 16)  # the reward adapter's own defaults
 
 
+def test_top_layers_follow_the_loaded_model_for_every_adapter(tiny_model_dir: Path) -> None:
+    base = fresh_base(tiny_model_dir)
+    layers = base.model.config.num_hidden_layers
+    assert LoraSettings(top_layers=1).peft_for(base.model).layers_to_transform == [layers - 1]
+    base.add_new_adapter("summarizer", LoraSettings(top_layers=1).peft_for(base.model))
+    adapted = {name.split(".layers.")[1].split(".")[0] for name, _ in base.model.named_parameters()
+               if ".summarizer." in name}
+    assert adapted == {str(layers - 1)}
+
+
 def test_the_old_flat_lora_keys_name_their_new_spelling() -> None:
     from pydantic import ValidationError
 

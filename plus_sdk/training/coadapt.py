@@ -99,10 +99,10 @@ class CoAdaptation:
         self.policy_base = SharedBase.load(m.summarizer_base, device=device, dtype=m.dtype, share=False)
         self.reward_base = (self.policy_base if m.shared else
                             SharedBase.load(m.reward_base, device=device, dtype=m.dtype, share=False))
-        self.policy_base.add_new_adapter("summarizer", m.summarizer_lora.peft())
+        self.policy_base.add_new_adapter("summarizer", m.summarizer_lora.peft_for(self.policy_base.model))
         critic = None
         if config.ppo.estimator == "gae":
-            self.policy_base.add_new_adapter("critic", m.critic_lora.peft())
+            self.policy_base.add_new_adapter("critic", m.critic_lora.peft_for(self.policy_base.model))
             hidden = self.policy_base.model.config.hidden_size
             critic = Critic(self.policy_base, "critic",
                                 RewardHead(hidden, 1).to(dtype=self.policy_base.model.dtype))

@@ -51,6 +51,10 @@ class LoraSettings(StrictConfig):
         return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
                           target_modules=list(self.target_modules), bias="none", layers_to_transform=layers)
 
+    def peft_for(self, model: Any) -> Any:
+        """The peft ``LoraConfig`` for a loaded transformers ``model`` (its layer count read from its config)."""
+        return self.peft(getattr(getattr(model, "config", None), "num_hidden_layers", None))
+
 
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``"a.b=3"`` → (["a", "b"], 3); the value is parsed as a YAML scalar."""

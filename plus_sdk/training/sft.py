@@ -126,7 +126,7 @@ def train_summarizer(config: SFTConfig) -> dict[str, Any]:
     if not train:
         raise ValueError("no training record has an 'oracle' description")
     base = SharedBase.load(config.base, device=config.device, share=False)
-    base.add_new_adapter("summarizer", config.lora.peft())
+    base.add_new_adapter("summarizer", config.lora.peft_for(base.model))
     tokenizer = base.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     params = [p for _, p in adapter_parameters(base.model, "summarizer")]

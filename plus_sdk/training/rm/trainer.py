@@ -101,7 +101,7 @@ def add_reward_lora(base: SharedBase, config: RMTrainConfig, name: str = "reward
                     out_features: int = 1) -> PersonalizedRewardModel:
     """Add a trainable LoRA adapter ``name`` and a fresh head to ``base``; return the reward model."""
     torch.manual_seed(config.seed)
-    base.add_new_adapter(name, config.lora.peft(getattr(base.model.config, "num_hidden_layers", None)))
+    base.add_new_adapter(name, config.lora.peft_for(base.model))
     hidden = base.model.config.hidden_size
     head = RewardHead(hidden, out_features).to(dtype=base.model.dtype)
     return PersonalizedRewardModel(LocalModel(base, name), head, max_length=config.max_length,
