@@ -99,3 +99,41 @@ def test_doc_code_blocks_run(file: Path, tmp_path: Path) -> None:
         assert len(re.findall(r"^ran \S+:\d+ in ", result.stderr, re.M)) == len(runnable)
     if not runnable:
         pytest.skip(f"all {len(skipped)} blocks marked skip: " + "; ".join(f"{b.where} ({b.skip})" for b in skipped))
+
+
+SHELL_FENCE = re.compile(r"^```(?:bash|sh|shell|console)\n(.*?)^```", re.S | re.M)
+
+
+def plus_command_lines(text: str) -> list[list[str]]:
+    """The ``plus ...`` commands of a markdown text's shell blocks, split into words (comments,
+    a leading ``$ `` and a trailing ``&`` removed; lines with a ``...`` placeholder left out)."""
+    import shlex
+
+    commands = []
+    for match in SHELL_FENCE.finditer(text):
+        for line in match.group(1).replace("\\\n", " ").splitlines():
+            line = line.strip().removeprefix("$ ")
+            if not line.startswith("plus ") or "..." in line:
+                continue
+            words = shlex.split(line, comments=True)
+            commands.append(words[:-1] if words[-1] == "&" else words)
+    return commands
+
+
+def test_plus_command_lines_are_read_from_shell_blocks_only() -> None:
+    text = ("```bash\nplus serve --store s.db &  # start it\n$ plus export run out \\\n  --name x\nls\n```\n"
+            "```python\nplus = 1\n```\n```bash\nplus judge ...\n```\n")
+    assert plus_command_lines(text) == [["plus", "serve", "--store", "s.db"],
+                                        ["plus", "export", "run", "out", "--name", "x"]]
+
+
+@pytest.mark.parametrize("file", [f for f in FILES if plus_command_lines(f.read_text(encoding="utf-8"))],
+                         ids=lambda f: str(f.relative_to(REPO)))
+def test_every_plus_command_in_the_docs_parses(file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from plus_sdk.cli import build_parser
+
+    for words in plus_command_lines(file.read_text(encoding="utf-8")):
+        try:
+            build_parser().parse_args(words[1:])
+        except SystemExit as exc:
+            assert not exc.code, f"{file.name}: `{' '.join(words)}` does not parse: {capsys.readouterr().err[-400:]}"

@@ -86,6 +86,26 @@ def test_a_summary_conditioned_train_rm_run_exports_to_a_bundle_the_judge_loads(
     assert pref.choice in ("a", "b")
 
 
+def test_an_oracle_run_exports_with_a_supervised_summarizer_the_judge_then_uses(tiny_model_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    from plus_sdk import PersonalizedJudge
+    from plus_sdk.training.sft import SFTConfig, train_summarizer
+
+    run_dir = _rm_run(tiny_model_dir, tmp_path / "oracle", "oracle", oracle_as_summary=True)
+    train_summarizer(SFTConfig(run_dir=str(tmp_path / "sft"), base=str(tiny_model_dir), steps=1, batch_size=2,
+                               data={"dataset": "pets", "n_train": 4, "n_test": 2, "n_context": 2}))
+    result = _plus("export", str(run_dir), str(tmp_path / "bundle"), "--summarizer", str(tmp_path / "sft"))
+    assert result.returncode == 0, result.stderr
+    shipped = tmp_path / "bundle" / "summarizer" / "adapter_model.safetensors"
+    assert shipped.read_bytes() == (tmp_path / "sft" / "summarizer" / "adapter_model.safetensors").read_bytes()
+    judge = PersonalizedJudge.from_pretrained(str(tmp_path / "bundle"))
+    assert judge.summarizer.backend.model.adapter == "summarizer"  # the shipped adapter, not the bare base
+
+    wrong = _plus("export", str(run_dir), str(tmp_path / "other"), "--summarizer", str(tmp_path / "oracle"))
+    assert wrong.returncode == 2 and "--summarizer" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert not (tmp_path / "other").exists()
+
+
 def test_exporting_a_reward_model_that_reads_no_summary_names_the_command_to_use(tiny_model_dir: Path,
                                                                                  tmp_path: Path) -> None:
     run_dir = _rm_run(tiny_model_dir, tmp_path / "btl", "btl")

@@ -123,8 +123,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     extra = json.loads(Path(args.metrics).read_text(encoding="utf-8")) if args.metrics else None
     if extra is not None:
         extra = {k: float(v) for k, v in extra.items() if isinstance(v, (int, float))}
-    export = export_rm_run if is_rm_run(args.run_dir) else export_run
-    out = export(args.run_dir, args.out, checkpoint=args.checkpoint, name=args.name, extra_metrics=extra)
+    if is_rm_run(args.run_dir):
+        out = export_rm_run(args.run_dir, args.out, checkpoint=args.checkpoint, name=args.name, extra_metrics=extra,
+                            summarizer=args.summarizer)
+    elif args.summarizer is not None:
+        raise ValueError(f"--summarizer applies to `plus train-rm` runs; {args.run_dir} is a co-adaptation run, "
+                         "whose bundle already holds its own trained summarizer")
+    else:
+        out = export_run(args.run_dir, args.out, checkpoint=args.checkpoint, name=args.name, extra_metrics=extra)
     emit(json.dumps({"bundle": str(out)}))
     return 0
 
@@ -190,4 +196,6 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--checkpoint", default="best", help="best (default), latest, or a checkpoint .safetensors file")
     p.add_argument("--name", default=None, help="bundle name in the card (default: the folder name)")
     p.add_argument("--metrics", default=None, help="JSON file of extra flat metrics to put in the card")
+    p.add_argument("--summarizer", default=None, help="train-rm runs: a trained summarizer to ship with the reward "
+                                                      "model (a `plus train-summarizer` run folder)")
     p.set_defaults(func=cmd_export)

@@ -159,9 +159,27 @@ def is_rm_run(run_dir: str | os.PathLike[str]) -> bool:
     return config.exists() and "method" in read_config_file(config)
 
 
+def summarizer_folder(path: str | os.PathLike[str]) -> Path:
+    """The summarizer adapter folder inside ``path``: a bundle (``summarizer/`` in it, as ``plus
+    train-summarizer`` writes) or the adapter folder itself; anything else is a ``FileNotFoundError``."""
+    path = Path(path)
+    for folder in (path / "summarizer", path):
+        if (folder / "adapter_config.json").exists() and (folder / "adapter_model.safetensors").exists():
+            return folder
+    raise FileNotFoundError(f"--summarizer {path}: no summarizer adapter there (adapter_config.json + "
+                            "adapter_model.safetensors, or a bundle with summarizer/); pass the run folder of "
+                            "`plus train-summarizer`")
+
+
 def export_rm_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, checkpoint: str = "best",
-                  name: str | None = None, extra_metrics: dict[str, float] | None = None) -> Path:
-    """Write a summary-conditioned ``plus train-rm`` run as a bundle: ``reward/`` (+ ``summarizer/``) + card."""
+                  name: str | None = None, extra_metrics: dict[str, float] | None = None,
+                  summarizer: str | os.PathLike[str] | None = None) -> Path:
+    """Write a summary-conditioned ``plus train-rm`` run as a bundle: ``reward/`` (+ ``summarizer/``) + card.
+
+    ``summarizer``: a trained summarizer (a ``plus train-summarizer`` run, or an adapter folder) to
+    ship with the reward model, e.g. to warm-start co-adaptation from both roles; by default a
+    ``method: summary`` run ships the summarizer it was trained with, an Oracle run none.
+    """
     import shutil
 
     from plus_sdk import __version__
@@ -181,7 +199,10 @@ def export_rm_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
     source = run_dir / ("last" if checkpoint == "latest" else checkpoint)
     if not (source / "head.safetensors").exists():
         raise FileNotFoundError(f"{source} holds no reward model (head.safetensors); use --checkpoint best or last")
-    summarizer = Path(config.summary.adapter) if config.method == "summary" and config.summary.adapter else None
+    if summarizer is not None:
+        summarizer = summarizer_folder(summarizer)
+    elif config.method == "summary" and config.summary.adapter:
+        summarizer = Path(config.summary.adapter)
     results = run_dir / "eval.json"
     metrics = {k: float(v) for k, v in (json.loads(results.read_text(encoding="utf-8")) if results.exists()
                                         else {}).items() if isinstance(v, (int, float))}
