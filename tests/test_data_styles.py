@@ -179,3 +179,24 @@ def test_a_summary_names_a_side_only_with_its_keywords_and_none_of_the_others():
 def test_bad_sizes_name_the_setting_to_change():
     with pytest.raises(ValueError, match="n_context"):
         build_styles(StylesConfig(n_train=4, n_test=4, n_context=16, test_share=0.02))
+
+
+def test_a_twin_prefers_every_other_side_on_the_same_pairs_reversed() -> None:
+    from plus_sdk.training.data.styles import flipped_side
+
+    plain = build_styles(StylesConfig(n_train=40, n_test=8, n_context=3, seed=1))
+    twinned = build_styles(StylesConfig(n_train=40, n_test=8, n_context=3, seed=1, twins=True))
+    assert len(twinned["train"]) == 40 and twinned["test"] == plain["test"]
+    first = [r for r in twinned["train"] if r.user_id == "styles-train-0000"]
+    twin = [r for r in twinned["train"] if r.user_id == "styles-train-0000-twin"]
+    assert first == plain["train"][:4] and len(twin) == 4
+    for mine, theirs in zip(first, twin, strict=True):
+        assert theirs.meta["preferences"] == [[a, flipped_side(a, s)] for a, s in mine.meta["preferences"]]
+        assert theirs.oracle != mine.oracle and theirs.prompt == mine.prompt
+        assert [(e.prompt, e.chosen, e.rejected) for e in theirs.context.examples] == \
+            [(e.prompt, e.rejected, e.chosen) for e in mine.context.examples]
+        if mine.controversial:
+            assert (theirs.chosen, theirs.rejected) == (mine.rejected, mine.chosen)
+        else:  # both users agree on an on-topic reply over an off-topic one
+            assert (theirs.chosen, theirs.rejected) == (mine.chosen, mine.rejected)
+    assert flipped_side("length", "concise") == "detailed"

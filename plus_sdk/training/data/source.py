@@ -29,6 +29,8 @@ class DataSource(StrictConfig):
     n_context: int = Field(8, ge=1, description="Context pairs per user.")
     pets_targets: PetsTargets = Field("all", description="Pets target pairs: 'all' ten types, or 'dog-cat' only "
                                       "(train for Pets-OOD as the paper does: no bird/rabbit labels in training).")
+    twins: bool = Field(False, description="styles/general: each train user is followed by their twin, who "
+                        "prefers every other side (see StylesConfig.twins).")
     pets_share: float = Field(0.25, ge=0, le=1, description="'general': share of the train rows that are Pets.")
     seed: int = Field(0, description="Data seed.")
     train_path: str | None = Field(None, description="Train records (JSONL or Arrow folder) when dataset=files.")
@@ -56,7 +58,7 @@ def _styles_records(cfg: DataSource) -> tuple[list[TrainingRecord], list[Trainin
     """Styles alone, or mixed with Pets ('general': Pets held-out users become the ood set)."""
     n_pets = round(cfg.n_train * cfg.pets_share) if cfg.dataset == "general" else 0
     styles = build_styles(StylesConfig(n_train=cfg.n_train - n_pets, n_test=cfg.n_test, n_context=cfg.n_context,
-                                       seed=cfg.seed))
+                                       seed=cfg.seed, twins=cfg.twins))
     if cfg.dataset == "styles":
         return styles["train"], styles["test"], []
     pets = build_pets(n_train=n_pets, n_test=cfg.n_ood or 1, n_context=cfg.n_context, seed=cfg.seed,

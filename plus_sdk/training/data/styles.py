@@ -273,6 +273,36 @@ def _user_records(rng: random.Random, config: StylesConfig, split: str, items: l
     return records
 
 
+def flipped_side(axis: str, side: str) -> str:
+    """The other side of ``axis``."""
+    sides = AXES[axis].sides
+    return sides[1 - sides.index(side)]
+
+
+def twin_records(records: list[TrainingRecord]) -> list[TrainingRecord]:
+    """The records of one user's twin: every side flipped, so every context pair and every target
+    that users disagree on is reversed; agreed targets stay as they are.
+
+    Trained on a user and their twin, a reward model cannot lower its loss with a prior over replies
+    (longer, more formal, ...): on each pair the two users want opposite things, so only reading
+    the user's description helps."""
+    twins = []
+    for record in records:
+        prefs = [(a, flipped_side(a, s)) for a, s in record.meta["preferences"]]
+        user_id = f"{record.user_id}-twin"
+        context = UserContext(user_id=user_id, examples=[
+            PreferenceExample(prompt=e.prompt, chosen=e.rejected, rejected=e.chosen) for e in record.context.examples])
+        chosen, rejected = ((record.rejected, record.chosen) if record.controversial
+                            else (record.chosen, record.rejected))
+        meta = {**record.meta, "preferences": [list(p) for p in prefs], "twin_of": record.user_id}
+        if record.controversial:
+            meta["side"] = flipped_side(record.meta["axis"], record.meta["side"])
+        twins.append(record.model_copy(update={
+            "user_id": user_id, "user_type": "+".join(f"{a}={s}" for a, s in prefs), "oracle": oracle_text(prefs),
+            "context": context, "chosen": chosen, "rejected": rejected, "meta": meta}))
+    return twins
+
+
 class StylesConfig(StrictConfig):
     """Sizes, mix and seed of the styles dataset."""
 
@@ -284,6 +314,8 @@ class StylesConfig(StrictConfig):
     agreed_share: float = Field(default=0.15, ge=0, le=1,
                                 description="Share of targets that every user agrees on (on-topic vs off-topic).")
     test_share: float = Field(default=0.2, gt=0, lt=1, description="Share of each domain's prompts held out for test.")
+    twins: bool = Field(default=False, description="Train split: follow each user by their twin, who prefers every "
+                        "other side (same prompts, pairs reversed), so no reply prior fits the data; test is unchanged.")
     seed: int = Field(default=0, description="Seed: same seed, same records.")
 
 
@@ -303,9 +335,13 @@ def build_styles(config: StylesConfig | None = None, *, items: list[StyleItem] |
         rng = random.Random(f"styles/{split}/{config.seed}")
         records: list[TrainingRecord] = []
         user = 0
+        twins = config.twins and split == "train"
         while len(records) < n_rows:
             count = min(config.targets_per_user, n_rows - len(records))
-            records += _user_records(rng, config, split, pool, user, count)
+            made = _user_records(rng, config, split, pool, user, count)
+            records += made
+            if twins:
+                records += twin_records(made)[: n_rows - len(records)]
             user += 1
         splits[split] = records
     return splits
