@@ -314,8 +314,9 @@ class StylesConfig(StrictConfig):
     agreed_share: float = Field(default=0.15, ge=0, le=1,
                                 description="Share of targets that every user agrees on (on-topic vs off-topic).")
     test_share: float = Field(default=0.2, gt=0, lt=1, description="Share of each domain's prompts held out for test.")
-    twins: bool = Field(default=False, description="Train split: follow each user by their twin, who prefers every "
-                        "other side (same prompts, pairs reversed), so no reply prior fits the data; test is unchanged.")
+    twins: bool = Field(default=False, description="Train split: follow each user by their twin, who prefers "
+                        "every other side (same prompts, pairs reversed), so no reply prior fits the data; test is "
+                        "unchanged.")
     seed: int = Field(default=0, description="Seed: same seed, same records.")
 
 
