@@ -412,7 +412,7 @@ class PPOTrainer:
         sequence_kl = (kl_estimate(exp.old_logprobs, exp.ref_logprobs, "k1") * mask).sum(-1).mean()
         out = self._mean_stats(steps, sequence_kl)
         self.kl_ctl.update(out.pop("sequence_kl"), r.num_responses)
-        seconds = time.perf_counter() - start + exp.live_seconds  # the sync above waited for the last step
+        seconds = time.perf_counter() - start + exp.live_seconds  # _mean_stats read the device: all work is done
         exp.live_seconds = 0.0
         out.update(update_tokens=float(tokens), update_seconds=seconds,
                    update_tflops=update_tflops(self.params, tokens, seconds))
