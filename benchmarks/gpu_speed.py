@@ -15,8 +15,10 @@ the one of issue 14: ``--users`` users, each with an 8-pair context (about 1,200
 Floors come from this device's measured matmul rate and memory bandwidth (not a spec sheet):
 generation = prefill FLOPs / matmul rate + decode steps x (weights + KV) bytes / bandwidth;
 scoring = 2 x parameters x distinct tokens / matmul rate; ``prefer`` = reading the reward
-model's weights once. MFU = 4 x parameters x tokens (forward 2, activation gradients 2; LoRA
-has no weight gradients of the base) for actor and critic / update seconds / matmul rate.
+model's weights once. MFU = the PPO trainer's own ``update_tflops`` (4 x non-embedding parameters x
+tokens / update seconds: forward 2, activation gradients 2; LoRA has no weight gradients of the
+base) / the measured matmul rate; ``ppo_update_mfu_spec`` is the trainer's ``mfu`` against the
+GPU's spec bf16 peak.
 
     python benchmarks/gpu_speed.py    # H200: ~5 min (estimate, not yet run) -> results/gpu_speed_<gpu>.json
     python benchmarks/gpu_speed.py --scale tiny --out /tmp/gpu_speed_tiny.json   # CPU check, tiny shapes
@@ -38,8 +40,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from judge_speed import ASKS, SENTENCES, TOPICS, non_embedding_params, unavoidable_tokens  # noqa: E402
+from judge_speed import ASKS, SENTENCES, TOPICS, unavoidable_tokens  # noqa: E402
 from plus_phases import SCALES, build_model, run_iterations  # noqa: E402
+
+from plus_sdk.training.ppo import non_embedding_parameters  # noqa: E402
 
 #: The issue's targets, printed next to each figure.
 TARGETS = {"summarize_tok_s": ">= 2000 and >= 2x plain generate", "prefer_batch_pairs_s": ">= 1500",
@@ -152,7 +156,7 @@ def generation_phase(base: Any, contexts: list[dict[str, Any]], new_tokens: int,
     generated = (out.shape[1] - enc["input_ids"].shape[1]) * out.shape[0]
     results["plain_generate_one_batch"] = {"seconds": seconds, "tokens_per_s": generated / seconds,
                                            "batch_size": len(texts)}
-    params = non_embedding_params(base.model)
+    params = non_embedding_parameters(base.model)
     weight_bytes = sum(p.numel() * p.element_size() for p in base.model.parameters())
     from plus_sdk import batching
 
@@ -185,7 +189,7 @@ def scoring_phase(summary_base: Any, reward_base: Any, contexts: list[dict[str, 
     for item in items[: 3 + prefer_calls]:
         latencies.append(timed(judge.prefer, *item)[0])
     latencies = latencies[3:]  # the first calls warm up
-    params = non_embedding_params(reward_base.model)
+    params = non_embedding_parameters(reward_base.model)
     distinct = unavoidable_tokens(judge, items)
     weight_bytes = sum(p.numel() * p.element_size() for p in reward_base.model.parameters())
     floor_s = 2 * params * distinct / peak
@@ -197,20 +201,20 @@ def scoring_phase(summary_base: Any, reward_base: Any, contexts: list[dict[str, 
 
 
 def coadapt_phase(summarizer_dir: Path, reward_dir: Path, work: Path, args: argparse.Namespace,
-                  cuda: bool, peak: float, summarizer_params: int) -> dict[str, Any]:
+                  cuda: bool, peak: float) -> dict[str, Any]:
     """One warm co-adaptation iteration at plus_phases.py's settings, and the PPO update's MFU."""
     phase_args = argparse.Namespace(iterations=args.coadapt_iterations, contexts=args.users,
                                     max_new_tokens=2 * args.new_tokens, minibatch=16, micro_batch=4, rm_steps=4,
                                     rm_batch=16, gradient_checkpointing=False)
-    run, rows, seconds = run_iterations(summarizer_dir, reward_dir, work / "run", phase_args,
-                                        "bfloat16" if cuda else "float32")
+    _, rows, seconds = run_iterations(summarizer_dir, reward_dir, work / "run", phase_args,
+                                      "bfloat16" if cuda else "float32")
     steady = rows[1:] or rows
-    prompt_len = statistics.mean(len(run.prompt_ids(r)) for r in run.stream.take(args.users))
-    tokens = args.users * (prompt_len + statistics.mean(r["summary_tokens"] for r in steady))
-    update_flops = 2 * 4 * summarizer_params * tokens  # actor + critic, forward + activation gradients
+    tflops = statistics.mean(r["update_tflops"] for r in steady)  # the trainer's own count
+    spec = [r["mfu"] for r in steady if "mfu" in r]
     return {"seconds_per_phase": seconds, "iteration_seconds": seconds.get("iteration"),
-            "update_tokens": tokens, "ppo_update_mfu": update_flops / seconds["ppo_update"] / peak
-            if seconds.get("ppo_update") else None}
+            "update_tokens": statistics.mean(r["update_tokens"] for r in steady),
+            "update_seconds": statistics.mean(r["update_seconds"] for r in steady), "update_tflops": tflops,
+            "ppo_update_mfu": tflops * 1e12 / peak, "ppo_update_mfu_spec": statistics.mean(spec) if spec else None}
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -234,7 +238,8 @@ def table(result: dict[str, Any]) -> str:
         mfu = c["ppo_update_mfu"]
         rows.append(f"| co-adaptation iteration | {c['iteration_seconds']:.1f} s | - | "
                     f"{TARGETS['coadapt_iteration_s']} s |")
-        rows.append(f"| PPO update MFU | {mfu:.1%} ({c['seconds_per_phase'].get('ppo_update', 0):.1f} s) | 100% | "
+        rows.append(f"| PPO update MFU | {mfu:.1%} ({c['update_tflops']:.3g} TFLOP/s, {c['update_seconds']:.1f} s) | "
+                    f"100% | "
                     f"{TARGETS['ppo_mfu']} |" if mfu is not None else "| PPO update MFU | n/a | | |")
     return "\n".join(rows)
 
@@ -279,12 +284,11 @@ def main() -> int:
     result["generation"] = generation_phase(summary_base, contexts, args.new_tokens, cuda, peak, bw)
     result["scoring"] = scoring_phase(summary_base, reward_base, contexts, args.judge_pairs, args.prefer_calls,
                                       peak, bw)
-    summarizer_params = non_embedding_params(summary_base.model)
     del summary_base, reward_base
     if cuda:
         torch.cuda.empty_cache()
     if args.coadapt_iterations > 0:
-        result["coadapt"] = coadapt_phase(summarizer_dir, reward_dir, work, args, cuda, peak, summarizer_params)
+        result["coadapt"] = coadapt_phase(summarizer_dir, reward_dir, work, args, cuda, peak)
     result["peak_cuda_gb"] = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     result["seconds_total"] = time.perf_counter() - started
     name = "".join(ch if ch.isalnum() else "_" for ch in gpu.lower()).strip("_")

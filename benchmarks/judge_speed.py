@@ -112,11 +112,6 @@ def summary_stats(latencies: list[float], pairs_per_call: int) -> dict[str, floa
             "p50_s": statistics.median(latencies), "p95_s": pct(latencies, 0.95)}
 
 
-def non_embedding_params(model: Any) -> int:
-    embed = model.get_input_embeddings().weight.numel()
-    return sum(p.numel() for p in model.parameters()) - embed
-
-
 # ---------------------------------------------------------------------------------------------- naive way
 class Naive:
     """Plain transformers: summarize every pair again, then two full forward passes."""
@@ -262,8 +257,10 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
                  abs(naive.reward(text, prompt, b) - pref.rewards[1])]
     out["naive_vs_fast_max_abs_reward_gap"] = max(gaps)
 
+    from plus_sdk.training.ppo import non_embedding_parameters
+
     tokens = tree_tokens(judge, items)
-    params = non_embedding_params(rm.model.base.model)
+    params = non_embedding_parameters(rm.model.base.model)
     floor_s = 2 * params * tokens / (gflops * 1e9)
     out["floor"] = {"unavoidable_tokens": tokens, "prefix_level_tokens": unavoidable_tokens(judge, items),
                     "non_embedding_params": params, "floor_s": floor_s,

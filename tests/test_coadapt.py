@@ -78,8 +78,10 @@ def test_one_iteration_changes_summarizer_and_reward_model(tiny_model_dir: Path,
         assert run.ppo.critic is not None and changed(critic, run.ppo.critic.parameters())
         assert run.ppo.step_count == 4  # 2 epochs × 2 minibatches of one context
     for key in ("score", "kl", "rm_loss", "rm_accuracy", "entropy", "clip_fraction", "time_generation",
-                "time_ppo_update", "time_rm_update", "peak_rss_mb", "summary_tokens"):
+                "time_ppo_update", "time_rm_update", "peak_rss_mb", "summary_tokens", "update_tokens",
+                "update_seconds"):
         assert key in metrics, key
+    assert metrics["update_tflops"] > 0 and "mfu" not in metrics  # no peak is known for a CPU
     assert run.rm_trainer.step_count == 2
 
 
@@ -222,6 +224,16 @@ def test_export_plot_and_load_with_the_judge(tiny_model_dir: Path, tmp_path: Pat
 # Recorded on main BEFORE the issue-17 refactor (commit d79d3e5) with the code below; the refactor
 # must reproduce them. Tolerance: the same float32 operations run in the same order, so the
 # values should be bit-identical; rel 1e-5 leaves room only for a reordered float32 sum.
+def test_gradient_checkpointing_is_true_false_or_auto(tiny_model_dir: Path, tmp_path: Path) -> None:
+    for value in (True, False, "auto"):
+        config = CoadaptConfig.model_validate(tiny_config(tiny_model_dir, tmp_path, **{
+            "model.gradient_checkpointing": value}))
+        assert config.model.gradient_checkpointing == value
+    with pytest.raises(ValueError, match="gradient_checkpointing"):
+        CoadaptConfig.model_validate(tiny_config(tiny_model_dir, tmp_path, **{
+            "model.gradient_checkpointing": "sometimes"}))
+
+
 RECORDED_KEYS = ("score", "kl", "policy_loss", "entropy", "approx_kl", "rm_loss", "rm_accuracy", "value_loss")
 RECORDED_THREE_ITERATIONS: dict[str, list[tuple[float | None, ...]]] = {  # None: the metric is absent
     "rloo": [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -168,7 +169,8 @@ def test_optimizer_steps_per_iteration_count_epochs_times_minibatches() -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _tiny_trainer(folder: Path, config: ppo.PPOConfig, *, critic: bool = False) -> ppo_trainer.PPOTrainer:
+def _tiny_trainer(folder: Path, config: ppo.PPOConfig, *, critic: bool = False,
+                  gradient_checkpointing: ppo_trainer.Checkpointing = False) -> ppo_trainer.PPOTrainer:
     from peft import LoraConfig
 
     from plus_sdk.backends.local import SharedBase
@@ -186,7 +188,8 @@ def _tiny_trainer(folder: Path, config: ppo.PPOConfig, *, critic: bool = False) 
     if critic:
         base.add_new_adapter("critic", lora)
         value = ppo_trainer.Critic(base, "critic", RewardHead(base.model.config.hidden_size, 1))
-    return ppo_trainer.PPOTrainer(base, config, total_steps=2, critic=value, seed=0)
+    return ppo_trainer.PPOTrainer(base, config, total_steps=2, critic=value, seed=0,
+                                  gradient_checkpointing=gradient_checkpointing)
 
 
 PROMPTS = [[1, 2, 3, 4, 5, 6, 7], [8, 9, 10], [11, 12, 13, 14, 15]]
@@ -282,3 +285,139 @@ def test_last_token_index_finds_the_last_real_token_under_any_padding() -> None:
     left = torch.tensor([[0, 1, 1, 1], [0, 0, 0, 1]])
     assert last_token_index(right).tolist() == [2, 0, 0]  # an empty row points at 0
     assert last_token_index(left).tolist() == [3, 3]
+
+
+# ---------------------------------------------------------------------------------------
+# Speed: autocast, sync-free statistics, checkpointing, throughput
+# ---------------------------------------------------------------------------------------
+
+
+def test_autocast_is_bf16_on_request_and_auto_only_over_fp32_weights_on_a_bf16_gpu() -> None:
+    fp32, bf16 = torch.float32, torch.bfloat16
+    assert ppo.autocast_dtype("bf16", "cpu", fp32, False) is bf16  # CPU autocast, so it is testable here
+    assert ppo.autocast_dtype("off", "cuda", fp32, True) is None
+    assert ppo.autocast_dtype("auto", "cuda", fp32, True) is bf16
+    assert ppo.autocast_dtype("auto", "cuda", bf16, True) is None  # already bf16 weights
+    assert ppo.autocast_dtype("auto", "cuda", fp32, False) is None  # no bf16 on that GPU
+    assert ppo.autocast_dtype("auto", "cpu", fp32, False) is None
+
+
+def test_activation_estimate_on_hand_computed_values() -> None:
+    # 2 layers x 2 bytes x (10 tokens x (8*4 + 4*8) + 6 cached x 2*2) + 3 response tokens x 5 vocab x 16 bytes
+    estimate = ppo.activation_bytes(layers=2, hidden=4, intermediate=8, kv_dim=2, vocab=5, body_tokens=10,
+                                    cached_tokens=6, response_tokens=3, element_bytes=2)
+    assert estimate == 2 * 2 * (10 * 64 + 6 * 4) + 3 * 5 * 16 == 2896
+    assert ppo.needs_checkpointing(2896, free_bytes=3000)  # more than 80 % of what is free
+    assert not ppo.needs_checkpointing(2896, free_bytes=4000)
+
+
+def test_update_tflops_and_known_peaks() -> None:
+    assert ppo.update_tflops(params=10**9, tokens=1000, seconds=2.0) == pytest.approx(2.0)  # 4e12 / 2 s
+    assert ppo.peak_tflops_of("NVIDIA H200") == 989.4
+    assert ppo.peak_tflops_of("NVIDIA H100 PCIe") == 756.0
+    assert ppo.peak_tflops_of("NVIDIA H100 80GB HBM3") == 989.4
+    assert ppo.peak_tflops_of("Tesla T4") is None
+
+
+def test_step_statistics_are_token_weighted_and_averaged_over_steps() -> None:
+    t = torch.tensor
+    steps = [([({"policy_loss": t(2.0)}, 0.25), ({"policy_loss": t(4.0)}, 0.75)], t(1.0), 0.1),
+             ([({"policy_loss": t(-1.0)}, 1.0)], t(3.0), 0.2)]
+    out = ppo_trainer.PPOTrainer._mean_stats(steps, t(0.5))
+    assert out == {"policy_loss": (0.5 + 3.0 - 1.0) / 2, "actor_lr": pytest.approx(0.15), "grad_norm": 2.0,
+                   "sequence_kl": 0.5}
+
+
+def _one_update(folder: Path, config: ppo.PPOConfig, scores: torch.Tensor,
+                **options: Any) -> tuple[ppo_trainer.PPOTrainer, dict[str, float]]:
+    trainer = _tiny_trainer(folder, config, **options)
+    torch.manual_seed(3)
+    rollout = trainer.generate(PROMPTS)
+    experience, _ = trainer.make_experience(rollout, scores, trainer.logprobs(rollout, reference=True))
+    return trainer, trainer.update(experience)
+
+
+UNFUSED = ppo.PPOConfig(samples_per_prompt=2, max_new_tokens=5, minibatch_size=4, micro_batch_size=2, kl_coef=0.1)
+SCORES = torch.tensor([0.5, -1.0, 2.0, 0.0, -0.5, 1.5])
+
+
+def test_a_bf16_autocast_update_on_cpu_is_close_to_the_fp32_one(tiny_model_dir: Path) -> None:
+    full, plain = _one_update(tiny_model_dir, UNFUSED, SCORES)
+    half, autocast = _one_update(tiny_model_dir, UNFUSED.model_copy(update={"autocast": "bf16"}), SCORES)
+    assert half.autocast is torch.bfloat16 and full.autocast is None
+    # bf16 keeps ~3 significant digits: entropies (~ln 49k = 10.8) agree to 0.05, the rest to 0.02
+    assert autocast["entropy"] == pytest.approx(plain["entropy"], abs=0.05)
+    for key in ("policy_loss", "approx_kl", "clip_fraction"):
+        assert autocast[key] == pytest.approx(plain[key], abs=0.02), key
+    assert autocast["grad_norm"] == pytest.approx(plain["grad_norm"], rel=0.1)
+    for a, b in zip(full.actor_params, half.actor_params, strict=True):
+        assert torch.allclose(a, b, atol=2e-3)  # one Adam step of lr 3e-4 moves weights by about lr
+
+
+def test_a_checkpointed_update_equals_the_shared_prefix_one(tiny_model_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.utils.checkpoint as ckpt
+
+    calls = []
+    original = ckpt.checkpoint
+    monkeypatch.setattr(ckpt, "checkpoint", lambda *a, **k: calls.append(1) or original(*a, **k))
+    plain_trainer, plain = _one_update(tiny_model_dir, UNFUSED, SCORES)
+    modes = [m.training for m in plain_trainer.base.model.modules()]
+    assert not calls
+    ckpt_trainer, checkpointed = _one_update(tiny_model_dir, UNFUSED, SCORES, gradient_checkpointing=True)
+    assert len(calls) == 2 * 3  # 2 layers x 3 micro-batches (2 minibatches: 2 groups, then 1)
+    for key in ("policy_loss", "entropy", "approx_kl", "grad_norm"):
+        assert checkpointed[key] == pytest.approx(plain[key], abs=1e-5), key
+    for a, b in zip(plain_trainer.actor_params, ckpt_trainer.actor_params, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert [m.training for m in ckpt_trainer.base.model.modules()] == modes  # layer flags restored
+
+
+def test_auto_checkpointing_never_runs_on_cpu(tiny_model_dir: Path) -> None:
+    trainer = _tiny_trainer(tiny_model_dir, UNFUSED, gradient_checkpointing="auto")
+    rollout = trainer.generate(PROMPTS)
+    assert trainer.activation_estimate(rollout) > 0
+    assert trainer.plan_checkpointing(rollout) is False
+
+
+def test_the_update_reports_its_tokens_and_throughput(tiny_model_dir: Path) -> None:
+    config = UNFUSED.model_copy(update={"peak_tflops": 2.0})
+    trainer, out = _one_update(tiny_model_dir, config, SCORES)
+    torch.manual_seed(3)
+    rollout = _tiny_trainer(tiny_model_dir, config).generate(PROMPTS)  # the same rollout again
+    assert out["update_tokens"] == int(rollout.prompt_mask.sum() + rollout.response_mask.sum())
+    assert out["update_tflops"] == pytest.approx(4 * trainer.params * out["update_tokens"] / out["update_seconds"]
+                                                 / 1e12)
+    assert out["mfu"] == pytest.approx(out["update_tflops"] / 2.0)
+    assert trainer.params == sum(p.numel() for p in trainer.base.model.parameters()) - \
+        trainer.base.model.get_input_embeddings().weight.numel()
+
+
+def test_an_update_reads_no_device_value_per_micro_batch(tiny_model_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import traceback
+
+    trainer = _tiny_trainer(tiny_model_dir, UNFUSED)
+    rollout = trainer.generate(PROMPTS)
+    experience, _ = trainer.make_experience(rollout, SCORES, trainer.logprobs(rollout, reference=True))
+    readers: list[str] = []  # the file of each caller that turned a tensor into a Python value
+    step = trainer._minibatch_step
+
+    def watched(*args: Any) -> Any:
+        for name in ("item", "tolist", "__float__", "__int__", "__bool__"):
+            original = getattr(torch.Tensor, name)
+
+            def read(self: torch.Tensor, *a: Any, _original: Any = original) -> Any:
+                readers.append(traceback.extract_stack()[-2].filename)
+                return _original(self, *a)
+
+            monkeypatch.setattr(torch.Tensor, name, read)
+        try:
+            return step(*args)
+        finally:
+            monkeypatch.undo()
+
+    trainer._minibatch_step = watched  # type: ignore[method-assign]
+    trainer.update(experience)
+    assert readers, "the watch saw nothing (transformers and torch.optim do read some values)"
+    assert [f for f in readers if "plus_sdk" in f] == []

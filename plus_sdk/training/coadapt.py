@@ -108,12 +108,13 @@ class CoAdaptation:
                                 RewardHead(hidden, 1).to(dtype=self.policy_base.model.dtype))
         self.rm_config = config.rm
         self.reward_model = add_reward_lora(self.reward_base, self.rm_config, name="reward")
-        if m.gradient_checkpointing:
+        if m.gradient_checkpointing is True:  # the reward-model steps ('auto' is planned per PPO update)
             for base in {id(self.policy_base): self.policy_base, id(self.reward_base): self.reward_base}.values():
                 base.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         ppo_steps, rm_steps = optimizer_steps(config, self.world)
         self.ppo = PPOTrainer(self.policy_base, config.ppo, total_steps=ppo_steps,
-                             adapter="summarizer", critic=critic, seed=config.seed + 1000 * self.rank)
+                             adapter="summarizer", critic=critic, seed=config.seed + 1000 * self.rank,
+                             gradient_checkpointing=m.gradient_checkpointing)
         if config.ppo.rollout_engine == "vllm":
             self.ppo.attach_vllm(self.make_vllm_engine())
         self.rm_trainer = RewardTrainer(self.reward_model, self.rm_config, total_steps=rm_steps,

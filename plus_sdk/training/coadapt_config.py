@@ -22,7 +22,10 @@ class ModelSettings(StrictConfig):
     dtype: str | None = Field(None, description="'float32' / 'bfloat16'; null: bf16 on a capable GPU, else fp32.")
     summarizer_lora: LoraSettings = Field(default_factory=LoraSettings, description="Summarizer adapter shape.")
     critic_lora: LoraSettings = Field(default_factory=LoraSettings, description="Critic adapter shape (GAE only).")
-    gradient_checkpointing: bool = Field(False, description="Trade compute for memory on the shared base.")
+    gradient_checkpointing: bool | Literal["auto"] = Field(
+        False, description="Recompute decoder layers in the backward pass (compute for memory): true for the PPO "
+        "update and the reward-model steps; 'auto' for the PPO update only when its estimated activations exceed "
+        "the free CUDA memory (never on CPU); false never.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (null: torch's default).")
 
     @property

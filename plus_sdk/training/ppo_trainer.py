@@ -5,15 +5,22 @@
 clipping and separate optimizers / schedules for the actor and the critic. When one on-policy
 step covers the batch (one epoch, one minibatch, no critic), the experience keeps the graph of
 its policy forward and the update reuses it (``fuse``): the same step, one forward pass fewer.
+
+On a GPU the update runs its forwards under bf16 autocast (``ppo.autocast``), keeps per-micro-batch
+statistics on the device until one host sync per update, recomputes decoder layers in the backward
+pass only when its activations would not fit (``gradient_checkpointing='auto'``), and reports its
+throughput (``update_tokens``, ``update_seconds``, ``update_tflops``, ``mfu``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -21,6 +28,8 @@ from plus_sdk.training.optim import adapter_parameters, all_reduce_grads
 from plus_sdk.training.ppo import (
     PPOConfig,
     RunningMoments,
+    activation_bytes,
+    autocast_dtype,
     gae,
     group_advantages,
     kl_estimate,
@@ -28,9 +37,13 @@ from plus_sdk.training.ppo import (
     make_optimizer,
     masked_mean,
     masked_var,
+    needs_checkpointing,
+    non_embedding_parameters,
+    peak_tflops_of,
     policy_loss,
     rloo_advantages,
     token_rewards,
+    update_tflops,
     value_loss,
     whiten,
 )
@@ -38,6 +51,9 @@ from plus_sdk.training.rollout import LogProbs, Rollout, left_pad, response_logp
 from plus_sdk.training.vllm_rollout import pack_rollout
 
 logger = logging.getLogger(__name__)
+
+#: ``gradient_checkpointing`` of the update: always, never, or when its activations would not fit (CUDA).
+Checkpointing = bool | Literal["auto"]
 
 #: A timing hook: ``phase("name")`` wraps one phase of the work (``PhaseTimer.phase`` in co-adaptation).
 Phase = Callable[[str], contextlib.AbstractContextManager[None]]
@@ -64,6 +80,8 @@ class Experience:
     returns: torch.Tensor  # [N, S]
     old_values: torch.Tensor | None  # [N, S], GAE only
     live: LogProbs | None = None  # fused: the policy forward, graph kept, that the update back-propagates
+    live_seconds: float = 0.0  # fused: how long that forward took (counted in the update's throughput)
+    checkpoint: bool = False  # the update recomputes decoder layers in its backward pass
 
 
 def group_minibatches(num_groups: int, groups_per_minibatch: int, generator: torch.Generator) -> Iterator[list[int]]:
@@ -73,10 +91,9 @@ def group_minibatches(num_groups: int, groups_per_minibatch: int, generator: tor
         yield order[start : start + groups_per_minibatch]
 
 
-def select_groups(exp: Experience, groups: list[int]) -> Experience:
-    """The rows of ``exp`` belonging to the given prompt groups."""
+def select_groups(exp: Experience, index: torch.Tensor) -> Experience:
+    """The rows of ``exp`` belonging to the prompt groups ``index`` (a tensor on the rollout's device)."""
     k = exp.rollout.samples_per_prompt
-    index = torch.tensor(groups, device=exp.rollout.prompt_ids.device)
     rows = (index.unsqueeze(-1) * k + torch.arange(k, device=index.device)).view(-1)
     r = exp.rollout
     return Experience(
@@ -85,10 +102,10 @@ def select_groups(exp: Experience, groups: list[int]) -> Experience:
         returns=exp.returns[rows], old_values=None if exp.old_values is None else exp.old_values[rows])
 
 
-def trim_prompt_padding(rollout: Rollout) -> Rollout:
-    """Drop prompt columns that are padding in every row (after selecting a subset)."""
-    keep = rollout.prompt_mask.any(0)
-    first = int(keep.nonzero()[0]) if keep.any() else 0
+def trim_prompt_padding(rollout: Rollout, longest: int) -> Rollout:
+    """Keep the last ``longest`` prompt columns (left padding beyond the longest prompt of a subset);
+    ``longest`` comes from host-side lengths, so trimming needs no device sync."""
+    first = rollout.prompt_ids.shape[1] - longest if longest > 0 else 0
     return Rollout(rollout.prompt_ids[:, first:], rollout.prompt_mask[:, first:], rollout.response_ids,
                    rollout.response_mask, rollout.samples_per_prompt)
 
@@ -96,6 +113,38 @@ def trim_prompt_padding(rollout: Rollout) -> Rollout:
 # ---------------------------------------------------------------------------------------
 # The trainer: one policy adapter (and optionally a critic) on a SharedBase
 # ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def checkpointed_layers(model: Any) -> Iterator[None]:
+    """Recompute each decoder layer in the backward pass while the model stays in eval mode.
+
+    transformers checkpoints a layer only when that layer is training; only the layers' own flag is
+    set, so dropout in their children stays off and log-probs do not change.
+    """
+    from torch.utils.checkpoint import checkpoint
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    saved = [(m.training, m.gradient_checkpointing, m.__dict__.get("_gradient_checkpointing_func")) for m in layers]
+    for m in layers:
+        m.training, m.gradient_checkpointing = True, True
+        m._gradient_checkpointing_func = functools.partial(checkpoint, use_reentrant=False)
+    try:
+        yield
+    finally:
+        for m, (training, enabled, func) in zip(layers, saved, strict=True):
+            m.training, m.gradient_checkpointing = training, enabled
+            if func is None:
+                del m._gradient_checkpointing_func
+            else:
+                m._gradient_checkpointing_func = func
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (timing needs it; CPU work is already done)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def lora_parameters(model: Any, adapter: str) -> list[torch.nn.Parameter]:
@@ -125,10 +174,12 @@ class PPOTrainer:
 
     ``base`` is the ``SharedBase`` holding the policy adapter ``adapter``; the reference
     policy is ``base.use(None)``. ``critic`` is needed for ``estimator='gae'`` only.
+    ``gradient_checkpointing``: True recomputes decoder layers in the update's backward pass, 'auto'
+    only when the update's estimated activations exceed the free CUDA memory (never on CPU).
     """
 
     def __init__(self, base: Any, config: PPOConfig, *, total_steps: int, adapter: str = "summarizer",
-                 critic: Critic | None = None, seed: int = 0) -> None:
+                 critic: Critic | None = None, seed: int = 0, gradient_checkpointing: Checkpointing = False) -> None:
         if config.estimator == "gae" and critic is None:
             raise ValueError("estimator='gae' needs a critic; pass critic=Critic(...) or use estimator='rloo'")
         if config.estimator in ("rloo", "group") and config.samples_per_prompt < 2:
@@ -159,6 +210,22 @@ class PPOTrainer:
         self.vllm: Any = None
         self._published_step = -1
         self._vllm_seed = seed
+        self.gradient_checkpointing = gradient_checkpointing
+        device = base.device
+        weight_dtype = base.model.get_input_embeddings().weight.dtype
+        bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        #: bf16 under autocast, or None (the weights' own precision)
+        self.autocast = autocast_dtype(config.autocast, device.type, weight_dtype, bf16_ok)
+        self.params = non_embedding_parameters(base.model)
+        compute_bf16 = (self.autocast or weight_dtype) == torch.bfloat16
+        spec_peak = peak_tflops_of(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
+        self.peak_tflops = config.peak_tflops or (spec_peak if compute_bf16 else None)
+
+    def precision(self) -> contextlib.AbstractContextManager[Any]:
+        """Autocast to ``self.autocast`` around a forward, or nothing."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.base.device.type, dtype=self.autocast)
 
     def attach_vllm(self, engine: Any) -> None:
         """Sample with ``engine`` (a ``VLLMRolloutEngine``) instead of the training model."""
@@ -201,7 +268,7 @@ class PPOTrainer:
     @torch.no_grad()
     def logprobs(self, rollout: Rollout, *, reference: bool) -> torch.Tensor:
         """Per-token log-probs under the policy, or the reference (adapters off)."""
-        with self.base.use(None if reference else self.adapter) as model:
+        with self.base.use(None if reference else self.adapter) as model, self.precision():
             return response_logprobs(model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
                                      rollout.response_mask, rollout.samples_per_prompt,
                                      self.config.temperature).logprobs
@@ -252,96 +319,180 @@ class PPOTrainer:
         if fuse and not self.can_fuse(rollout.num_responses):
             raise ValueError("fuse=True needs one epoch, one minibatch and one micro-batch covering the batch, "
                              "and no critic")
-        live = None
+        live, live_seconds = None, 0.0
+        checkpoint = self.plan_checkpointing(rollout)
         with phase("policy_logprobs"):
             if fuse:
+                sync(self.base.device)
+                start = time.perf_counter()
                 with self.base.use(self.adapter) as model:
-                    live = self._forward(model, rollout)
+                    live = self._forward(model, rollout, checkpoint)
+                sync(self.base.device)
+                live_seconds = time.perf_counter() - start
                 old = live.logprobs.detach()
             else:
                 old = self.logprobs(rollout, reference=False)
         values = None
         if self.critic is not None:
-            with phase("critic_values"), torch.no_grad():
+            with phase("critic_values"), torch.no_grad(), self.precision():
                 values = self.critic.values(rollout)
         advantages, returns, metrics = self.advantages(scores, old, ref_logprobs, rollout.response_mask, values,
                                                        rollout.samples_per_prompt)
-        return Experience(rollout, old, ref_logprobs, advantages, returns, values, live), metrics
+        return Experience(rollout, old, ref_logprobs, advantages, returns, values, live, live_seconds,
+                          checkpoint), metrics
 
-    def _forward(self, model: Any, r: Rollout) -> LogProbs:
-        """The policy's per-token log-probs and entropies of a rollout, with gradients."""
-        return response_logprobs(model, r.prompt_ids, r.prompt_mask, r.response_ids, r.response_mask,
-                                 r.samples_per_prompt, self.config.temperature)
+    def _forward(self, model: Any, r: Rollout, checkpoint: bool = False) -> LogProbs:
+        """The policy's per-token log-probs and entropies of a rollout, with gradients (autocast, and
+        layer recomputation over cache-free full sequences when ``checkpoint``)."""
+        layers = checkpointed_layers(model) if checkpoint else contextlib.nullcontext()
+        with self.precision(), layers:
+            return response_logprobs(model, r.prompt_ids, r.prompt_mask, r.response_ids, r.response_mask,
+                                     r.samples_per_prompt, self.config.temperature, share_prefix=not checkpoint)
+
+    # -------------------------------------------------------------- memory plan
+    def groups_per_micro_batch(self, k: int) -> int:
+        """Prompt groups per forward/backward of the update (a group's k samples stay together)."""
+        groups_per_mb = max(1, self.config.minibatch_size // k)
+        return max(1, min(self.config.micro_batch_size // k, groups_per_mb))
+
+    def activation_estimate(self, rollout: Rollout) -> int:
+        """Estimated bytes the largest micro-batch of the update keeps for its backward (padded shapes)."""
+        c = self.base.model.config
+        k, (groups, width), length = rollout.samples_per_prompt, rollout.prompt_ids.shape, rollout.response_ids.shape[1]
+        g = min(groups, self.groups_per_micro_batch(k))
+        if self.can_fuse(rollout.num_responses):
+            g = groups
+        heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        element = 2 if self.autocast is not None else self.base.model.get_input_embeddings().weight.element_size()
+        return activation_bytes(layers=c.num_hidden_layers, hidden=c.hidden_size, intermediate=c.intermediate_size,
+                                kv_dim=heads * head_dim, vocab=c.vocab_size, body_tokens=g * width + g * k * length,
+                                cached_tokens=g * k * width, response_tokens=g * k * length, element_bytes=element)
+
+    def plan_checkpointing(self, rollout: Rollout) -> bool:
+        """Whether the update of ``rollout`` recomputes layers: the setting, or for 'auto' the estimate
+        against the free CUDA memory (never on CPU)."""
+        if self.gradient_checkpointing != "auto":
+            return bool(self.gradient_checkpointing)
+        if self.base.device.type != "cuda":
+            return False
+        free, _ = torch.cuda.mem_get_info(self.base.device)
+        estimate = self.activation_estimate(rollout)
+        needed = needs_checkpointing(estimate, free)
+        logger.debug("PPO update activations ~%.2f GB, %.2f GB free: checkpointing %s", estimate / 1e9, free / 1e9,
+                     "on" if needed else "off")
+        return needed
 
     # -------------------------------------------------------------- update
     def update(self, exp: Experience) -> dict[str, float]:
-        """Epochs × minibatches of clipped PPO on the actor (and the critic for GAE); then the KL controller."""
+        """Epochs × minibatches of clipped PPO on the actor (and the critic for GAE); then the KL controller.
+
+        Statistics stay on the device until one sync at the end; the result also holds the update's
+        throughput (``update_tokens``, ``update_seconds``, ``update_tflops``, and ``mfu`` when a peak is known).
+        """
         cfg = self.config
-        k = exp.rollout.samples_per_prompt
-        groups = exp.rollout.prompt_ids.shape[0]
+        r = exp.rollout
+        k, groups = r.samples_per_prompt, r.prompt_ids.shape[0]
         groups_per_mb = max(1, cfg.minibatch_size // k)
-        groups_per_micro = max(1, min(cfg.micro_batch_size // k, groups_per_mb))
-        totals: dict[str, float] = {}
-        count = 0
+        groups_per_micro = self.groups_per_micro_batch(k)
+        prompt_lengths, response_tokens = torch.stack(  # host-side token counts: one sync per update
+            [r.prompt_mask.sum(-1), r.response_mask.view(groups, k, -1).sum((1, 2))]).tolist()
+        sync(self.base.device)
+        start = time.perf_counter()
+        steps: list[tuple[list[tuple[dict[str, torch.Tensor], float]], torch.Tensor, float]] = []
+        tokens = 0
         for _ in range(cfg.epochs):
             batches = [list(range(groups))] if exp.live is not None else group_minibatches(groups, groups_per_mb,
                                                                                              self.shuffler)
             for mb in batches:
-                for key, value in self._minibatch_step(exp, mb, groups_per_micro).items():
-                    totals[key] = totals.get(key, 0.0) + value
-                count += 1
-        mask = exp.rollout.response_mask.float()
+                steps.append(self._minibatch_step(exp, mb, groups_per_micro, prompt_lengths, response_tokens))
+                passes = 2 if self.critic is not None else 1
+                tokens += passes * sum(prompt_lengths[g] + response_tokens[g] for g in mb)
+        mask = r.response_mask.float()
         sequence_kl = (kl_estimate(exp.old_logprobs, exp.ref_logprobs, "k1") * mask).sum(-1).mean()
-        self.kl_ctl.update(float(sequence_kl), exp.rollout.num_responses)
-        return {key: value / max(count, 1) for key, value in totals.items()}
+        out = self._mean_stats(steps, sequence_kl)
+        self.kl_ctl.update(out.pop("sequence_kl"), r.num_responses)
+        seconds = time.perf_counter() - start + exp.live_seconds  # _mean_stats read the device: all work is done
+        exp.live_seconds = 0.0
+        out.update(update_tokens=float(tokens), update_seconds=seconds,
+                   update_tflops=update_tflops(self.params, tokens, seconds))
+        if self.peak_tflops:
+            out["mfu"] = out["update_tflops"] / self.peak_tflops
+        return out
 
-    def _minibatch_step(self, exp: Experience, groups: list[int], groups_per_micro: int) -> dict[str, float]:
-        """One optimizer step of the actor (and critic) over one minibatch, with token-weighted accumulation."""
+    @staticmethod
+    def _mean_stats(steps: list[tuple[list[tuple[dict[str, torch.Tensor], float]], torch.Tensor, float]],
+                    sequence_kl: torch.Tensor) -> dict[str, float]:
+        """Token-weighted statistics of each optimizer step, averaged over steps: every device value is
+        read in one host sync, then summed in the same order as per-micro-batch floats would be."""
+        device_values = [v for micros, grad_norm, _ in steps for stats, _ in micros for v in stats.values()]
+        device_values += [grad_norm for _, grad_norm, _ in steps] + [sequence_kl]
+        host = iter(torch.stack([v.detach().float().reshape(()) for v in device_values]).tolist())
+        totals: dict[str, float] = {}
+        for micros, _, lr in steps:
+            stats: dict[str, float] = {}
+            for micro, share in micros:
+                for key in micro:
+                    stats[key] = stats.get(key, 0.0) + next(host) * share
+            stats["actor_lr"] = lr
+            for key, value in stats.items():
+                totals[key] = totals.get(key, 0.0) + value
+        for _ in steps:
+            totals["grad_norm"] = totals.get("grad_norm", 0.0) + next(host)
+        out = {key: value / max(len(steps), 1) for key, value in totals.items()}
+        out["sequence_kl"] = next(host)
+        return out
+
+    def _minibatch_step(self, exp: Experience, groups: list[int], groups_per_micro: int, prompt_lengths: list[int],
+                        response_tokens: list[int]) -> tuple[list[tuple[dict[str, torch.Tensor], float]],
+                                                             torch.Tensor, float]:
+        """One optimizer step of the actor (and critic) over one minibatch, with token-weighted accumulation.
+
+        Returns each micro-batch's statistics (device tensors) with its token share, the actor's gradient
+        norm (a device tensor) and the learning rate; nothing here waits for the device.
+        """
         cfg = self.config
-        r = exp.rollout
-        per_group = r.response_mask.view(-1, r.samples_per_prompt, r.response_mask.shape[-1]).sum((1, 2))
-        total_tokens = float(per_group[torch.tensor(groups)].sum())
+        total_tokens = float(sum(response_tokens[g] for g in groups))
+        index = torch.tensor(groups, device=exp.rollout.prompt_ids.device)  # one copy per minibatch
         self.actor_opt.zero_grad(set_to_none=True)
         if self.critic_opt is not None:
             self.critic_opt.zero_grad(set_to_none=True)
-        stats = {"policy_loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0, "approx_kl": 0.0,
-                 "value_loss": 0.0, "value_clip_fraction": 0.0}
+        micros: list[tuple[dict[str, torch.Tensor], float]] = []
         for start in range(0, len(groups), groups_per_micro):
-            micro = select_groups(exp, groups[start : start + groups_per_micro])
-            r = trim_prompt_padding(micro.rollout)
+            chunk = groups[start : start + groups_per_micro]
+            micro = select_groups(exp, index[start : start + groups_per_micro])
+            r = trim_prompt_padding(micro.rollout, max(prompt_lengths[g] for g in chunk))
             mask = r.response_mask.float()
-            share = float(mask.sum()) / max(total_tokens, 1.0)
+            share = float(sum(response_tokens[g] for g in chunk)) / max(total_tokens, 1.0)
             with self.base.use(self.adapter) as model:
-                out = exp.live if exp.live is not None else self._forward(model, r)  # fused: one micro-batch
+                # fused: the experience's forward is this (one) micro-batch
+                out = exp.live if exp.live is not None else self._forward(model, r, exp.checkpoint)
                 pl = policy_loss(out.logprobs, micro.old_logprobs, micro.advantages, mask, cfg.clip_eps)
                 entropy = masked_mean(out.entropy, mask)
                 ((pl.loss - cfg.entropy_coef * entropy) * share).backward()
-            stats["policy_loss"] += float(pl.loss.detach()) * share
-            stats["entropy"] += float(entropy.detach()) * share
-            stats["clip_fraction"] += float(pl.clip_fraction) * share
-            stats["approx_kl"] += float(pl.approx_kl) * share
+            stats = {"policy_loss": pl.loss.detach(), "entropy": entropy.detach(),
+                     "clip_fraction": pl.clip_fraction, "approx_kl": pl.approx_kl}
             if self.critic is not None:
                 assert micro.old_values is not None
-                vloss, vclip = value_loss(self.critic.values(r), micro.old_values, micro.returns, mask,
-                                          cfg.value_clip)
+                with self.precision():
+                    values = self.critic.values(r)
+                vloss, vclip = value_loss(values, micro.old_values, micro.returns, mask, cfg.value_clip)
                 (cfg.vf_coef * vloss * share).backward()
-                stats["value_loss"] += float(vloss.detach()) * share
-                stats["value_clip_fraction"] += float(vclip) * share
+                stats.update(value_loss=vloss.detach(), value_clip_fraction=vclip)
+            micros.append((stats, share))
         exp.live = None  # its graph is spent
-        stats["grad_norm"] = self._optimizer_step(self.actor_params, self.actor_opt, self.actor_sched)
+        grad_norm = self._optimizer_step(self.actor_params, self.actor_opt, self.actor_sched)
         if self.critic is not None and self.critic_opt is not None and self.critic_sched is not None:
             self._optimizer_step(self.critic.parameters(), self.critic_opt, self.critic_sched)
-        else:
-            del stats["value_loss"], stats["value_clip_fraction"]
         self.step_count += 1
-        stats["actor_lr"] = float(self.actor_sched.get_last_lr()[0])
-        return stats
+        return micros, grad_norm, float(self.actor_sched.get_last_lr()[0])
 
     def _optimizer_step(self, params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
-                        scheduler: torch.optim.lr_scheduler.LRScheduler) -> float:
-        """Average gradients over processes, clip them, step; returns the gradient norm before clipping."""
+                        scheduler: torch.optim.lr_scheduler.LRScheduler) -> torch.Tensor:
+        """Average gradients over processes, clip them, step; returns the gradient norm before clipping
+        (a device tensor: reading it would wait for the device)."""
         all_reduce_grads(params)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm))
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
         optimizer.step()
         scheduler.step()
         return grad_norm

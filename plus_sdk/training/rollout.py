@@ -156,6 +156,17 @@ def _response_hidden(body: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Ten
     return torch.cat([last_prompt, hidden[:, :-1]], dim=1)
 
 
+def _full_sequence_hidden(body: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                          response_ids: torch.Tensor, response_mask: torch.Tensor, k: int) -> torch.Tensor:
+    """Like ``_response_hidden`` but in one cache-free forward over prompt + response (the prompt repeated
+    k times): what layer-wise gradient checkpointing can recompute."""
+    ids = torch.cat([prompt_ids.repeat_interleave(k, dim=0), response_ids], dim=-1)
+    mask = torch.cat([prompt_mask.repeat_interleave(k, dim=0), response_mask], dim=-1)
+    out = body(input_ids=ids, attention_mask=mask, position_ids=prompt_positions(mask), use_cache=False)
+    width = prompt_ids.shape[1]
+    return out.last_hidden_state[:, width - 1 : width - 1 + response_ids.shape[1]]
+
+
 def causal_lm_parts(model: Any) -> tuple[Any, Any]:
     """(transformer body, lm head) of a causal LM, peft-wrapped or not."""
     from peft import PeftModel
@@ -174,10 +185,15 @@ class LogProbs:
 
 
 def response_logprobs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor,
-                      response_mask: torch.Tensor, k: int, temperature: float = 1.0) -> LogProbs:
-    """log π(token | prefix) / T-scaled for every response token (with grads if enabled)."""
+                      response_mask: torch.Tensor, k: int, temperature: float = 1.0, *,
+                      share_prefix: bool = True) -> LogProbs:
+    """log π(token | prefix) / T-scaled for every response token (with grads if enabled).
+
+    ``share_prefix=False`` runs each prompt + response in one cache-free forward instead of the prompt once
+    per group (more compute; what gradient checkpointing needs)."""
     body, head = causal_lm_parts(model)
-    hidden = _response_hidden(body, prompt_ids, prompt_mask, response_ids, response_mask, k)
+    hidden_of = _response_hidden if share_prefix else _full_sequence_hidden
+    hidden = hidden_of(body, prompt_ids, prompt_mask, response_ids, response_mask, k)
     logits = head(hidden).float() / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logprobs = logp_all.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
