@@ -1,12 +1,13 @@
 """How well a shipped bundle personalizes held-out styles (and Pets) users, through the public API.
 
-For each held-out user: ``judge.summarizer`` writes a summary from the user's context (8 pairs
-by default, as issue 13 asks), then ``judge.prefer_batch`` judges the user's target pair with
-that summary. Reported, for styles users:
+For each held-out row (4 per user, each with its own context of that user: 8 pairs by default,
+as issue 13 asks) ``judge.summarizer`` writes a summary from the context, then
+``judge.prefer_batch`` judges the row's target pair with that summary. About 4 s per context on
+2 threads, so ``--limit`` (users) keeps quick runs short. Reported, for styles users:
 
 - accuracy overall, on controversial pairs (users disagree) and per axis (controversial pairs);
 - how often the summary names each of the user's sides (``styles.names_side``: a keyword of the
-  side and none of the other side's), per user and per axis;
+  side and none of the other side's), per user (their first row's summary) and per axis;
 - how many summaries are placeholders (``prompts.is_placeholder``) or empty;
 - wall time of summarizing and judging, and peak memory.
 
