@@ -1,10 +1,10 @@
 """A dozen users written by hand (not drawn from any builder's pools), judged through the public API.
 
 Each user is a one-sentence description, given to ``judge.prefer`` as the summary, and one pair
-whose right answer follows from it: ten style users (two per side of length, tone, format, code,
-plus caveats and a concrete example) and two pet users. It checks what a reward model learned
-beyond our own test split: does it read a description it was never trained on, on replies in
-another hand?
+whose right answer follows from it: ten style users (one per side of length, tone, format and
+code, plus caveats and a concrete example) and two pet users. Most descriptions use the styles
+dataset's own wording; the replies are new. It checks what a reward model learned beyond our own
+test split: does it follow a description on replies written in another hand?
 
     .venv/bin/python benchmarks/handwritten_users.py pets-smollm2 [BUNDLE ...]
         -> benchmarks/results/handwritten_users.json
