@@ -55,7 +55,7 @@ AXES: dict[str, Axis] = {a.name: a for a in (
     Axis("length", ("concise", "detailed"),
          ("prefers concise answers that get to the point", "prefers detailed, thorough answers"),
          (("concise", "short", "brief", "succinct", "to the point"),
-          ("detailed", "thorough", "in-depth", "in depth", "comprehensive", "long", "elaborate"))),
+          ("detailed", "detail", "thorough", "in-depth", "in depth", "comprehensive", "long", "elaborate"))),
     Axis("tone", ("formal", "casual"),
          ("prefers a formal, professional tone", "prefers a casual, friendly tone"),
          (("formal", "professional", "polite"), ("casual", "friendly", "informal", "relaxed", "chatty"))),
@@ -64,24 +64,30 @@ AXES: dict[str, Axis] = {a.name: a for a in (
          (("bullet", "list", "points"), ("prose", "paragraph", "flowing"))),
     Axis("code", ("code", "no-code"),
          ("prefers answers that include a code example", "prefers answers without code"),
-         (("code", "snippet", "script"), ("without code", "no code", "no-code", "plain language"))),
+         (("code", "snippet", "script"),
+          ("without code", "no code", "no-code", "plain language", "code-free", "without any code", "skip the code"))),
     Axis("caveats", ("caveats", "direct"),
          ("prefers answers that add safety caveats and warnings", "prefers direct answers without warnings"),
-         (("caveat", "safety", "warning", "caution", "careful", "risk"), ("direct", "no warnings", "straightforward"))),
+         (("caveat", "safety", "warning", "caution", "careful", "risk"),
+          ("direct", "no warnings", "straightforward", "without warnings", "no caveats", "without caveats"))),
     Axis("level", ("beginner", "expert"),
          ("prefers beginner-friendly explanations in plain words", "prefers expert-level, technical answers"),
-         (("beginner", "simple", "plain", "easy", "novice"), ("expert", "technical", "advanced", "jargon"))),
+         (("beginner", "simple", "plain", "easy", "novice", "non-technical", "no jargon", "without jargon"),
+          ("expert", "technical", "advanced", "jargon"))),
     Axis("example", ("concrete", "abstract"),
          ("prefers answers with a concrete example", "prefers general principles over specific examples"),
-         (("example", "concrete", "specific", "instance"), ("abstract", "general", "principle", "conceptual"))),
+         (("example", "concrete", "specific", "instance"),
+          ("abstract", "general", "principle", "conceptual", "over specific examples"))),
     Axis("numbers", ("numbers", "qualitative"),
          ("prefers answers that cite specific numbers and figures", "prefers qualitative answers without figures"),
          (("number", "figure", "statistic", "data", "quantit", "numeric"),
-          ("qualitative", "without numbers", "no numbers", "descriptive"))),
+          ("qualitative", "without numbers", "no numbers", "descriptive", "without figures"))),
     Axis("clarify", ("clarify", "immediate"),
          ("prefers that the assistant first asks a clarifying question",
           "prefers an immediate answer without questions back"),
-         (("clarif", "question", "ask"), ("immediate", "straight", "right away", "directly", "at once"))),
+         (("clarif", "question", "ask"),
+          ("immediate", "straight", "right away", "directly", "at once", "no questions", "without questions",
+           "without asking"))),
 )}
 
 #: every (axis, side) a user can prefer
@@ -105,14 +111,28 @@ def oracle_text(preferences: list[tuple[str, str]]) -> str:
     return "This user " + " and ".join(side_description(a, s) for a, s in preferences) + "."
 
 
-def names_side(summary: str, axis: str, side: str) -> bool:
-    """Whether a summary names the side (a keyword of it, and none of the other side's)."""
+def sides_named(summary: str, axis: str) -> set[str]:
+    """The sides of ``axis`` a summary names: those with a keyword in it (lower case, substrings).
+
+    Keywords are matched longest first and each match is blanked out before the shorter ones are
+    looked for, so a keyword inside a longer keyword of the other side does not count: "no code"
+    names only no-code (not code), "informal" only casual (not formal)."""
     text = summary.lower()
     spec = AXES[axis]
-    other = spec.sides[1 - spec.sides.index(side)]
-    mine = any(k in text for k in side_keywords(axis, side))
-    theirs = any(k in text for k in side_keywords(axis, other))
-    return mine and not theirs
+    found: set[str] = set()
+    for keyword, side in sorted(((k, s) for s, ks in zip(spec.sides, spec.keywords, strict=True) for k in ks),
+                                key=lambda pair: -len(pair[0])):
+        if keyword in text:
+            found.add(side)
+            text = text.replace(keyword, "\0")
+    return found
+
+
+def names_side(summary: str, axis: str, side: str) -> bool:
+    """Whether a summary names the side (a keyword of it, and none of the other side's; see ``sides_named``)."""
+    if side not in AXES[axis].sides:
+        raise ValueError(f"axis {axis!r} has no side {side!r}; its sides are {AXES[axis].sides}")
+    return sides_named(summary, axis) == {side}
 
 
 # ---------------------------------------------------------------------------------------
