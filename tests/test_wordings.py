@@ -1,4 +1,4 @@
-"""Wordings (issue #23): counts, naming checks and deterministic draws."""
+"""Wordings (issue #23): counts, naming checks, deterministic draws and the hand-written checks."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from plus_sdk.training.data.wordings import (
     describe_pets,
     describe_record,
     describe_styles,
+    handwritten_checks,
+    handwritten_topics,
     heldout_record_oracles,
     pets_wordings,
     side_wordings,
@@ -206,3 +208,33 @@ def test_heldout_record_oracles_are_seeded_one_per_user_and_leave_the_input_alon
         assert new.oracle != old.oracle
     assert all(len(texts) == 1 for texts in by_user.values())
 
+
+def test_handwritten_checks_are_balanced_and_cover_every_side_and_animal() -> None:
+    checks, topics = handwritten_checks(), handwritten_topics()
+    assert len(checks) == len(topics) == 24
+    assert all(len(c) == 5 for c in checks)
+    preferred = [c[4] for c in checks]
+    assert set(preferred) == {"a", "b"} and abs(preferred.count("a") - preferred.count("b")) <= 2
+    assert {f"{a}={s}" for a, s in PREFERENCES} | {"pets=dog", "pets=cat"} <= set(topics)
+    for (summary, prompt, a, b, _), topic in zip(checks, topics, strict=True):
+        kind, value = topic.split("=")
+        assert a != b and prompt.endswith(("?", "."))
+        if kind == "pets":
+            assert _names_animal(summary, value), summary
+        else:
+            assert names_side(summary, kind, value), summary
+    assert len({c[1] for c in checks}) == 24 and len({c[0] for c in checks}) == 24
+
+
+def test_handwritten_checks_are_new() -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "handwritten_users.py"
+    text = path.read_text(encoding="utf-8")
+    for summary, prompt, a, b, _ in handwritten_checks():
+        assert summary not in text and prompt not in text and a not in text and b not in text
+    from plus_sdk.training.data.styles_items import load_all
+
+    items = [i for d in load_all() for i in d.items]
+    prompts = {i.prompt for i in items}
+    assert not prompts & {c[1] for c in handwritten_checks()}

@@ -16,7 +16,8 @@ Pets wording names its user's animal first (``pets_metrics.animals_named``). ``d
 ``describe_pets`` and ``describe_record`` compose a description from one split with a seeded
 ``random.Random``; ``heldout_record_oracles`` returns records whose ``oracle`` is such a
 description (one per user, deterministic for a seed), to evaluate under held-out or typed
-wordings.
+wordings. ``handwritten_checks`` holds 24 user-written summaries, each with a pair of new replies
+that differ only on what the summary is about.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from plus_sdk.training.data.records import TrainingRecord
-from plus_sdk.training.data.wordings_text import PETS_WORDINGS, STYLE_WORDINGS
+from plus_sdk.training.data.wordings_text import HANDWRITTEN, PETS_WORDINGS, STYLE_WORDINGS
 
 WordingSplit = Literal["train", "heldout", "typed"]
 #: the wording splits: drawn in training, held out for evaluation, typed by users
@@ -152,3 +153,17 @@ def heldout_record_oracles(records: Iterable[TrainingRecord], split: str = "held
         out.append(record.model_copy(update={"oracle": by_user[record.user_id], "meta": meta}))
     return out
 
+
+def handwritten_checks() -> list[tuple[str, str, str, str, str]]:
+    """24 user-written one-line summaries, each as (summary, prompt, reply_a, reply_b, 'a' or 'b').
+
+    The replies are new text (not from the styles items or the Pets pools) and differ only on what
+    the summary is about: both sides of all 9 styles axes, and dog, cat, bird and rabbit users.
+    They add to ``benchmarks/handwritten_users.py`` (other prompts, other summaries); the preferred
+    reply is 'a' for half of them."""
+    return [(summary, prompt, a, b, preferred) for _, summary, prompt, a, b, preferred in HANDWRITTEN]
+
+
+def handwritten_topics() -> list[str]:
+    """What each of ``handwritten_checks()`` is about, in order: 'axis=side' or 'pets=animal'."""
+    return [about for about, *_ in HANDWRITTEN]
