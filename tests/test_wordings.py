@@ -129,6 +129,7 @@ def test_describe_styles_is_deterministic_short_and_draws_from_its_split(split: 
             text = describe_styles([first, second], random.Random(seed), split)
             assert text == describe_styles([first, second], random.Random(seed), split)
             assert len(text.split()) < 40, text
+            assert not any(mark in text for mark in ("?.", "!.", "?,", "!,", "?;", "!;", "..", ",,")), text
             assert names_side(text, *first) and names_side(text, *second), text
             for pref in (first, second):
                 assert _drawn_from(text, {s: side_wordings(*pref, s) for s in WORDING_SPLITS}, split), (text, pref)
@@ -139,6 +140,12 @@ def test_describe_styles_is_deterministic_short_and_draws_from_its_split(split: 
             assert _drawn_from(one, {s: side_wordings(*pref, s) for s in WORDING_SPLITS}, split), one
     texts = {describe_styles([("length", "concise"), ("tone", "casual")], random.Random(s), split) for s in range(40)}
     assert len(texts) > 10  # wordings, order and joiners vary
+
+
+def test_typed_fragments_are_joined_without_doubled_punctuation() -> None:
+    texts = {describe_styles([("code", "code"), ("caveats", "caveats")], random.Random(s), "typed") for s in range(300)}
+    assert any(t.startswith(("snippet? ", "any warnings? ")) for t in texts)
+    assert not [t for t in texts if any(mark in t for mark in ("?.", "!.", "?,", "!,", "?;", "!;"))]
 
 
 def test_the_longest_two_axis_description_stays_under_40_words() -> None:

@@ -93,7 +93,10 @@ _TYPED_JOINERS = (", ", ". ", " + ", " and ", "; ", " / ")
 
 def _typed(fragments: Sequence[str], rng: random.Random) -> str:
     """Typed fragments as a person would leave them: joined loosely, no subject, no capitals."""
-    return rng.choice(_TYPED_JOINERS).join(fragments)
+    joiner = rng.choice(_TYPED_JOINERS)
+    if len(fragments) > 1 and fragments[0][-1] in "!?" and joiner.strip() in {".", ",", ";"}:
+        joiner = " "  # "snippet? no numbers", not "snippet?. no numbers"
+    return joiner.join(fragments)
 
 
 def describe_styles(preferences: Sequence[tuple[str, str]], rng: random.Random, split: str) -> str:
