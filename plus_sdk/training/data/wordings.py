@@ -1,7 +1,7 @@
 """Wordings: many hand-written descriptions per user type, so a model learns the meaning, not one sentence.
 
 Every styles side (``styles.AXES``: 9 axes x 2 sides) and every Pets user type (dog, cat and the
-Pets-OOD types bird, rabbit) has descriptions in three splits (tables in ``wordings_text``):
+Pets-OOD types bird, rabbit) has descriptions in three splits (tables in ``wordings_text`` and ``wordings_pets``):
 
 * ``train``: 12 third-person wordings ("wants replies kept short"); training draws one at random
   for each record, so a reward model conditioned on the description sees many phrasings;
@@ -27,7 +27,8 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from plus_sdk.training.data.records import TrainingRecord
-from plus_sdk.training.data.wordings_text import HANDWRITTEN, PETS_WORDINGS, STYLE_WORDINGS
+from plus_sdk.training.data.wordings_pets import HANDWRITTEN, PETS_WORDINGS
+from plus_sdk.training.data.wordings_text import STYLE_WORDINGS
 
 WordingSplit = Literal["train", "heldout", "typed"]
 #: the wording splits: drawn in training, held out for evaluation, typed by users
