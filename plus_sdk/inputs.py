@@ -31,6 +31,15 @@ def check_item(prompt: str, a: str, b: str) -> None:
 
 
 ContextOrSummary = UserContext | Summary | dict[str, Any] | str | None
+#: What a reward model is conditioned on: a summary record, its text, or nothing.
+SummaryLike = Summary | str | None
+
+
+def summary_text(summary: SummaryLike) -> str | None:
+    """The text of a summary given as a record, a string, or nothing (blank text counts as nothing)."""
+    if summary is None:
+        return None
+    return summary.text if isinstance(summary, Summary) else (summary.strip() or None)
 
 
 def resolve_summaries(values: Sequence[ContextOrSummary], summarizer: Summarizer | None, *,

@@ -8,6 +8,10 @@ reward. The head may have more than one output (distributional baselines use 2 o
 Every input is tokenized the same canonical way, ``prefix + suffix``: the prefix is the
 chat template up to the start of the assistant turn, the suffix the response and its
 end-of-turn tokens. Training, scoring and prefix-shared scoring all see identical ids.
+
+Bundles of the encoder path (the embedded default on a CPU) hold no LM adapter: their
+``reward/`` folder holds a small head over frozen sentence embeddings, and the model scores
+through an ``EncoderScorer`` (``plus_sdk.encoder_reward``) behind the same methods.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from torch import nn
 from plus_sdk import prompts
 from plus_sdk.backends.local import LocalModel
 from plus_sdk.bundle import open_bundle, write_card
+from plus_sdk.encoder_reward import EncoderScorer, is_encoder_reward
 from plus_sdk.fast_scoring import device_tokens_per_batch, score_prefix_shared, sharing_pays
+from plus_sdk.inputs import SummaryLike, summary_text
 from plus_sdk.models import DEFAULT_MODEL
-from plus_sdk.types import AdapterCard, Summary
+from plus_sdk.types import AdapterCard
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +42,6 @@ HEAD_INIT_SEED = 0
 #: Tokens kept from the start of an over-long prefix (the template's opening).
 PREFIX_HEAD_TOKENS = 16
 
-SummaryLike = Summary | str | None
 
 
 class RewardHead(nn.Module):
@@ -60,21 +65,20 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return (positions * attention_mask).argmax(dim=1)
 
 
-def summary_text(summary: SummaryLike) -> str | None:
-    """The text of a summary given as a record, a string, or nothing."""
-    if summary is None:
-        return None
-    return summary.text if isinstance(summary, Summary) else (summary.strip() or None)
-
-
 class PersonalizedRewardModel:
     """Scores a response for a user described by a summary."""
 
-    def __init__(self, model: LocalModel, head: RewardHead, *, card: AdapterCard | None = None,
-                 max_length: int = 1024, batch_size: int = 16, prefix_sharing: bool = True,
-                 tokens_per_batch: int | None = None) -> None:
-        self.model = model
-        self.head = head.to(model.device)
+    def __init__(self, model: LocalModel | None = None, head: RewardHead | None = None, *,
+                 card: AdapterCard | None = None, max_length: int = 1024, batch_size: int = 16,
+                 prefix_sharing: bool = True, tokens_per_batch: int | None = None,
+                 scorer: EncoderScorer | None = None) -> None:
+        """Either ``model`` and ``head`` (a causal-LM reward model) or ``scorer`` (the encoder path)."""
+        if scorer is None and (model is None or head is None):
+            raise ValueError("give a causal-LM model and head, or an encoder scorer (PersonalizedRewardModel."
+                             "from_encoder)")
+        self.scorer = scorer
+        self.model = model  # type: ignore[assignment]
+        self.head = head.to(model.device) if model is not None and head is not None else None  # type: ignore[assignment]
         self.card = card
         self.max_length = max_length
         self.batch_size = batch_size
@@ -100,6 +104,8 @@ class PersonalizedRewardModel:
         if bundle is not None and card is not None:
             adapter = bundle / "reward"
             base = card.base_model
+        if is_encoder_reward(adapter):
+            return cls(scorer=EncoderScorer.load_folder(adapter, device=device), card=card, **kwargs)  # type: ignore[arg-type]
         adapter_has_lora = adapter is not None and (Path(adapter) / "adapter_config.json").exists()
         model = LocalModel.load(None if base is None else str(base), adapter if adapter_has_lora else None,
                                 role="reward", device=device, dtype=dtype)
@@ -120,12 +126,23 @@ class PersonalizedRewardModel:
         head = head.to(dtype=model.base.model.dtype)
         return cls(model, head, card=card, **kwargs)
 
+    @classmethod
+    def from_encoder(cls, encoder: str | None = None, *, hidden: int = 256, device: str | None = None,
+                     card: AdapterCard | None = None) -> PersonalizedRewardModel:
+        """A fresh encoder-path reward model (untrained head) on a sentence encoder (None: all-MiniLM-L6-v2)."""
+        return cls(scorer=EncoderScorer.create(encoder, hidden=hidden, device=device), card=card)
+
     def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
         """Write the LoRA adapter (if any) and the head into ``folder``."""
         from safetensors.torch import save_file
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        if self.scorer is not None:
+            self.scorer.save_pretrained(folder)
+            if self.card is not None:
+                write_card(folder, self.card)
+            return
         if self.model.adapter is not None:
             self.model.base.save_adapter(self.model.adapter, folder)
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.head.state_dict().items()}
@@ -138,15 +155,17 @@ class PersonalizedRewardModel:
     # ------------------------------------------------------------------ properties
     @property
     def tokenizer(self) -> Any:
+        if self.scorer is not None:
+            raise TypeError("an encoder-path reward model reads sentence embeddings and has no LM tokenizer")
         return self.model.tokenizer
 
     @property
     def device(self) -> torch.device:
-        return self.model.device
+        return torch.device("cpu") if self.scorer is not None else self.model.device
 
     @property
     def model_id(self) -> str:
-        return self.model.model_id
+        return self.scorer.model_id if self.scorer is not None else self.model.model_id
 
     @property
     def trained(self) -> bool:
@@ -154,6 +173,8 @@ class PersonalizedRewardModel:
 
     @property
     def base_name(self) -> str:
+        if self.scorer is not None:
+            return self.scorer.encoder.name
         return self.model.base.name or DEFAULT_MODEL
 
     # ------------------------------------------------------------------ tokenization
@@ -250,6 +271,8 @@ class PersonalizedRewardModel:
         """
         if not items:
             return []
+        if self.scorer is not None:
+            return self.scorer.score_batch(items)
         sharing = self.prefix_sharing if prefix_sharing is None else prefix_sharing
         if not sharing:
             sequences = [self.encode(prompt, response, self.condition_for(summary))

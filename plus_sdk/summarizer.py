@@ -29,6 +29,8 @@ from plus_sdk.bundle import open_bundle
 from plus_sdk.cache import SummaryCache, cache_key
 from plus_sdk.cancel import raise_if_cancelled
 from plus_sdk.coalesce import CoalesceSettings
+from plus_sdk.context_reader import ReaderBackend, is_reader, load_reader
+from plus_sdk.encoder import SentenceEncoder
 from plus_sdk.inputs import as_context
 from plus_sdk.store import summarize_with_store
 from plus_sdk.truncation import DEFAULT_MAX_CONTEXT_ITEMS, ContextTooLargeError, fit_context, keep_recent
@@ -98,11 +100,16 @@ class Summarizer:
             max_new = card.config.get("summary_max_new_tokens")
             if max_new and "sampling" not in kwargs:  # decode as the bundle was trained
                 kwargs["sampling"] = SamplingConfig(max_new_tokens=int(max_new))
+        reader_folder = bundle / "summarizer" if bundle is not None and is_reader(bundle / "summarizer") else None
         model = LocalModel.load(None if base is None else str(base), adapter, role="summarizer",
                                 device=device, dtype=dtype)
         cache = kwargs.pop("cache", None)
         if cache is None:
             cache = SummaryCache(cache_dir)
+        if reader_folder is not None:  # the encoder path: the context is read through a sentence encoder
+            reader, encoder_name = load_reader(reader_folder)
+            backend: ChatBackend = ReaderBackend(model, reader, SentenceEncoder.load(encoder_name, device=device))
+            return cls(backend, card=card, cache=cache, **kwargs)
         return cls(LocalBackend(model), card=card, cache=cache, **kwargs)
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
@@ -200,7 +207,7 @@ class Summarizer:
         for start in range(0, len(keys), batch):
             raise_if_cancelled()  # the client went away (plus serve): stop between batches
             chunk = keys[start : start + batch]
-            texts = self._generate([self.messages_for(plan.first(k)) for k in chunk], sampling)
+            texts = self._texts_for([plan.first(k) for k in chunk], sampling)
             plan.fill(self, chunk, texts, use_cache)
             bar.update(len(chunk))
         bar.close()
@@ -257,6 +264,12 @@ class Summarizer:
             return True
         words = len(body.split())
         return words >= 2 * self.max_words or (words >= self.max_words and body.rstrip().endswith((".", "!", "?")))
+
+    def _texts_for(self, contexts: list[UserContext], sampling: SamplingConfig) -> list[str]:
+        """Raw summarizer outputs for contexts: read directly by an encoder-path backend, else prompted."""
+        if getattr(self.backend, "reads_contexts", False):
+            return self.backend.read(contexts, sampling)  # type: ignore[attr-defined]
+        return self._generate([self.messages_for(c) for c in contexts], sampling)
 
     def _generate(self, conversations: list[Messages], sampling: SamplingConfig) -> list[str]:
         """Raw summarizer outputs; a backend that takes ``stop`` ends each row with its summary."""

@@ -14,7 +14,7 @@ from typing import Any
 from plus_sdk.cli.config_arg import add_config_arguments
 from plus_sdk.console import emit
 from plus_sdk.training.coadapt import CoadaptConfig, run
-from plus_sdk.training.config import load_config
+from plus_sdk.training.config import load_config, read_config_file
 from plus_sdk.training.distributed import dist_info
 from plus_sdk.training.evaluate import markdown_header, markdown_row, write_results
 from plus_sdk.training.evaluate_llm import (
@@ -26,6 +26,7 @@ from plus_sdk.training.evaluate_llm import (
     judge_markdown,
 )
 from plus_sdk.training.export import export_rm_run, export_run, is_rm_run
+from plus_sdk.training.general import GeneralConfig, run_general
 from plus_sdk.training.plots import plot_run
 from plus_sdk.training.recipes import resolve_recipe
 from plus_sdk.training.rm.run import RMRunConfig, evaluate_run, train_rm
@@ -45,8 +46,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``plus train CONFIG [--resume] [key=value ...]``."""
-    config = load_config(CoadaptConfig, resolve_recipe(args.config), list(args.overrides))
+    """``plus train CONFIG [--resume] [key=value ...]``; a recipe with ``kind: encoder`` runs ``plus train general``."""
+    recipe = resolve_recipe(args.config)
+    if read_config_file(recipe).get("kind") == "encoder":
+        general = load_config(GeneralConfig, recipe, list(args.overrides))
+        if args.run_dir:
+            general.run_dir = args.run_dir
+        emit(json.dumps(run_general(general), indent=2))
+        return 0
+    config = load_config(CoadaptConfig, recipe, list(args.overrides))
     if args.run_dir:
         config.run_dir = args.run_dir
     final = run(config, resume=args.resume)

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from plus_sdk.training.data.pets_metrics import right_animal_shares
+from plus_sdk.training.data.pets_metrics import names_right_animal, right_animal_shares
 from plus_sdk.training.data.records import TrainingRecord
+from plus_sdk.training.data.styles_metrics import names_every_side, side_shares
 
 SummaryMetrics = Callable[[Sequence[str], Sequence[TrainingRecord]], dict[str, float]]
 
 #: Dataset name (``TrainingRecord.dataset``) → its summary-metrics hook.
-HOOKS: dict[str, SummaryMetrics] = {"pets": right_animal_shares, "pets-ood": right_animal_shares}
+HOOKS: dict[str, SummaryMetrics] = {"pets": right_animal_shares, "pets-ood": right_animal_shares,
+                                    "styles": side_shares}
+
+
+def names_user(summary: str, record: TrainingRecord) -> bool | None:
+    """Whether a summary names what its user prefers: every styles side, or the Pets user's animal alone
+    (None for datasets without a keyword check)."""
+    if record.dataset == "styles":
+        return names_every_side(summary, record)
+    animal = names_right_animal(summary, record)
+    return None if animal is None else animal[1]
 
 
 def metrics_for(dataset: str) -> SummaryMetrics | None:

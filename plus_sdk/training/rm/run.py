@@ -7,7 +7,9 @@ Rerunning the same command resumes from ``last/`` at the step where it stopped; 
 pure function of (seed, step), so a resumed run sees the same data as an uninterrupted one.
 
 LM methods (btl, dpl-*, icl, summary, oracle) train a LoRA adapter + head saved in
-``PersonalizedRewardModel`` format; ``vpl`` saves its own network (see ``vpl.py``).
+``PersonalizedRewardModel`` format; ``vpl`` saves its own network (see ``vpl.py``). With
+``backbone: encoder``, btl, oracle and summary train a small head on frozen sentence embeddings
+instead (``encoder.py``), saved in the same bundle format.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from plus_sdk.training.config import StrictConfig, dump_config
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
 from plus_sdk.training.distributed import dist_info
+from plus_sdk.training.rm.encoder import EncoderSettings, EncoderTrainer, oracle_condition
 from plus_sdk.training.rm.registry import METHODS, make_method
 from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
 from plus_sdk.training.rm.vpl import VPLConfig, VPLTrainer
@@ -65,6 +68,9 @@ class RMRunConfig(StrictConfig):
     """One reward-model training run."""
 
     method: MethodName = Field("btl", description=f"Reward-model method: {', '.join(METHODS)}.")
+    backbone: Literal["lm", "encoder"] = Field("lm", description="What the reward model reads through: 'lm' (a "
+                                               "causal LM with LoRA, the paper's design) or 'encoder' (a small head "
+                                               "on frozen sentence embeddings; btl, oracle and summary only).")
     run_dir: str = Field("runs/rm", description="Output folder (checkpoints, metrics, results).")
     base: str | None = Field(None, description="Backbone model name or folder (default: the embedded SmolLM2-135M).")
     device: str | None = Field(None, description="cpu, cuda, ... (default: the accelerator's device).")
@@ -85,6 +91,13 @@ class RMRunConfig(StrictConfig):
     train: RMTrainConfig = Field(default_factory=RMTrainConfig, description="LM reward-model trainer settings.")
     summary: SummarySettings = Field(default_factory=SummarySettings, description="Summarizer for method=summary.")
     vpl: VPLConfig = Field(default_factory=VPLConfig, description="VPL settings for method=vpl.")
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings, description="Encoder-path reward model "
+                                     "(backbone: encoder).")
+
+    @property
+    def batch_size(self) -> int:
+        """Pairs per optimizer step, for whichever backbone trains."""
+        return self.encoder.batch_size if self.backbone == "encoder" else self.train.batch_size
 
 
 # ---------------------------------------------------------------------------------------
@@ -103,7 +116,7 @@ def batch_for_step(records: list[TrainingRecord], step: int, size: int, seed: in
 
 def used_records(train: list[TrainingRecord], config: RMRunConfig, world: int = 1) -> list[TrainingRecord]:
     """The train records the run's batches will actually visit (no summaries or embeddings for the rest)."""
-    size = config.train.batch_size * world
+    size = config.batch_size * world
     seen: dict[int, TrainingRecord] = {}
     for step in range(config.steps):
         for record in batch_for_step(train, step, size, config.seed):
@@ -197,7 +210,57 @@ class VPLLearner(Learner):
         self.trainer.save_pretrained(folder)
 
 
+class EncoderLearner(Learner):
+    """The encoder-path head: btl (no condition), oracle (descriptions or wordings) or summary (summaries)."""
+
+    def __init__(self, config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> None:
+        from plus_sdk.encoder_reward import EncoderScorer
+
+        if config.method not in ("btl", "oracle", "summary"):
+            raise ValueError(f"method={config.method!r} has no encoder backbone; use btl, oracle or summary with "
+                             "backbone: encoder, or backbone: lm")
+        self.scorer = EncoderScorer.create(config.encoder.name, hidden=config.encoder.hidden, device=config.device)
+        self.summaries: dict[str, str] = {}
+        if config.method == "oracle":
+            condition = oracle_condition(config.encoder, config.seed)
+        elif config.method == "summary":
+            self.summaries = summaries_of(records, config)
+            def condition(record: TrainingRecord, step: int, row: int) -> str | None:
+                return self.summaries[record.context.source_hash()]
+        else:
+            def condition(record: TrainingRecord, step: int, row: int) -> str | None:
+                return None
+        self.trainer = EncoderTrainer(self.scorer, config.encoder, total_steps=config.steps, condition=condition)
+        self.trainer.prepare(records, progress=config.progress)
+
+    def save_weights(self, folder: Path) -> None:
+        self.scorer.save_pretrained(folder)
+
+
+def summaries_of(records: list[TrainingRecord], config: RMRunConfig) -> dict[str, str]:
+    """The summary of every distinct context of ``records`` (context hash → text), cached on disk.
+
+    ``summary.adapter``: a bundle whose summarizer writes them; null: the bare default base model
+    (PLUS-untrained)."""
+    from plus_sdk.cache import SummaryCache
+    from plus_sdk.models import DEFAULT_MODEL
+    from plus_sdk.summarizer import Summarizer
+    from plus_sdk.types import SamplingConfig
+
+    settings = config.summary
+    cache_dir = settings.cache_dir or str(Path(config.run_dir).parent / "summary_cache")
+    options: dict[str, Any] = {"cache": SummaryCache(cache_dir)}
+    if settings.adapter is None:
+        options.update(task=settings.task, sampling=SamplingConfig(max_new_tokens=settings.max_new_tokens))
+    summarizer = Summarizer.from_pretrained(settings.adapter or DEFAULT_MODEL, device=config.device, **options)
+    contexts = {r.context.source_hash(): r.context for r in records}
+    texts = summarizer.summarize_batch(list(contexts.values()), progress=config.progress)
+    return {key: summary.text for key, summary in zip(contexts, texts, strict=True)}
+
+
 def make_learner(config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> Learner:
+    if config.backbone == "encoder":
+        return EncoderLearner(config, records, accelerator)
     cls = VPLLearner if config.method == "vpl" else LMLearner
     return cls(config, records, accelerator)
 
@@ -288,7 +351,7 @@ def train_rm(config: RMRunConfig, *, accelerator: Any = None) -> dict[str, Any]:
         logger.info("Resumed %s at step %d", run_dir, learner.step_count)
     metrics_path = run_dir / "metrics.jsonl"
     eval_set = test[: config.eval_rows]
-    size = config.train.batch_size
+    size = config.batch_size
     train_started = time.perf_counter()
     bar = tqdm(total=config.steps, initial=learner.step_count, desc=f"train-rm {config.method}",
                disable=not (config.progress and main))

@@ -1,0 +1,139 @@
+"""Training the encoder-path reward model: a small head on frozen sentence embeddings.
+
+``plus train-rm`` with ``backbone: encoder`` trains ``EncoderRewardHead`` (``plus_sdk.encoder_reward``)
+by the Bradley–Terry loss −log σ(r(chosen | z) − r(rejected | z)). What stands in for z depends on
+the method, exactly as on the causal-LM path:
+
+- ``btl``: nothing (the head's shared part alone);
+- ``oracle``: the user's true description; with ``wordings: train`` a hand-written wording drawn at
+  random per row and step (``training.data.wordings``), so the head learns what descriptions mean,
+  not 18 strings;
+- ``summary``: the summary a summarizer writes of the row's context (PLUS-untrained with the bare
+  base, or a trained summarizer bundle).
+
+Every text is embedded once (the encoder caches by text hash), so a step costs a few
+milliseconds and a run of thousands of steps takes seconds once the embeddings exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from plus_sdk.encoder_reward import EncoderScorer
+from plus_sdk.training.config import StrictConfig
+from plus_sdk.training.data.records import TrainingRecord
+
+logger = logging.getLogger(__name__)
+
+WordingSplit = Literal["dataset", "train", "heldout", "typed"]
+
+
+class EncoderSettings(StrictConfig):
+    """The encoder-path reward model (``backbone: encoder``)."""
+
+    name: str | None = Field(None, description="Sentence encoder: a sentence-transformers folder or hub id "
+                                               "(null: all-MiniLM-L6-v2 from its PyPI package, offline).")
+    hidden: int = Field(256, ge=8, description="Width of the head's reply and user towers.")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate of the head.")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay of the head.")
+    batch_size: int = Field(64, ge=1, description="Pairs per optimizer step.")
+    wordings: WordingSplit = Field("dataset", description="method=oracle: 'dataset' uses each row's own "
+                                   "description; 'train' draws a hand-written train wording per row and step.")
+    eval_wordings: WordingSplit = Field("dataset", description="method=oracle: the descriptions evaluation "
+                                        "conditions on ('heldout' and 'typed' wordings test generality).")
+
+
+def draw_wording(record: TrainingRecord, split: WordingSplit, seed: str) -> str:
+    """The description of ``record``'s user under ``split`` (seeded: the same seed gives the same text)."""
+    if split == "dataset":
+        if not record.oracle:
+            raise ValueError(f"record of user {record.user_id} has no 'oracle' description; the oracle method "
+                             "needs datasets that describe each user")
+        return record.oracle
+    from plus_sdk.training.data.wordings import describe_record  # the wordings tables load only when asked
+
+    return describe_record(record, random.Random(seed), split)
+
+
+class EncoderTrainer:
+    """Adam on the head of an ``EncoderScorer``; conditions come from ``condition(record, step, row)``."""
+
+    def __init__(self, scorer: EncoderScorer, settings: EncoderSettings, *, total_steps: int,
+                 condition: Callable[[TrainingRecord, int, int], str | None]) -> None:
+        self.scorer = scorer
+        self.settings = settings
+        self.condition = condition
+        self.head = scorer.head
+        self.optimizer = torch.optim.AdamW(self.head.parameters(), lr=settings.lr,
+                                           weight_decay=settings.weight_decay)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(
+                torch.pi * min(s / max(total_steps, 1), 1.0))).item()))
+        self.step_count = 0
+
+    def prepare(self, records: Sequence[TrainingRecord], *, progress: bool = False) -> None:
+        """Embed every prompt and reply of ``records`` once (conditions are embedded as they come)."""
+        texts = {t for r in records for t in (r.prompt, r.chosen, r.rejected)}
+        self.scorer.encoder.encode(sorted(texts), progress=progress)
+
+    def margins(self, records: Sequence[TrainingRecord], conditions: Sequence[str | None]) -> torch.Tensor:
+        """r(chosen | z) − r(rejected | z) for each row (with gradients when enabled)."""
+        items = [(c, r.prompt, r.chosen) for r, c in zip(records, conditions, strict=True)]
+        items += [(c, r.prompt, r.rejected) for r, c in zip(records, conditions, strict=True)]
+        feats = self.scorer.features(items)
+        rewards = self.head(feats["summary"], feats["has_summary"], feats["prompt"], feats["reply"])
+        return rewards[: len(records)] - rewards[len(records):]
+
+    def step(self, records: Sequence[TrainingRecord]) -> dict[str, float]:
+        """One Bradley–Terry step on a batch."""
+        conditions = [self.condition(r, self.step_count, i) for i, r in enumerate(records)]
+        self.head.train()
+        margin = self.margins(records, conditions)
+        loss = -F.logsigmoid(margin).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.head.parameters(), 1.0)
+        self.optimizer.step()
+        self.schedule.step()
+        self.step_count += 1
+        self.head.eval()
+        return {"loss": float(loss), "accuracy": float((margin > 0).float().mean()), "margin": float(margin.mean()),
+                "lr": float(self.schedule.get_last_lr()[0])}
+
+    @torch.no_grad()
+    def predict(self, records: Sequence[TrainingRecord], conditions: Sequence[str | None] | None = None,
+                batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P(chosen wins), margin) of every row, in order (``conditions``: default the eval condition)."""
+        if conditions is None:
+            conditions = [self.condition(r, -1, i) for i, r in enumerate(records)]
+        margins = [self.margins(records[s:s + batch_size], conditions[s:s + batch_size])
+                   for s in range(0, len(records), batch_size)]
+        margin = torch.cat(margins) if margins else torch.empty(0)
+        return torch.sigmoid(margin), margin
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "step": self.step_count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.head.load_state_dict(state["head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.step_count = int(state["step"])
+
+
+def oracle_condition(settings: EncoderSettings, seed: int) -> Callable[[TrainingRecord, int, int], str | None]:
+    """Conditions of ``method=oracle``: a training wording per (row, step); evaluation (step −1) its own split."""
+    def condition(record: TrainingRecord, step: int, row: int) -> str | None:
+        if step < 0:
+            return draw_wording(record, settings.eval_wordings, f"eval/{seed}/{record.user_id}/{record.prompt}")
+        return draw_wording(record, settings.wordings, f"train/{seed}/{step}/{row}/{record.user_id}")
+
+    return condition
