@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -76,17 +77,51 @@ def cache_dir() -> Path:
     return root
 
 
+def non_finite_path(value: Any, where: str = "") -> str | None:
+    """The dotted path of the first NaN or infinite number inside ``value`` (dicts, lists, floats), or ``None``.
+
+    JSON has no NaN or Infinity; Python's ``json`` accepts them anyway, so readers of untrusted
+    JSON call this (or ``json_lines``) to refuse them, naming where they were.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "value"
+    if isinstance(value, dict):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = non_finite_path(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+class _NonFiniteNumberError(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFiniteNumberError(name)
+
+
 def json_lines(handle: Iterable[str]) -> Iterator[tuple[int, Any, json.JSONDecodeError | None]]:
     """Each non-blank line of a JSON-lines stream: (1-based line number, value, parse error).
 
     A line that is not JSON gives ``(number, None, error)``, so each reader decides whether to
-    skip it or refuse the file.
+    skip it or refuse the file. ``NaN`` and ``Infinity`` are not JSON and count as errors.
     """
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
         try:
-            value, error = json.loads(line), None
+            value, error = json.loads(line, parse_constant=_refuse_constant), None
         except json.JSONDecodeError as exc:
             value, error = None, exc
+        except _NonFiniteNumberError as exc:
+            value, error = None, json.JSONDecodeError(f"{exc.name} is not a JSON number (use a number or null)",
+                                                      line, max(line.find(exc.name), 0))
         yield number, value, error
