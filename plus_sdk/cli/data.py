@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Any
 
+from plus_sdk.console import emit_error
 from plus_sdk.models import load_tokenizer
 from plus_sdk.training.config import ConfigError, load_config
 from plus_sdk.training.data.build import DATASETS, build_dataset, config_class, write_dataset
@@ -57,7 +58,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
             continue
         if flag not in _FLAGS[family]:
             usable = ", ".join("--" + f.replace("_", "-") for f in _FLAGS[family])
-            raise SystemExit(f"error: --{flag.replace('_', '-')} does not apply to {args.dataset}; its flags: {usable}")
+            raise ValueError(f"--{flag.replace('_', '-')} does not apply to {args.dataset}; its flags: {usable}")
         overrides.append(f"{_FLAGS[family][flag]}={json.dumps(value) if isinstance(value, str) else value}")
     return overrides + list(args.set or [])
 
@@ -67,7 +68,8 @@ def cmd_data_build(args: argparse.Namespace) -> int:
         config = load_config(config_class(args.dataset), args.config, _overrides(args))
         result = build_dataset(args.dataset, config, context_kind=args.context_kind, guideline=args.guideline)
     except (ConfigError, SourceError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+        emit_error(f"error: {exc}")
+        return 2
     report = write_dataset(result, args.out, fmt=args.format)
     print(json.dumps({k: report[k] for k in ("dataset", "sizes", "skipped", "files", "context_kind")}, indent=2))
     return 0
@@ -96,7 +98,8 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
     try:
         stats = dataset_stats(args.dir, tokenizer)
     except FileNotFoundError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        emit_error(f"error: {exc}")
+        return 2
     if args.json:
         print(json.dumps(stats, indent=2))
     else:
