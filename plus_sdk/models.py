@@ -94,7 +94,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     logger.info("Converting %s to a float32 folder in %s (once; ~20 s)", gguf.name, target)
-    with staged_dir(target) as staging:
+    with staged_dir(target, force=True) as staging:  # our own cache folder, under its file lock
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         model.hf_quantizer = None

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from plus_sdk.files import non_finite_path
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -80,6 +82,14 @@ class UserContext(_Record):
     profile: dict[str, Any] | None = Field(
         default=None, description="Optional stated profile, e.g. survey scores per attribute."
     )
+
+    @field_validator("profile")
+    @classmethod
+    def _finite_profile(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        where = non_finite_path(value)
+        if where is not None:
+            raise ValueError(f"profile.{where} is NaN or infinite, which JSON does not allow: give a number or null")
+        return value
 
     @field_validator("guidelines")
     @classmethod

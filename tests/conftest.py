@@ -13,10 +13,20 @@ from pathlib import Path
 import pytest
 import torch
 from pg_server import PostgresServer, why_no_postgres
+from torch_threads import THREADS_ENV, threads_under_test
 
 from plus_sdk.models import default_model_dir
 from plus_sdk.server import ServeConfig, Services
 from plus_sdk.types import PreferenceExample, UserContext
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``$PLUS_TEST_THREADS`` set, torch computes with that many CPU threads (see ``torch_threads``)."""
+    import os
+
+    if os.environ.get(THREADS_ENV):
+        torch.set_num_threads(threads_under_test())
+
 
 TINY_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                    num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True)

@@ -124,3 +124,73 @@ def test_prefer_batch_with_a_three_tuple_is_a_type_error(tiny_model_dir: Path) -
     judge = PersonalizedJudge.from_pretrained(tiny_model_dir)
     with pytest.raises(TypeError, match=r"items\[0\] must be a 4-tuple.*got 3 values"):
         judge.prefer_batch([("likes cats", "A pet?", "Cats.")])  # type: ignore[list-item]
+
+
+MALFORMED_YAML = "steps: 20\ntrain:\n  lr: [3e-4\n  batch: 2\n"  # the list is never closed
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "{config}"],
+    ["train-rm", "{config}"],
+    ["train-summarizer", "{config}"],
+    ["eval-judge", "{config}"],
+    ["eval-generate", "{config}"],
+    ["data", "build", "pets", "--out", "{out}", "--config", "{config}"],
+])
+def test_malformed_yaml_exits_2_with_file_line_and_column_on_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    from plus_sdk.cli import main as plus_main
+
+    config = tmp_path / "broken.yaml"
+    config.write_text(MALFORMED_YAML, encoding="utf-8")
+    args = [word.format(config=config, out=tmp_path / "out") for word in command]
+    assert plus_main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {config}:") and "invalid YAML" in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    line, column = err.split(f"{config}:", 1)[1].split(":")[:2]
+    assert line.isdigit() and column.isdigit() and int(line) >= 3, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_malformed_yaml_override_names_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from plus_sdk.cli import main as plus_main
+
+    assert plus_main(["train-rm", "steps=[1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: override 'steps=[1'") and "invalid YAML" in err and len(err.splitlines()) == 1
+
+
+def valid_record(**changes: object) -> dict[str, object]:
+    record: dict[str, object] = {
+        "dataset": "own", "split": "train", "user_id": "u1", "prompt": "Which pet?", "chosen": "A cat.",
+        "rejected": "A dog.",
+        "context": {"examples": [{"prompt": "Pet?", "chosen": "Cats.", "rejected": "Dogs."}]}}
+    record.update(changes)
+    return record
+
+
+def test_data_validate_names_the_field_of_every_problem(tmp_path: Path) -> None:
+    from plus_sdk.training.data.records import validate_jsonl
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join([json.dumps(valid_record()), '{"dataset": "own",', json.dumps(valid_record(
+        chosen="Same.", rejected="Same.")), '{"score": NaN}']) + "\n", encoding="utf-8")
+    count, problems = validate_jsonl(rows)
+    by_line = {p.line: p for p in problems}
+    assert count == 4 and sorted(by_line) == [2, 3, 4]
+    assert by_line[2].field == "(whole line)" and "not valid JSON" in by_line[2].message
+    assert by_line[3].field == "chosen, rejected" and "identical" in by_line[3].message
+    assert by_line[4].field == "(whole line)" and "NaN is not a JSON number" in by_line[4].message
+
+
+def test_data_validate_on_a_binary_file_names_the_file_and_line(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from plus_sdk.cli import main as plus_main
+
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00\xd0\xff\xfe\n" * 4)
+    assert plus_main(["data", "validate", str(binary)]) == 2
+    out = capsys.readouterr().out
+    assert f"{binary}: line 1, field '(whole line)': not UTF-8 text" in out, out
+    assert "codec can't decode" not in out

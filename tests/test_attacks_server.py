@@ -1,4 +1,5 @@
-"""Attack tour, items 1-5 and 7: a real ``plus serve`` app on 127.0.0.1 over real SQLite files."""
+"""Attacks on a real ``plus serve`` app on 127.0.0.1 over real SQLite files: resources held without a token,
+no 500s, scoped keys and validated imports, deletes that forget everywhere, work that stops with its client."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def raw_request(base: str, data: bytes, *, wait_s: float) -> tuple[bytes, float]
     return received, time.perf_counter() - start
 
 
-# -- item 3: resources held without a token ---------------------------------------------------------------
+# -- resources held without a token ------------------------------------------------------------------------
 
 def test_the_token_is_checked_before_any_body_byte_is_read(url: str) -> None:
     head = (b"POST /v1/summarize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -102,7 +103,7 @@ def test_health_answers_while_writers_wait_on_a_locked_store(url: str, db: Path)
     assert "busy" in answers[0].json()["error"]["message"]
 
 
-# -- item 5: no 500s -------------------------------------------------------------------------------------------
+# -- no 500s ------------------------------------------------------------------------------------------------
 
 def test_openapi_document_works_with_a_store(url: str) -> None:
     document = httpx.get(f"{url}/openapi.json", timeout=10)
@@ -117,6 +118,28 @@ def test_revert_with_a_huge_or_non_integer_version_is_a_400_naming_it(url: str, 
     assert response.status_code == 400 and response.json()["error"]["param"] == "version", response.text
 
 
+@pytest.mark.parametrize("text", ["a\u0000b", "esc \u001b[2J", "del \u007f"])
+def test_a_control_character_in_summary_text_is_a_400_naming_the_field(url: str, text: str) -> None:
+    response = httpx.put(f"{url}/v1/summaries/ctrl", json={"text": text}, headers=admin(), timeout=10)
+    assert response.status_code == 400 and "text contains the control character" in response.json()["error"]["message"]
+    assert httpx.get(f"{url}/v1/summaries/ctrl", headers=admin(), timeout=10).status_code == 404
+
+
+@pytest.mark.parametrize("user_id", ["alice%0A", "alice%0D%0A", "%0Aalice"])
+def test_a_user_id_with_a_newline_is_a_400(url: str, user_id: str) -> None:
+    response = httpx.put(f"{url}/v1/summaries/{user_id}", json={"text": "likes cats"}, headers=admin(), timeout=10)
+    assert response.status_code == 400 and "user_id" in response.json()["error"]["message"], response.text
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_nan_or_infinity_in_a_json_body_is_a_400_naming_where(url: str, number: str) -> None:
+    body = '{"context": {"profile": {"openness": NUMBER}}}'.replace("NUMBER", number)
+    response = httpx.post(f"{url}/v1/summarize", content=body, headers={**admin(), "Content-Type": "application/json"},
+                          timeout=30)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "context.profile.openness", \
+        response.text
+
+
 @pytest.mark.parametrize("seed", [1e26, 10**30, -1, "7"])
 def test_a_bad_seed_is_a_400_that_names_it_without_internals(url: str, seed: object) -> None:
     response = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "seed": seed}, headers=admin(), timeout=30)
@@ -124,7 +147,7 @@ def test_a_bad_seed_is_a_400_that_names_it_without_internals(url: str, seed: obj
     assert "Overflow" not in response.text and "long long" not in response.text
 
 
-# -- item 2: scoped keys and validated imports ------------------------------------------------------------
+# -- scoped keys and validated imports ------------------------------------------------------------------
 
 def test_a_user_key_reaches_only_its_own_user(url: str, db: Path) -> None:
     for user in ("alice", "bob"):
@@ -136,8 +159,8 @@ def test_a_user_key_reaches_only_its_own_user(url: str, db: Path) -> None:
     assert httpx.put(f"{url}/v1/summaries/alice", json={"text": "alice prefers coffee"}, headers=mine,
                      timeout=10).status_code == 200
     for method, path in (("GET", "bob"), ("PUT", "bob"), ("DELETE", "bob"), ("GET", "bob/history")):
-        response = httpx.request(method, f"{url}/v1/summaries/{path}", json={"text": "mine now"}, headers=mine,
-                                 timeout=10)
+        body = {"text": "mine now"} if method == "PUT" else None  # only a PUT takes a body
+        response = httpx.request(method, f"{url}/v1/summaries/{path}", json=body, headers=mine, timeout=10)
         assert response.status_code == 403 and "alice" in response.json()["error"]["message"], (method, path)
     assert httpx.get(f"{url}/v1/summaries/alice/export", headers=mine, timeout=10).status_code == 403
     assert httpx.post(f"{url}/v1/summaries/import?on_conflict=replace", content=b"{}", headers=mine,
@@ -191,7 +214,7 @@ def test_an_imported_user_edit_does_not_outrank_a_model_refresh(url: str, db: Pa
     assert fresh.is_current and not fresh.is_proposal
 
 
-# -- item 4: delete forgets everywhere ---------------------------------------------------------------------
+# -- delete forgets everywhere --------------------------------------------------------------------------
 
 def test_delete_empties_the_summary_caches_and_the_wal(url: str, services: Services, db: Path) -> None:
     context = UserContext(user_id="dora", examples=[
@@ -227,7 +250,7 @@ def test_forget_user_removes_disk_cache_entries(tmp_path: Path, tiny_model_dir: 
     assert list((tmp_path / "cache").glob("*/*.json")) == [] and len(summarizer.cache) == 0
 
 
-# -- item 1: work stops when the client leaves -------------------------------------------------------------
+# -- work stops when the client leaves ------------------------------------------------------------------
 
 def test_a_disconnected_client_frees_the_model_at_once(url: str) -> None:
     body = json.dumps({**CHAT, "max_tokens": 1024}).encode()

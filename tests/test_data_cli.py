@@ -166,13 +166,12 @@ def test_cli_builds_ultrafeedback_conversations_in_arrow(tmp_path):
     assert json.loads(stats.stdout)["train"]["context_conversations"]["max"] == 3
 
 
-def test_cli_errors_are_clear(tmp_path):
+def test_cli_errors_are_clear(tmp_path, capsys):
     from plus_sdk.cli import main  # in process: the same code path, without a new interpreter
 
     def error_of(*args: str) -> str:
-        with pytest.raises(SystemExit) as caught:
-            main(list(args))
-        return str(caught.value.code)
+        assert main(list(args)) == 2
+        return capsys.readouterr().err
 
     assert "--n-train does not apply to uf-p2" in error_of(
         "data", "build", "uf-p2", "--out", str(tmp_path / "x"), "--n-train", "5"

@@ -31,8 +31,8 @@ def test_validate_reports_every_bad_row_with_its_line_and_field(tmp_path: Path) 
     count, problems = validate_jsonl(_write(tmp_path / "mine.jsonl", rows))
     assert count == 6
     where = {(p.line, p.field) for p in problems}
-    assert (2, "chosen") in where and (3, "") in where and (4, "split") in where and (4, "prompt") in where
-    assert (6, "") in where and not any(p.line in (1, 5) for p in problems)
+    assert (2, "chosen") in where and (3, "(whole line)") in where and (4, "split") in where
+    assert (4, "prompt") in where and (6, "(whole line)") in where and not any(p.line in (1, 5) for p in problems)
 
 
 def test_plus_data_validate_lists_the_problems_and_exits_2_only_when_a_row_is_bad(tmp_path: Path) -> None:

@@ -195,6 +195,7 @@ def _tiny_trainer(folder: Path, config: ppo.PPOConfig, *, critic: bool = False,
 PROMPTS = [[1, 2, 3, 4, 5, 6, 7], [8, 9, 10], [11, 12, 13, 14, 15]]
 
 
+@pytest.mark.numeric
 def test_shared_prefix_logprobs_equal_full_sequence_logprobs(tiny_model_dir: Path) -> None:
     trainer = _tiny_trainer(tiny_model_dir, ppo.PPOConfig(samples_per_prompt=2, max_new_tokens=6, temperature=0.7))
     rollout = trainer.generate(PROMPTS)
@@ -223,6 +224,7 @@ def test_rollout_stops_at_eos_and_masks_the_rest(tiny_model_dir: Path) -> None:
     assert all(t == trainer.pad_id for t in ids[stop + 1:])
 
 
+@pytest.mark.numeric
 def test_sampling_is_reproducible_from_the_generator_state(tiny_model_dir: Path) -> None:
     trainer = _tiny_trainer(tiny_model_dir, ppo.PPOConfig(samples_per_prompt=2, max_new_tokens=5))
     state = trainer.sampler.get_state()
@@ -232,6 +234,7 @@ def test_sampling_is_reproducible_from_the_generator_state(tiny_model_dir: Path)
     assert torch.equal(a.response_ids, b.response_ids)
 
 
+@pytest.mark.numeric
 def test_a_fused_update_equals_the_unfused_one(tiny_model_dir: Path) -> None:
     config = ppo.PPOConfig(samples_per_prompt=2, max_new_tokens=5, minibatch_size=6, micro_batch_size=6,
                            whiten_advantages=True, kl_coef=0.1)

@@ -7,6 +7,8 @@ import json
 import logging
 from typing import Any
 
+from plus_sdk.console import emit_error
+from plus_sdk.files import check_target_folder
 from plus_sdk.models import load_tokenizer
 from plus_sdk.training.config import ConfigError, load_config
 from plus_sdk.training.data.build import DATASETS, build_dataset, config_class, write_dataset
@@ -57,18 +59,20 @@ def _overrides(args: argparse.Namespace) -> list[str]:
             continue
         if flag not in _FLAGS[family]:
             usable = ", ".join("--" + f.replace("_", "-") for f in _FLAGS[family])
-            raise SystemExit(f"error: --{flag.replace('_', '-')} does not apply to {args.dataset}; its flags: {usable}")
+            raise ValueError(f"--{flag.replace('_', '-')} does not apply to {args.dataset}; its flags: {usable}")
         overrides.append(f"{_FLAGS[family][flag]}={json.dumps(value) if isinstance(value, str) else value}")
     return overrides + list(args.set or [])
 
 
 def cmd_data_build(args: argparse.Namespace) -> int:
     try:
+        check_target_folder(args.out, force=args.force)  # refuse at once, before building
         config = load_config(config_class(args.dataset), args.config, _overrides(args))
         result = build_dataset(args.dataset, config, context_kind=args.context_kind, guideline=args.guideline)
     except (ConfigError, SourceError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    report = write_dataset(result, args.out, fmt=args.format)
+        emit_error(f"error: {exc}")
+        return 2
+    report = write_dataset(result, args.out, fmt=args.format, force=args.force)
     print(json.dumps({k: report[k] for k in ("dataset", "sizes", "skipped", "files", "context_kind")}, indent=2))
     return 0
 
@@ -96,7 +100,8 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
     try:
         stats = dataset_stats(args.dir, tokenizer)
     except FileNotFoundError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        emit_error(f"error: {exc}")
+        return 2
     if args.json:
         print(json.dumps(stats, indent=2))
     else:
@@ -146,6 +151,8 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     build.add_argument("--context-kind", choices=CONTEXT_KINDS, default="pairs", help="How contexts are shown.")
     build.add_argument("--guideline", help="Guideline text for --context-kind guideline (default: per dataset).")
     build.add_argument("--format", choices=("jsonl", "arrow"), default="jsonl", help="Output format.")
+    build.add_argument("--force", action="store_true", help="Replace --out if it is a non-empty folder (never the "
+                                                            "current folder).")
     build.add_argument("--config", help="YAML file with builder settings.")
     build.add_argument("--set", action="append", metavar="KEY=VALUE", help="Override any builder setting.")
     build.set_defaults(func=cmd_data_build)

@@ -29,12 +29,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          store=args.store, coalesce_window_ms=args.coalesce_window_ms,
                          coalesce_max_batch=args.coalesce_max_batch, access_log=not args.no_access_log,
                          max_connections=args.max_connections, header_timeout_s=args.header_timeout,
-                         body_timeout_s=args.body_timeout, store_busy_timeout_s=args.store_busy_timeout)
+                         body_timeout_s=args.body_timeout, store_busy_timeout_s=args.store_busy_timeout,
+                         require_auth=True if args.require_auth else None)
     check_store_location(args.store)
     app = create_app(config)
     logging.getLogger("plus_sdk.server.access").setLevel(logging.INFO)
+    required = app.state.authenticator.required()
     logger.warning("serving %s on http://%s:%d (auth: %s)", config.served_model_name, args.host, args.port,
-                   "admin token" if token else "user keys only" if args.store else "none")
+                   "admin token" + (" and user keys" if args.store else "") if token
+                   else "user keys only" if required else "none: anyone who can connect may call every route")
     server = uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port,
                                            log_level="info" if args.verbose else "warning",
                                            header_timeout_s=config.header_timeout_s,
@@ -55,6 +58,9 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--token", default=None, help=f"admin bearer token; prefer ${TOKEN_ENV} (a command line is "
                                                  "visible in /proc)")
+    p.add_argument("--require-auth", action="store_true",
+                   help="refuse callers without a token even before the first key exists (default: required "
+                        "when a token is set or the store has keys; never relaxed while the server runs)")
     p.add_argument("--max-connections", type=int, default=1024, help="concurrent connections before 503")
     p.add_argument("--header-timeout", type=float, default=10.0, help="seconds to finish request headers")
     p.add_argument("--body-timeout", type=float, default=30.0, help="seconds to send a request body (else 408)")

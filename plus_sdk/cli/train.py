@@ -13,6 +13,7 @@ from typing import Any
 
 from plus_sdk.cli.config_arg import add_config_arguments
 from plus_sdk.console import emit
+from plus_sdk.files import check_target_folder
 from plus_sdk.training.coadapt import CoadaptConfig, run
 from plus_sdk.training.config import load_config, read_config_file
 from plus_sdk.training.distributed import dist_info
@@ -128,17 +129,19 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    check_target_folder(args.out, force=args.force)  # refuse at once, before reading the run
     extra = json.loads(Path(args.metrics).read_text(encoding="utf-8")) if args.metrics else None
     if extra is not None:
         extra = {k: float(v) for k, v in extra.items() if isinstance(v, (int, float))}
     if is_rm_run(args.run_dir):
         out = export_rm_run(args.run_dir, args.out, checkpoint=args.checkpoint, name=args.name, extra_metrics=extra,
-                            summarizer=args.summarizer)
+                            summarizer=args.summarizer, force=args.force)
     elif args.summarizer is not None:
         raise ValueError(f"--summarizer applies to `plus train-rm` runs; {args.run_dir} is a co-adaptation run, "
                          "whose bundle already holds its own trained summarizer")
     else:
-        out = export_run(args.run_dir, args.out, checkpoint=args.checkpoint, name=args.name, extra_metrics=extra)
+        out = export_run(args.run_dir, args.out, checkpoint=args.checkpoint, name=args.name, extra_metrics=extra,
+                         force=args.force)
     emit(json.dumps({"bundle": str(out)}))
     return 0
 
@@ -203,6 +206,8 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("out", help="bundle folder, e.g. adapters/pets-smollm2")
     p.add_argument("--checkpoint", default="best", help="best (default), latest, or a checkpoint .safetensors file")
     p.add_argument("--name", default=None, help="bundle name in the card (default: the folder name)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it is a non-empty folder (never the "
+                                                        "current folder)")
     p.add_argument("--metrics", default=None, help="JSON file of extra flat metrics to put in the card")
     p.add_argument("--summarizer", default=None, help="train-rm runs: a trained summarizer to ship with the reward "
                                                       "model (a `plus train-summarizer` run folder)")

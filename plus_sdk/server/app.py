@@ -12,7 +12,8 @@ Routes (all JSON, described by the OpenAPI document at ``/openapi.json`` and ``/
 - ``/ui``: the review page where a user reads and corrects their summary (``review``).
 
 The admin token (``$PLUS_SERVE_TOKEN``, or ``--token``) and per-user keys (``plus keys``) protect
-every ``/v1`` route (``plus_sdk.server.auth``); the token is checked before the body is read,
+every ``/v1`` route (``plus_sdk.server.auth``; whether a token is needed is decided at start and
+never relaxed); the token is checked before the body is read,
 and bodies, headers and connections are bounded (``plus_sdk.server.limits``). Malformed
 requests get 400 with an OpenAI-style ``{"error": {"message", "type", "param"}}`` body naming
 the field; a store that stays locked gets 503 with ``Retry-After``.
@@ -64,7 +65,9 @@ class ServeConfig(BaseModel):
     served_model_name: str = Field(default="plus-local", description="Model name clients put in requests.")
     summary_task: str = Field(default="generic", description="Summarizer prompt family when no bundle is given.")
     device: str | None = Field(default=None, description="Torch device (None: auto).")
-    token: SecretStr | None = Field(default=None, description="Bearer token required on /v1 routes (None: open).")
+    token: SecretStr | None = Field(default=None, description="Admin bearer token for /v1 routes.")
+    require_auth: bool | None = Field(default=None, description="Require a token even with no admin token and no "
+                                      "key yet (None: required when a token is set or the store has keys).")
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1, description="Largest accepted request body.")
     max_tokens_limit: int = Field(default=1024, ge=1, description="Largest max_tokens a request may ask for.")
     batch_size: int = Field(default=8, ge=1, description="Generation batch size of the local backend.")
@@ -232,7 +235,8 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
         from plus_sdk.store import SummaryStore
 
         store = SummaryStore(config.store, busy_timeout_s=config.store_busy_timeout_s)
-    auth = Authenticator(config.token.get_secret_value() if config.token else None, store)
+    auth = Authenticator(config.token.get_secret_value() if config.token else None, store,
+                         require_auth=config.require_auth)
     caller = principal_dependency(auth)
     app.state.authenticator = auth
     app.state.principal = caller  # routes added later (e.g. a UI) scope themselves with Depends(caller)
@@ -325,7 +329,7 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
         summarizers = [svc.summarizer, getattr(svc.judge, "summarizer", None)]
         add_store_routes(app, store, check_token,
                          on_delete=lambda user_id: forget_user(store, user_id, [s for s in summarizers if s]))
-    add_review_page(app, store_enabled=store is not None, auth_required=config.token is not None)
+    add_review_page(app, store_enabled=store is not None, auth_required=auth.required)
     app.add_middleware(GuardMiddleware, auth=auth, max_bytes=config.max_body_bytes,
                        body_timeout_s=config.body_timeout_s)
     if config.access_log:

@@ -2,9 +2,12 @@
 
 ``Authenticator.resolve(token)`` turns a bearer token into a ``Principal``: the admin (the
 server's ``--token`` / ``$PLUS_SERVE_TOKEN``) or one user (a key from ``plus keys create``,
-looked up hashed in the summary store). With neither an admin token nor any active key the
-server is open and every caller is the admin. ``principal_dependency`` is the FastAPI
-dependency routes use; ``Principal.require_user`` / ``require_admin`` scope a route.
+looked up hashed in the summary store). Whether a token is required is decided once, when the
+server starts: it is, when an admin token is set, when the store's key table holds any key
+(revoked ones count), or when ``require_auth`` says so. Revoking the last key never opens the
+server. A server that started open closes for good as soon as a first key is created; until
+then every caller is the admin. ``principal_dependency`` is the FastAPI dependency routes use;
+``Principal.require_user`` / ``require_admin`` scope a route.
 """
 
 from __future__ import annotations
@@ -29,9 +32,14 @@ class AuthError(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: the admin (``user_id is None``) or the one user a key belongs to."""
+    """The caller: the admin (``user_id is None``) or the one user a key belongs to.
+
+    ``actor`` is what the access log records: ``admin`` (the admin token), ``key:<key id>`` (never
+    the user id, which is often an e-mail address, nor the secret) or ``anonymous`` (an open server).
+    """
 
     user_id: str | None
+    actor: str = "admin"
 
     @property
     def is_admin(self) -> bool:
@@ -48,6 +56,8 @@ class Principal:
 
 
 ADMIN = Principal(user_id=None)
+#: The caller of an open server (no admin token, no keys): allowed everything, logged as anonymous.
+ANONYMOUS = Principal(user_id=None, actor="anonymous")
 
 
 def bearer_token(headers: list[tuple[bytes, bytes]]) -> str:
@@ -62,28 +72,41 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str:
 class Authenticator:
     """Resolves bearer tokens against the admin token and the store's user keys."""
 
-    def __init__(self, admin_token: str | None, store: SummaryStore | None = None) -> None:
+    def __init__(self, admin_token: str | None, store: SummaryStore | None = None, *,
+                 require_auth: bool | None = None) -> None:
+        from plus_sdk.store.keys import keys_ever_created
+
         self.admin_token = admin_token or None
         self.store = store
+        if require_auth is False and (self.admin_token is not None or (store is not None and keys_ever_created(store))):
+            raise ValueError("require_auth=False contradicts the configuration: an admin token is set or the store "
+                             "has API keys; leave require_auth unset")
+        #: decided here, from the configuration; only ever switches from False to True
+        self._required = bool(require_auth) or self.admin_token is not None or \
+            (store is not None and keys_ever_created(store))
 
     def required(self) -> bool:
-        """True when some token is needed (an admin token is set, or the store has active keys)."""
-        from plus_sdk.store.keys import has_keys
+        """True when a token is needed. Fixed at start, except that an open server with a store closes for good
+        once a first key is created (it never reopens, whatever happens to the keys)."""
+        if not self._required and self.store is not None:
+            from plus_sdk.store.keys import keys_ever_created
 
-        return self.admin_token is not None or (self.store is not None and has_keys(self.store))
+            if keys_ever_created(self.store):
+                self._required = True
+        return self._required
 
     def resolve(self, token: str) -> Principal:
         """The principal of ``token``; ``AuthError(401)`` when it is missing or unknown."""
         if self.admin_token is not None and hmac.compare_digest(token.encode(), self.admin_token.encode()):
             return ADMIN
         if self.store is not None and token:
-            from plus_sdk.store.keys import user_for_key
+            from plus_sdk.store.keys import key_for_token
 
-            user = user_for_key(self.store, token)
-            if user is not None:
-                return Principal(user_id=user)
+            found = key_for_token(self.store, token)
+            if found is not None:
+                return Principal(user_id=found[1], actor=f"key:{found[0]}")
         if not self.required():
-            return ADMIN
+            return ANONYMOUS
         raise AuthError(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>' with the admin "
                              "token or a key from `plus keys create`")
 

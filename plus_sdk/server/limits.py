@@ -1,8 +1,11 @@
 """Resource guards of ``plus serve``: what a caller can hold before and while a route runs.
 
 - ``GuardMiddleware``: on protected paths the bearer token is checked from the headers, before
-  a byte of the body is read (401 at once); bodies over ``max_body_bytes`` get 413 and bodies
-  slower than ``body_timeout_s`` get 408. Each request runs in a ``cancel_scope`` whose flag is
+  a byte of the body is read (401 at once). Only POST/PUT/PATCH requests under the protected
+  prefixes may carry a body; any other request that announces one (``Content-Length`` above 0,
+  or ``Transfer-Encoding``) gets 400 at once, unread, so no public route holds a connection
+  waiting for a body. Bodies over ``max_body_bytes`` get 413 and bodies slower than
+  ``body_timeout_s`` get 408, on every route. Each request runs in a ``cancel_scope`` whose flag is
   set when the client disconnects or the server cancels the request (shutdown), so the model
   work behind it stops.
 - ``header_timeout_protocol``: uvicorn's HTTP/1.1 protocol, closing connections that have not
@@ -13,17 +16,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from typing import Any
 
 from plus_sdk.cancel import cancel_scope
+from plus_sdk.files import non_finite_path
 from plus_sdk.server.auth import Authenticator, AuthError, bearer_token
 
 logger = logging.getLogger(__name__)
 
-#: Paths whose requests need a token (a prefix match).
+#: Paths whose requests need a token (a prefix match); only these may carry a request body.
 PROTECTED_PREFIXES: tuple[str, ...] = ("/v1",)
+#: Methods whose requests may carry a body (on the protected paths).
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def error_body(message: str, kind: str, param: str | None = None) -> dict[str, Any]:
@@ -31,11 +38,24 @@ def error_body(message: str, kind: str, param: str | None = None) -> dict[str, A
     return {"error": {"message": message, "type": kind, "param": param, "code": None}}
 
 
+def non_finite_in(body: bytes) -> str | None:
+    """Where a JSON ``body`` holds NaN or an infinity (Python's parser accepts them, JSON does not), or ``None``.
+
+    Bodies without those words, and bodies that are not one JSON document, cost only a substring scan."""
+    if b"NaN" not in body and b"Infinity" not in body:
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None  # not one JSON document: the route reports that
+    return non_finite_path(value)
+
+
 async def _respond(scope: dict[str, Any], receive: Any, send: Any, status: int, message: str, kind: str,
-                   headers: dict[str, str] | None = None) -> None:
+                   headers: dict[str, str] | None = None, param: str | None = None) -> None:
     from starlette.responses import JSONResponse
 
-    response = JSONResponse(error_body(message, kind), status_code=status,
+    response = JSONResponse(error_body(message, kind, param), status_code=status,
                             headers={"Connection": "close", **(headers or {})})
     await response(scope, receive, send)
 
@@ -58,9 +78,16 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["path"].startswith(self.protected) and not await self._authenticate(scope, receive, send):
+        protected = scope["path"].startswith(self.protected)
+        if protected and not await self._authenticate(scope, receive, send):
             return
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        announced = b"transfer-encoding" in headers or (length is not None and length.strip(b"0") != b"")
+        if announced and not (protected and scope.get("method") in BODY_METHODS):
+            await _respond(scope, receive, send, 400, f"{scope.get('method')} {scope['path']} takes no request "
+                           "body; send it without one", "invalid_request_error")
+            return
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await _respond(scope, receive, send, 413, f"request body exceeds max_body_bytes={self.max_bytes}",
                            "request_too_large")
@@ -76,6 +103,11 @@ class GuardMiddleware:
         if len(body) > self.max_bytes:
             await _respond(scope, receive, send, 413, f"request body exceeds max_body_bytes={self.max_bytes}",
                            "request_too_large")
+            return
+        where = non_finite_in(body)
+        if where is not None:
+            await _respond(scope, receive, send, 400, f"invalid request: {where}: NaN and Infinity are not JSON; "
+                           "send a number or null", "invalid_request_error", param=where)
             return
         await self._run(scope, receive, send, body)
 

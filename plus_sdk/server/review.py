@@ -9,6 +9,7 @@ Responses carry a Content-Security-Policy that allows this server's own files on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,15 @@ class _WithHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def add_review_page(app: Any, *, store_enabled: bool, auth_required: bool, prefix: str = "/ui") -> None:
-    """Serve the review page under ``prefix`` on the FastAPI ``app``."""
+def add_review_page(app: Any, *, store_enabled: bool, auth_required: Callable[[], bool], prefix: str = "/ui") -> None:
+    """Serve the review page under ``prefix`` on the FastAPI ``app`` (``auth_required``: asked on each
+    ``/ui/info``, e.g. ``Authenticator.required``)."""
     from fastapi.responses import RedirectResponse
     from fastapi.staticfiles import StaticFiles
 
     @app.get(f"{prefix}/info", include_in_schema=False)
     def review_page_info() -> dict[str, bool]:
-        return {"store": store_enabled, "auth": auth_required}
+        return {"store": store_enabled, "auth": auth_required()}
 
     @app.get(prefix, include_in_schema=False)
     def review_page_root() -> RedirectResponse:

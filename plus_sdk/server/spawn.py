@@ -26,12 +26,16 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def spawned_server(flags: Sequence[str], *, env: dict[str, str] | None = None, cli_flags: Sequence[str] = (),
-                   start_timeout: float = 180.0) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``plus [cli_flags] serve [flags] --port P`` in a child process; yields its base URL and the process."""
+                   start_timeout: float = 180.0, log_path: str | os.PathLike[str] | None = None,
+                   ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``plus [cli_flags] serve [flags] --port P`` in a child process; yields its base URL and the process.
+
+    ``log_path``: a file that receives the server's output as it runs (default: a hidden temporary file)."""
     import httpx
 
     port = free_port()
-    log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+    log = open(log_path, "w+", encoding="utf-8") if log_path is not None else \
+        tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # closed in the finally below
     command = [sys.executable, "-m", "plus_sdk.cli", *cli_flags, "serve", *flags, "--port", str(port)]
     process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
                                text=True)

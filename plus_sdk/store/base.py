@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plus_sdk.store.errors import (
     EmptySummaryError,
+    InvalidTextError,
     InvalidUserIdError,
     SummaryTooLargeError,
 )
@@ -31,7 +32,9 @@ MAX_VERSION = 2**63 - 1
 #: First line of an export file.
 EXPORT_FORMAT = "plus-summaries"
 
-_USER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]*$")
+_USER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]*")  # used with fullmatch: no trailing newline
+#: C0 control characters (and DEL) refused in stored text; newline, tab and carriage return are allowed.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 Author = Literal["model", "user", "import"]
 Action = Literal["put", "edit", "revert", "accept", "proposal"]
@@ -88,14 +91,25 @@ def validate_user_id(user_id: Any) -> str:
         raise InvalidUserIdError(f"user_id is empty: {rule}")
     if len(user_id) > MAX_USER_ID_CHARS:
         raise InvalidUserIdError(f"user_id has {len(user_id)} characters, more than {MAX_USER_ID_CHARS}: {rule}")
-    if not _USER_ID_RE.match(user_id):
+    if not _USER_ID_RE.fullmatch(user_id):
         raise InvalidUserIdError(f"user_id {user_id!r} is not allowed: {rule}")
     return user_id
+
+
+def check_no_control(value: str, field: str) -> str:
+    """``value`` when it holds no control character other than newline, tab and carriage return, else
+    ``InvalidTextError`` naming the field, the character and its position (the same rule on every backend)."""
+    bad = _CONTROL_RE.search(value)
+    if bad is not None:
+        raise InvalidTextError(f"{field} contains the control character U+{ord(bad.group()):04X} at position "
+                               f"{bad.start()}: remove it (newlines and tabs are allowed)")
+    return value
 
 
 def check_text(text: Any, limit: int, field: str = "text") -> str:
     if not isinstance(text, str):
         raise EmptySummaryError(f"{field} must be a string, not {type(text).__name__}")
+    check_no_control(text, field)
     if not text.strip():
         raise EmptySummaryError(f"{field} is empty: a summary needs some text")
     if len(text) > limit:
@@ -107,7 +121,7 @@ def check_text(text: Any, limit: int, field: str = "text") -> str:
 def check_meta(value: str, field: str) -> str:
     if len(value) > MAX_META_CHARS:
         raise SummaryTooLargeError(f"{field} has {len(value)} characters, more than {MAX_META_CHARS}")
-    return value
+    return check_no_control(value, field)
 
 
 

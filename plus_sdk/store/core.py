@@ -13,7 +13,7 @@ Rules:
   ``overwrite_user_edits=True``. ``accept_proposal`` / ``dismiss_proposal`` resolve it.
 - ``edit`` writes the user's own text; ``revert(version)`` makes an old version current again
   as a new version (the log is append-only, so reverts are themselves undoable).
-- ``delete`` removes every row of a user, history included; SQLite runs with
+- ``delete`` removes every row of a user, history included, and revokes their API keys; SQLite runs with
   ``secure_delete`` and the write-ahead log is checkpointed afterwards, so the text does not
   linger in the database files.
 - Version numbers of a user are 1, 2, 3, ... with no gaps, also under concurrent writers.
@@ -219,13 +219,17 @@ class SummaryStore:
             return True
 
     def delete(self, user_id: str) -> int:
-        """Forget the user: every version and pointer is deleted. Returns the number of versions removed."""
+        """Forget the user: every version and pointer is deleted, and their API keys are revoked with the
+        user id blanked in the key table. Returns the number of versions removed."""
         validate_user_id(user_id)
         with self.backend.write(user_id) as cur:
             n = int(cur.execute("SELECT COUNT(*) FROM plus_summary_versions WHERE user_id = ?",
                                 (user_id,)).fetchone()[0])
             cur.execute("DELETE FROM plus_summary_versions WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM plus_summary_users WHERE user_id = ?", (user_id,))
+            now = utcnow().isoformat()  # their keys stop working, and the key table stops naming them
+            cur.execute("UPDATE plus_api_keys SET revoked_at = COALESCE(revoked_at, ?), user_id = '', "
+                                  "label = '' WHERE user_id = ?", (now, user_id))
         self.backend.scrub()
         logger.info("deleted %d summary versions of %s", n, user_id)
         return n

@@ -16,6 +16,10 @@ class EmptySummaryError(SummaryStoreError, ValueError):
     """A summary text is empty."""
 
 
+class InvalidTextError(SummaryStoreError, ValueError):
+    """A text holds a control character (NUL and the other C0 controls except newline, tab and CR)."""
+
+
 class UnknownUserError(SummaryStoreError, LookupError):
     """The user has no summaries in the store."""
 

@@ -4,6 +4,9 @@ A key is ``plus_<key id>_<secret>``; only its SHA-256 is stored (the secret has 
 bits, so a fast hash is enough), with the user it belongs to. A user key reads and edits only
 that user's summaries (see ``plus_sdk.server.auth``). Keys are created, listed and revoked with
 ``plus keys create|list|revoke``; revoking keeps the row (with ``revoked_at``) for the record.
+Deleting a user (``SummaryStore.delete``) revokes their keys and blanks the user id and label of
+those rows, so the table no longer names them; the rows stay, so a server that once had keys
+still requires a token after a restart (``plus_sdk.server.auth``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from plus_sdk.store.base import utcnow, validate_user_id
+from plus_sdk.store.base import check_no_control, utcnow, validate_user_id
 from plus_sdk.store.core import SummaryStore
 from plus_sdk.store.errors import SummaryStoreError, UnknownKeyError
 
@@ -41,6 +44,7 @@ def create_key(store: SummaryStore, user_id: str, *, label: str = "") -> tuple[A
     validate_user_id(user_id)
     if len(label) > 200:
         raise SummaryStoreError(f"label has {len(label)} characters, more than 200")
+    check_no_control(label, "label")
     key_id = secrets.token_hex(6)
     token = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     now = utcnow()
@@ -71,17 +75,17 @@ def list_keys(store: SummaryStore, *, include_revoked: bool = False) -> list[Api
                    revoked_at=datetime.fromisoformat(r[3]) if r[3] else None, label=r[4]) for r in rows]
 
 
-def user_for_key(store: SummaryStore, token: str) -> str | None:
-    """The user an active key belongs to, or ``None`` for an unknown or revoked key."""
+def key_for_token(store: SummaryStore, token: str) -> tuple[str, str] | None:
+    """``(key id, user id)`` of an active key, or ``None`` for an unknown or revoked key."""
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         return None
     with store.backend.read() as cur:
-        row = cur.execute("SELECT user_id FROM plus_api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+        row = cur.execute("SELECT key_id, user_id FROM plus_api_keys WHERE key_hash = ? AND revoked_at IS NULL",
                           (hash_key(token),)).fetchone()
-    return str(row[0]) if row else None
+    return (str(row[0]), str(row[1])) if row else None
 
 
-def has_keys(store: SummaryStore) -> bool:
-    """True when at least one key is active."""
+def keys_ever_created(store: SummaryStore) -> bool:
+    """True when the key table holds any row, active or revoked: the store is used with keys."""
     with store.backend.read() as cur:
-        return cur.execute("SELECT 1 FROM plus_api_keys WHERE revoked_at IS NULL LIMIT 1").fetchone() is not None
+        return cur.execute("SELECT 1 FROM plus_api_keys LIMIT 1").fetchone() is not None

@@ -11,7 +11,7 @@ Same rows, same SQL and the same rules as the SQLite backend; what differs is be
   duplicates, across any number of processes and machines;
 - reads run in a ``REPEATABLE READ READ ONLY`` transaction: one consistent snapshot;
 - a waiting writer gives up after ``busy_timeout_s`` (``lock_timeout``) with ``StoreBusyError``;
-- after a delete, ``scrub()`` runs ``VACUUM`` on the two tables: the deleted rows are
+- after a delete, ``scrub()`` runs ``VACUUM`` on the store's tables: the deleted rows are
   invisible at once, and VACUUM frees their space for reuse. ``vacuum(full=True)`` rewrites the
   table files so the text leaves them at once; the write-ahead log (and any backups or
   replicas) keep it until PostgreSQL recycles those segments (see docs/store.md).
@@ -42,7 +42,7 @@ STORE_LOCK_CLASS = 0x504C5554
 #: Lock keys that mean "the whole store" (imports, migrations).
 STORE_WIDE_KEYS = frozenset({"__import__", "__schema__"})
 
-_TABLES = ("plus_summary_versions", "plus_summary_users")
+_TABLES = ("plus_summary_versions", "plus_summary_users", "plus_api_keys")
 
 
 @functools.lru_cache(maxsize=256)

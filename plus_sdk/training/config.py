@@ -56,6 +56,15 @@ class LoraSettings(StrictConfig):
         return self.peft(getattr(getattr(model, "config", None), "num_hidden_layers", None))
 
 
+def yaml_problem(where: str, exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: ``FILE:LINE:COLUMN: invalid YAML: problem`` (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark is not None else where
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    context = getattr(exc, "context", None)
+    return f"{at}: invalid YAML: {problem}" + (f" ({' '.join(str(context).split())})" if context else "")
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``"a.b=3"`` → (["a", "b"], 3); the value is parsed as a YAML scalar."""
     if "=" not in item:
@@ -63,7 +72,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, raw = item.split("=", 1)
     if not key.strip():
         raise ConfigError(f"override {item!r} has an empty key")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_problem(f"override {item!r}", exc)) from None
+    return key.strip().split("."), value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -101,6 +114,10 @@ def read_config_file(path: str | os.PathLike[str], _chain: tuple[Path, ...] = ()
     except FileNotFoundError:
         hint = f" (named by 'extends' in {_chain[-1]})" if _chain else ""
         raise ConfigError(f"config file {path} does not exist{hint}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_problem(str(path), exc)) from None
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        raise ConfigError(f"{path} is not a YAML text file ({exc.__class__.__name__}); give a recipe .yaml") from None
     if loaded is not None and not isinstance(loaded, dict):
         raise ConfigError(f"{path} must hold a mapping at top level")
     data = loaded or {}

@@ -100,20 +100,22 @@ def run_metrics(run_dir: str | os.PathLike[str], iteration: int) -> dict[str, fl
 
 
 def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, checkpoint: str = "best",
-               name: str | None = None, extra_metrics: dict[str, float] | None = None) -> Path:
-    """Write the bundle of one checkpoint of ``run_dir`` to ``out`` (replacing it atomically)."""
+               name: str | None = None, extra_metrics: dict[str, float] | None = None, force: bool = False) -> Path:
+    """Write the bundle of one checkpoint of ``run_dir`` to ``out``, atomically. A non-empty ``out`` is
+    refused unless ``force`` (then replaced); the current folder never (``plus_sdk.files.staged_dir``)."""
     from plus_sdk import __version__
     from plus_sdk.bundle import card_markdown, portable_base_name, write_card
-    from plus_sdk.files import atomic_write_text, staged_dir
+    from plus_sdk.files import atomic_write_text, check_target_folder, staged_dir
     from plus_sdk.models import DEFAULT_MODEL
     from plus_sdk.training.coadapt import CONFIG_FILE, CoadaptConfig
     from plus_sdk.training.config import load_config
     from plus_sdk.types import AdapterCard
 
     run_dir, out = Path(run_dir), Path(out)
+    check_target_folder(out, force=force)  # before loading anything
     run, state, path = load_checkpoint_run(run_dir, checkpoint)
     config = load_config(CoadaptConfig, run_dir / CONFIG_FILE)  # as trained (init_from kept for the card)
-    with staged_dir(out) as staging:
+    with staged_dir(out, force=force) as staging:
         summarizer_dir = staging / "summarizer"
         run.policy_base.save_adapter("summarizer", summarizer_dir)
         run.reward_model.save_pretrained(staging / "reward")
@@ -173,24 +175,26 @@ def summarizer_folder(path: str | os.PathLike[str]) -> Path:
 
 def export_rm_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, checkpoint: str = "best",
                   name: str | None = None, extra_metrics: dict[str, float] | None = None,
-                  summarizer: str | os.PathLike[str] | None = None) -> Path:
+                  summarizer: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
     """Write a summary-conditioned ``plus train-rm`` run as a bundle: ``reward/`` (+ ``summarizer/``) + card.
 
     ``summarizer``: a trained summarizer (a ``plus train-summarizer`` run, or an adapter folder) to
     ship with the reward model, e.g. to warm-start co-adaptation from both roles; by default a
-    ``method: summary`` run ships the summarizer it was trained with, an Oracle run none.
+    ``method: summary`` run ships the summarizer it was trained with, an Oracle run none. ``out`` is
+    written as in ``export_run`` (non-empty: only with ``force``).
     """
     import shutil
 
     from plus_sdk import __version__
     from plus_sdk.bundle import card_markdown, portable_base_name, write_card
-    from plus_sdk.files import atomic_write_text, staged_dir
+    from plus_sdk.files import atomic_write_text, check_target_folder, staged_dir
     from plus_sdk.models import DEFAULT_MODEL
     from plus_sdk.training.config import load_config
     from plus_sdk.training.rm.run import RMRunConfig
     from plus_sdk.types import AdapterCard
 
     run_dir, out = Path(run_dir), Path(out)
+    check_target_folder(out, force=force)
     config = load_config(RMRunConfig, run_dir / "config.yaml")
     if not (config.method == "summary" or (config.method == "oracle" and config.oracle_as_summary)):
         raise ValueError(f"{run_dir} trains a '{config.method}' reward model, which reads no summary, so no judge "
@@ -207,7 +211,7 @@ def export_rm_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
     metrics = {k: float(v) for k, v in (json.loads(results.read_text(encoding="utf-8")) if results.exists()
                                         else {}).items() if isinstance(v, (int, float))}
     metrics.update(extra_metrics or {})
-    with staged_dir(out) as staging:
+    with staged_dir(out, force=force) as staging:
         (staging / "reward").mkdir()
         for file in ("adapter_config.json", "adapter_model.safetensors", "head.safetensors"):
             if (source / file).exists():

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from plus_sdk.files import atomic_write_text
+from plus_sdk.files import atomic_write_text, staged_dir
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.contexts import apply_context_kind
 from plus_sdk.training.data.pets import PetsConfig, build_pets, build_pets_ood
@@ -76,20 +76,23 @@ def build_dataset(
 
 
 def write_dataset(
-    result: BuildResult, out: str | os.PathLike[str], *, fmt: Literal["jsonl", "arrow"] = "jsonl"
+    result: BuildResult, out: str | os.PathLike[str], *, fmt: Literal["jsonl", "arrow"] = "jsonl",
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Write each split and ``build.json`` into ``out``; returns the report."""
+    """Write each split and ``build.json`` into the folder ``out``, atomically; returns the report.
+
+    A non-empty ``out`` is refused unless ``force`` (then replaced); the current folder never."""
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
     files = {}
-    for split, records in result.splits.items():
-        if fmt == "arrow":
-            write_arrow(records, folder / split)
-            files[split] = str(folder / split)
-        else:
-            write_jsonl(records, folder / f"{split}.jsonl")
-            files[split] = str(folder / f"{split}.jsonl")
-    report = {**result.report(), "files": files, "format": fmt}
-    atomic_write_text(folder / "build.json", json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    with staged_dir(folder, force=force) as staging:
+        for split, records in result.splits.items():
+            if fmt == "arrow":
+                write_arrow(records, staging / split)
+                files[split] = str(folder / split)
+            else:
+                write_jsonl(records, staging / f"{split}.jsonl")
+                files[split] = str(folder / f"{split}.jsonl")
+        report = {**result.report(), "files": files, "format": fmt}
+        atomic_write_text(staging / "build.json", json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
     logger.info("wrote %s to %s", {k: len(v) for k, v in result.splits.items()}, folder)
     return report

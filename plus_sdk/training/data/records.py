@@ -89,35 +89,62 @@ class RowProblem(BaseModel):
         return f"{where}: {self.message}"
 
 
+#: field named for a row-level rule (a model validator reports no location of its own)
+_ROW_RULE_FIELDS = {"chosen and rejected are identical": "chosen, rejected",
+                    "the target pair also appears in its own context": "context.examples"}
+#: field named for a line that is not one JSON object
+WHOLE_LINE = "(whole line)"
+
+
+def _row_field(loc: tuple[Any, ...], message: str) -> str:
+    field = ".".join(str(part) for part in loc)
+    if field:
+        return field
+    return next((name for rule, name in _ROW_RULE_FIELDS.items() if rule in message), WHOLE_LINE)
+
+
 def validate_jsonl(path: str | os.PathLike[str]) -> tuple[int, list[RowProblem]]:
     """Check every line of a JSONL record file; returns (rows read, every problem found).
 
     Unlike ``read_jsonl`` it does not stop at the first bad row, so a user can fix a file in one
-    pass. Each pydantic error becomes one problem naming the line and the field.
+    pass. Each pydantic error becomes one problem naming the line and the field. A line that is
+    not UTF-8 text (a binary file) ends the check with one problem saying so.
     """
     problems: list[RowProblem] = []
     rows = 0
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with Path(path).open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problems.append(RowProblem(line=number, field=WHOLE_LINE, message=(
+                    f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}): is this a JSONL "
+                    "record file?")))
+                break
             if not line.strip():
                 continue
             rows += 1
             try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                message = f"not valid JSON ({exc.msg}, column {exc.colno})"
-                problems.append(RowProblem(line=number, field="", message=message))
+                data = json.loads(line, parse_constant=_no_constant)
+            except ValueError as exc:
+                detail = f"{exc.msg}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+                message = f"not valid JSON ({detail}): each line must be one JSON object"
+                problems.append(RowProblem(line=number, field=WHOLE_LINE, message=message))
                 continue
             if not isinstance(data, dict):
-                problems.append(RowProblem(line=number, field="", message="a row must be a JSON object"))
+                problems.append(RowProblem(line=number, field=WHOLE_LINE, message="a row must be a JSON object"))
                 continue
             try:
                 TrainingRecord.model_validate(data)
             except ValidationError as exc:
                 for error in exc.errors(include_url=False):
-                    field = ".".join(str(part) for part in error["loc"])
-                    problems.append(RowProblem(line=number, field=field, message=error["msg"]))
+                    problems.append(RowProblem(line=number, field=_row_field(tuple(error["loc"]), error["msg"]),
+                                               message=error["msg"]))
     return rows, problems
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number; use a number or null")
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[TrainingRecord]:
