@@ -59,7 +59,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
             usable = ", ".join("--" + f.replace("_", "-") for f in _FLAGS[family])
             raise SystemExit(f"error: --{flag.replace('_', '-')} does not apply to {args.dataset}; its flags: {usable}")
         overrides.append(f"{_FLAGS[family][flag]}={json.dumps(value) if isinstance(value, str) else value}")
-    return overrides + list(args.set or [])
+    return overrides + list(getattr(args, "overrides", None) or []) + list(args.set or [])
 
 
 def cmd_data_build(args: argparse.Namespace) -> int:
@@ -133,6 +133,8 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
     build = actions.add_parser("build", help="Build a dataset into DIR (train/test/ood .jsonl + build.json).")
     build.add_argument("dataset", choices=DATASETS, help="Which dataset to build.")
+    build.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                       help="Builder settings, e.g. source=vpl vpl_path=DIR (same as --set; before the flags).")
     build.add_argument("--out", required=True, help="Output folder.")
     build.add_argument("--seed", type=int, help="Seed of the builder.")
     build.add_argument("--n-train", type=int, help="Pets: train rows.")
