@@ -74,6 +74,9 @@ def cmd_data_build(args: argparse.Namespace) -> int:
 
 
 def _print_table(stats: dict[str, Any]) -> None:
+    preset = next((info["preset"] for info in stats.values() if info.get("preset")), None)
+    if preset:
+        print(f"preset {preset.get('name')}: " + " ".join(f"{k}={v}" for k, v in preset.get("chose", {}).items()))
     for split, info in stats.items():
         print(
             f"[{split}] rows {info['rows']}, users {info['users']} {info['users_per_type']}, "
@@ -87,6 +90,8 @@ def _print_table(stats: dict[str, Any]) -> None:
             if info.get(key, {}).get("max"):  # skip absent or all-zero distributions
                 values = " ".join(f"{name} {value:g}" for name, value in info[key].items())
                 print(f"    {key:<26} {values}")
+        if info.get("build_counts"):
+            print(f"    {'build_counts':<26} " + " ".join(f"{k} {v}" for k, v in info["build_counts"].items()))
 
 
 def cmd_data_stats(args: argparse.Namespace) -> int:

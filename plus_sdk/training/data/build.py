@@ -65,6 +65,10 @@ def build_dataset(
     if dataset in ("pets", "pets-ood"):
         assert isinstance(config, PetsConfig)
         result = BuildResult(splits=_pets_splits(dataset, config))
+        if config.source == "vpl":  # VPL's generator: what it used, for `plus data stats`
+            chose = {"vpl_path": config.vpl_path, "vpl_prompt": config.vpl_prompt, "rows_per": config.rows_per or
+                     "user_type", "vpl_train_sentences": config.vpl_train_sentences, "n_context": config.n_context}
+            result.info["preset"] = {"name": "vpl", "chose": chose}
     elif dataset == "styles":
         assert isinstance(config, StylesConfig)
         result = BuildResult(splits=build_styles(config))
