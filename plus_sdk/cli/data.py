@@ -61,7 +61,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
             usable = ", ".join("--" + f.replace("_", "-") for f in _FLAGS[family])
             raise ValueError(f"--{flag.replace('_', '-')} does not apply to {args.dataset}; its flags: {usable}")
         overrides.append(f"{_FLAGS[family][flag]}={json.dumps(value) if isinstance(value, str) else value}")
-    return overrides + list(args.set or [])
+    return overrides + list(getattr(args, "overrides", None) or []) + list(args.set or [])
 
 
 def cmd_data_build(args: argparse.Namespace) -> int:
@@ -78,6 +78,9 @@ def cmd_data_build(args: argparse.Namespace) -> int:
 
 
 def _print_table(stats: dict[str, Any]) -> None:
+    preset = next((info["preset"] for info in stats.values() if info.get("preset")), None)
+    if preset:
+        print(f"preset {preset.get('name')}: " + " ".join(f"{k}={v}" for k, v in preset.get("chose", {}).items()))
     for split, info in stats.items():
         print(
             f"[{split}] rows {info['rows']}, users {info['users']} {info['users_per_type']}, "
@@ -91,6 +94,8 @@ def _print_table(stats: dict[str, Any]) -> None:
             if info.get(key, {}).get("max"):  # skip absent or all-zero distributions
                 values = " ".join(f"{name} {value:g}" for name, value in info[key].items())
                 print(f"    {key:<26} {values}")
+        if info.get("build_counts"):
+            print(f"    {'build_counts':<26} " + " ".join(f"{k} {v}" for k, v in info["build_counts"].items()))
 
 
 def cmd_data_stats(args: argparse.Namespace) -> int:
@@ -138,6 +143,8 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
     build = actions.add_parser("build", help="Build a dataset into DIR (train/test/ood .jsonl + build.json).")
     build.add_argument("dataset", choices=DATASETS, help="Which dataset to build.")
+    build.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                       help="Builder settings, e.g. source=vpl vpl_path=DIR (same as --set; before the flags).")
     build.add_argument("--out", required=True, help="Output folder.")
     build.add_argument("--seed", type=int, help="Seed of the builder.")
     build.add_argument("--n-train", type=int, help="Pets: train rows.")

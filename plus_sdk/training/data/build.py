@@ -17,8 +17,9 @@ from plus_sdk.files import atomic_write_text, staged_dir
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.contexts import apply_context_kind
 from plus_sdk.training.data.pets import PetsConfig, build_pets, build_pets_ood
+from plus_sdk.training.data.pets_vpl import build_vpl_pets
 from plus_sdk.training.data.prism import PrismConfig, build_prism
-from plus_sdk.training.data.records import write_arrow, write_jsonl
+from plus_sdk.training.data.records import TrainingRecord, write_arrow, write_jsonl
 from plus_sdk.training.data.result import BuildResult
 from plus_sdk.training.data.styles import StylesConfig, build_styles
 from plus_sdk.training.data.ultrafeedback import UltraFeedbackConfig, build_ultrafeedback
@@ -41,6 +42,21 @@ def config_class(dataset: str) -> type[StrictConfig]:
     raise ValueError(f"dataset {dataset!r} is unknown; use one of {', '.join(DATASETS)}")
 
 
+def _pets_splits(dataset: str, config: PetsConfig) -> dict[str, list[TrainingRecord]]:
+    """plus-sdk Pets, or VPL's generator (``source="vpl"``); Pets-OOD adds the ``ood`` split."""
+    if config.source == "vpl":
+        return build_vpl_pets(config, dataset)
+    # Pets-OOD trains on dog-vs-cat targets only by default (paper §6.2) and tests on bird/rabbit users
+    targets = config.targets or ("dog-cat" if dataset == "pets-ood" else "all")
+    per_type = 2 if config.rows_per == "user_type" else 1  # n_train/n_test per user type: twice the rows in all
+    splits = build_pets(per_type * config.n_train, per_type * config.n_test, config.n_context, config.seed,
+                        targets_per_user=config.targets_per_user, targets=targets)
+    if dataset == "pets-ood":
+        splits["ood"] = build_pets_ood(config.n_ood, config.n_context, config.seed,
+                                       targets_per_user=config.targets_per_user)
+    return splits
+
+
 def build_dataset(
     dataset: str, config: StrictConfig | None = None, *, context_kind: str = "pairs", guideline: str | None = None
 ) -> BuildResult:
@@ -48,14 +64,11 @@ def build_dataset(
     config = config or config_class(dataset)()
     if dataset in ("pets", "pets-ood"):
         assert isinstance(config, PetsConfig)
-        # Pets-OOD trains on dog-vs-cat targets only by default (paper §6.2) and tests on bird/rabbit users
-        targets = config.targets or ("dog-cat" if dataset == "pets-ood" else "all")
-        splits = build_pets(config.n_train, config.n_test, config.n_context, config.seed,
-                            targets_per_user=config.targets_per_user, targets=targets)
-        if dataset == "pets-ood":
-            splits["ood"] = build_pets_ood(config.n_ood, config.n_context, config.seed,
-                                           targets_per_user=config.targets_per_user)
-        result = BuildResult(splits=splits)
+        result = BuildResult(splits=_pets_splits(dataset, config))
+        if config.source == "vpl":  # VPL's generator: what it used, for `plus data stats`
+            chose = {"vpl_path": config.vpl_path, "vpl_prompt": config.vpl_prompt, "rows_per": config.rows_per or
+                     "user_type", "vpl_train_sentences": config.vpl_train_sentences, "n_context": config.n_context}
+            result.info["preset"] = {"name": "vpl", "chose": chose}
     elif dataset == "styles":
         assert isinstance(config, StylesConfig)
         result = BuildResult(splits=build_styles(config))

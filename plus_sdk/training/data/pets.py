@@ -300,4 +300,18 @@ class PetsConfig(StrictConfig):
         "default: 'all' for pets, 'dog-cat' for pets-ood as in the paper.")
     n_context: int = Field(default=8, ge=1, description="Controversial pairs of the same user in each context.")
     seed: int = Field(default=0, description="Seed: same seed, same records.")
-    targets_per_user: int = Field(default=4, ge=1, le=20, description="Target rows per user (the rest is history).")
+    targets_per_user: int = Field(default=4, ge=1, le=20, description="Target rows per user (the rest is history); "
+                                  "source=plus only (a VPL row is a user of its own).")
+    source: Literal["plus", "vpl"] = Field(
+        default="plus", description="'plus': plus-sdk Pets (its own sentences, 8 prompt wordings); 'vpl': VPL's "
+        "generator from VPL's sentence lists at vpl_path (one prompt, first 80 sentences train).")
+    vpl_path: str | None = Field(
+        default=None, description="source=vpl: a local checkout of VPL's code, or a folder, under which "
+        "birds.txt, cats.txt, dogs.txt and rabbits.txt (one sentence per line) are found.")
+    vpl_prompt: str = Field(default="Please talk about one kind of pets.",
+                            description="source=vpl: the one request of every row (the paper quotes it, App. I).")
+    vpl_train_sentences: int = Field(default=80, ge=1, description="source=vpl: the first N sentences of each "
+                                     "list are train, the rest test (VPL: 80).")
+    rows_per: Literal["all", "user_type"] | None = Field(
+        default=None, description="Whether n_train/n_test count rows in all or per user type (VPL: per user "
+        "type, twice as many in all); default 'all' for source=plus, 'user_type' for source=vpl.")

@@ -17,7 +17,8 @@ dialogue so far (earlier user messages and *chosen* replies, then the new user m
 Users are kept when they are in the survey with all eight stated preferences and have at least
 ``min_conversations`` (6) usable conversations. A seeded share of them (308 of 1,308 in the
 paper) is held out as unseen users (``test``); the others are the seen users (``train``), of
-whom ``seen_test_conversations`` last conversations can also go to ``test``. The context of a
+whom ``seen_test_conversations`` last conversations can also go to ``test``
+(``unseen_split="ood"`` then puts the unseen users in ``ood``; ``preset="table6"`` sets both). The context of a
 target is ``n_context`` (3) pairs from *other* conversations of the same user (for held-out
 conversations of seen users: from their training conversations), at most one per turn.
 ``stated_prefs`` are kept in ``meta`` and written out as the oracle description.
@@ -29,7 +30,11 @@ Upstream quirks, handled on purpose:
 * at later turns the two replies can be the same text, and then both are marked chosen: the turn
   keeps one copy as its chosen reply (so the dialogue goes on) but yields no pair;
 * at turn 0 upstream marks a random one of the replies tied on the top score as chosen: with
-  ``tied_scores="drop"`` (default) a reply scored the same as the chosen one is not paired;
+  ``tied_scores="drop"`` (default) a reply scored the same as the chosen one is not paired, at
+  every turn (a later turn's two replies can tie too);
+* a user may choose a real reply over an empty one (or the empty one): such a pair is not made
+  unless ``empty_reply_text`` gives a text to show for the empty reply; a turn whose chosen reply
+  is empty is then no usable turn (``turns_with_an_empty_chosen_reply``) and ends the conversation;
 * ``utterances.jsonl`` has no dates: rebuilt conversations are in file order, so holding out
   "the last" conversations (``seen_test_conversations``) needs ``conversations.jsonl``.
 
@@ -45,12 +50,12 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from tqdm.auto import tqdm
 
-from plus_sdk.training.config import StrictConfig
+from plus_sdk.training.data.prism_config import PrismConfig, preset_report
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.result import BuildResult, cap
 from plus_sdk.training.data.upstream import SourceError, iter_rows
@@ -70,31 +75,6 @@ STATED_PREFS: tuple[str, ...] = (
 )
 #: how PRISM stores an empty text
 EMPTY_STRING = "EMPTY STRING"
-
-
-class PrismConfig(StrictConfig):
-    """How the PRISM records are built."""
-
-    source: str = Field(
-        default="HannahRoseKirk/prism-alignment",
-        description="Hub name, or a local folder with survey.jsonl and conversations.jsonl (or utterances.jsonl).",
-    )
-    min_conversations: int = Field(default=6, ge=1, description="Keep users with at least this many conversations.")
-    unseen_fraction: float = Field(
-        default=308 / 1308, gt=0.0, lt=1.0, description="Share of kept users held out as unseen (test)."
-    )
-    n_unseen_users: int | None = Field(default=None, ge=1, description="Number of unseen users (overrides the share).")
-    seen_test_conversations: int = Field(
-        default=0, ge=0, description="Last conversations of each seen user that go to test instead of train."
-    )
-    n_context: int = Field(default=3, ge=1, description="Past pairs in each context.")
-    tied_scores: Literal["drop", "keep"] = Field(
-        default="drop", description="A reply scored the same as the chosen one: not paired (drop), or paired."
-    )
-    seed: int = Field(default=0, description="Seed of context sampling and caps.")
-    split_seed: int = Field(default=42, description="Seed of the seen/unseen user split.")
-    max_train: int | None = Field(default=None, ge=1, description="Cap on train records (seeded subset).")
-    max_test: int | None = Field(default=None, ge=1, description="Cap on test records (seeded subset).")
 
 
 @dataclass(frozen=True)
@@ -181,8 +161,11 @@ def text_of(value: Any) -> str | None:
     return value.strip()
 
 
-def _reply(item: dict[str, Any]) -> _Reply | None:
+def _reply(item: dict[str, Any], empty_text: str | None = None) -> _Reply | None:
+    """A model reply; an empty one (``"EMPTY STRING"``) is ``None``, or ``empty_text`` when that is set."""
     content = text_of(item.get("content"))
+    if content is None and empty_text is not None and isinstance(item.get("content"), str):
+        content = empty_text
     if content is None:
         return None
     score = item.get("score")
@@ -202,7 +185,8 @@ def _split_replies(chosen: _Reply, others: list[_Reply], tied_scores: str) -> tu
     return [r for r in others if r not in tied], tied
 
 
-def _turns(history: list[Any], skipped: Counter[str], tied_scores: str = "drop") -> list[_Turn]:
+def _turns(history: list[Any], skipped: Counter[str], tied_scores: str = "drop",
+           empty_text: str | None = None) -> list[_Turn]:
     """Usable turns of one conversation, in order; stops at the first malformed turn."""
     grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for item in history:
@@ -214,11 +198,12 @@ def _turns(history: list[Any], skipped: Counter[str], tied_scores: str = "drop")
     for index in sorted(grouped):
         items = grouped[index]
         users = [text_of(i.get("content")) for i in items if i.get("role") == "user"]
-        replies = [(i, _reply(i)) for i in items if i.get("role") in ("model", "assistant")]
+        replies = [(i, _reply(i, empty_text)) for i in items if i.get("role") in ("model", "assistant")]
         chosen = [r for i, r in replies if r is not None and i.get("if_chosen") is True]
         others = [r for i, r in replies if r is not None and i.get("if_chosen") is not True]
         if len(users) != 1 or users[0] is None or len({r.content for r in chosen}) != 1:
-            skipped["turns_malformed"] += 1
+            empty_chosen = not chosen and any(i.get("if_chosen") is True for i, _ in replies)
+            skipped["turns_with_an_empty_chosen_reply" if empty_chosen else "turns_malformed"] += 1
             skipped["turns_after_a_malformed_turn"] += len(grouped) - len(turns) - 1
             break
         if len(chosen) > 1:  # identical A/B replies, both marked chosen: one copy goes on, no pair
@@ -285,7 +270,7 @@ def load_conversations(config: PrismConfig, skipped: Counter[str]) -> list[_Conv
         ):
             skipped["conversation_rows_malformed"] += 1
             continue
-        turns = _turns(history, skipped, config.tied_scores)
+        turns = _turns(history, skipped, config.tied_scores, config.empty_reply_text)
         if not turns:
             skipped["conversations_without_a_usable_turn"] += 1
             continue
@@ -400,6 +385,8 @@ def build_prism(config: PrismConfig | None = None, **overrides: Any) -> BuildRes
     """PRISM train/test records (see the module docstring)."""
     given = config.model_dump(exclude_unset=True) if config is not None else {}
     config = PrismConfig.model_validate({**given, **overrides})
+    if config.preset:
+        logger.info("prism: preset %s chose %s", config.preset, preset_report(config)["chose"])
     skipped: Counter[str] = Counter()
     prefs = load_survey(config, skipped)
     by_user: dict[str, list[_Conversation]] = defaultdict(list)
@@ -427,13 +414,14 @@ def build_prism(config: PrismConfig | None = None, **overrides: Any) -> BuildRes
         )
     unseen = split_users(kept, config)
     rng = random.Random(f"prism/{config.seed}")
-    planned: dict[str, list[tuple[_Target, str, list[_Conversation]]]] = {"train": [], "test": []}
-    targeted: dict[str, list[_Conversation]] = {"train": [], "test": []}
+    names = ["train", "test"] + (["ood"] if config.unseen_split == "ood" else [])
+    planned: dict[str, list[tuple[_Target, str, list[_Conversation]]]] = {name: [] for name in names}
+    targeted: dict[str, list[_Conversation]] = {name: [] for name in names}
     for user in kept:
         conversations = by_user[user]
         if user in unseen:
-            planned["test"] += [(t, "unseen", conversations) for t in _targets(conversations)]
-            targeted["test"] += conversations
+            planned[config.unseen_split] += [(t, "unseen", conversations) for t in _targets(conversations)]
+            targeted[config.unseen_split] += conversations
             continue
         cut = len(conversations) - config.seen_test_conversations
         seen_train, seen_test = conversations[:cut], conversations[cut:]
@@ -442,11 +430,12 @@ def build_prism(config: PrismConfig | None = None, **overrides: Any) -> BuildRes
         targeted["train"] += seen_train
         targeted["test"] += seen_test
     counts = {split: pair_counts(targeted[split], config.tied_scores) for split in planned}
-    limits = {"train": config.max_train, "test": config.max_test}
+    limits = {"train": config.max_train, "test": config.max_test}  # ood (unseen users): never capped
     splits: dict[str, list[TrainingRecord]] = {}
     for split, items in planned.items():
         records = []
-        for target, user_split, history in tqdm(cap(items, limits[split], rng), desc=f"prism {split}", disable=None):
+        capped = cap(items, limits.get(split), rng)
+        for target, user_split, history in tqdm(capped, desc=f"prism {split}", disable=None):
             context = _context(target, history, config.n_context, rng)
             if not context:
                 skipped[f"{split}_targets_without_context"] += 1
@@ -464,6 +453,7 @@ def build_prism(config: PrismConfig | None = None, **overrides: Any) -> BuildRes
             "users": {"kept": len(kept), "seen": len(kept) - len(unseen), "unseen": len(unseen)},
             "counts": {split: {**counts[split], "records": len(records)} for split, records in splits.items()},
             "config": config.model_dump(),
+            "preset": preset_report(config),
         },
     )
     result.log_skips("prism")

@@ -2,7 +2,8 @@
 
 When the folder has the builder's ``build.json`` with per-split ``counts`` (UltraFeedback, PRISM),
 each split also gets them as ``build_counts``: pairs before and after the tie filter, pairs kept,
-records, the numbers to check against the paper and VPL.
+records, the numbers to check against the paper and VPL; and, when a preset or VPL's Pets
+generator built it, ``preset``: its name and what it chose.
 
 Context lengths are counted in tokens of a tokenizer (default: the embedded SmolLM2), twice:
 the rendered context alone (``context_tokens``) and the summarizer's whole prompt with the chat
@@ -100,19 +101,31 @@ def axis_balance(records: list[TrainingRecord]) -> dict[str, Any]:
     }
 
 
+def _build_report(folder: Path) -> dict[str, Any]:
+    try:
+        report = json.loads((folder / "build.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
 def build_counts(folder: Path) -> dict[str, dict[str, int]]:
     """Per-split builder counts from ``folder/build.json`` (empty when absent or unreadable)."""
-    try:
-        counts = json.loads((folder / "build.json").read_text(encoding="utf-8")).get("counts", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
+    counts = _build_report(folder).get("counts", {})
     return counts if isinstance(counts, dict) else {}
+
+
+def build_preset(folder: Path) -> dict[str, Any] | None:
+    """The preset a builder applied and what it chose (``build.json`` → ``preset``), or ``None``."""
+    preset = _build_report(folder).get("preset")
+    return preset if isinstance(preset, dict) else None
 
 
 def dataset_stats(folder: str | os.PathLike[str], tokenizer: Any | None = None) -> dict[str, Any]:
     """Statistics of every split found in ``folder`` (``<split>.jsonl`` or a ``<split>/`` datasets folder)."""
     root = Path(folder)
     counts = build_counts(root)
+    preset = build_preset(root)
     found = {}
     for split in SPLITS:
         for path in (root / f"{split}.jsonl", root / split):
@@ -120,6 +133,8 @@ def dataset_stats(folder: str | os.PathLike[str], tokenizer: Any | None = None) 
                 found[split] = split_stats(read_records(path), tokenizer)
                 if split in counts:
                     found[split]["build_counts"] = counts[split]
+                if preset is not None:
+                    found[split]["preset"] = preset
                 break
     if not found:
         raise FileNotFoundError(f"{root} has no train/test/ood split (.jsonl file or datasets folder); build one first")

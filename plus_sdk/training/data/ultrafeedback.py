@@ -31,6 +31,10 @@ How records are built (defaults follow the paper, and VPL's code where the paper
    never the target's instruction, labelled by the same type; for P-4 redrawn until exactly one
    user type fits (a type fits when it rates every chosen context reply strictly above the
    rejected one).
+
+Switches toward VPL's code (all set at once by ``preset="vpl"``, see ``ultrafeedback_config``):
+``max_tokens`` (length filter, ``ultrafeedback_vpl``), ``split="rows"``, ``exclude_target_instruction``,
+``controversial_over``, ``ties`` and the context sizes.
 """
 
 from __future__ import annotations
@@ -42,23 +46,18 @@ import random
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
-from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.result import BuildResult, cap
+from plus_sdk.training.data.ultrafeedback_config import ATTRIBUTES, VARIANTS, UltraFeedbackConfig, preset_report
+from plus_sdk.training.data.ultrafeedback_vpl import load_length_tokenizer, row_split, with_token_counts
 from plus_sdk.training.data.upstream import iter_rows
 from plus_sdk.types import PreferenceExample, UserContext
 
 logger = logging.getLogger(__name__)
-
-ATTRIBUTES: tuple[str, ...] = ("helpfulness", "honesty", "instruction_following", "truthfulness")
-VARIANTS: dict[str, tuple[str, ...]] = {"uf-p2": ("helpfulness", "honesty"), "uf-p4": ATTRIBUTES}
-#: training repeats of each target with fresh contexts, per variant (VPL: 8x for P-2, 4x for P-4)
-TRAIN_REPEATS: dict[str, int] = {"uf-p2": 8, "uf-p4": 4}
 
 #: the true description of each user type, for oracle models
 ORACLES: dict[str, str] = {
@@ -70,60 +69,6 @@ ORACLES: dict[str, str] = {
     "instruction_following": "This user prefers the reply that follows their instructions most closely.",
     "truthfulness": "This user prefers the most truthful reply: accurate, with no made-up facts.",
 }
-
-
-class UltraFeedbackConfig(StrictConfig):
-    """How UltraFeedback-P2/P4 is built."""
-
-    source: str = Field(
-        default="openbmb/UltraFeedback",
-        description="Fine-grained ratings: hub name, or a local JSONL/JSON/Parquet file or folder.",
-    )
-    pairs_source: str | None = Field(
-        default=None,
-        description="Optional pair file in the argilla/ultrafeedback-binarized-preferences-cleaned layout; "
-        "None rebuilds its pairs from `source` by the same rule.",
-    )
-    variant: Literal["uf-p2", "uf-p4"] = Field(default="uf-p2", description="'uf-p2' (2 user types) or 'uf-p4' (4).")
-    pairs: Literal["binarized", "all"] = Field(
-        default="binarized", description="Best-vs-random-lower pair per instruction, or all pairs."
-    )
-    exclude_sources: list[str] = Field(
-        default_factory=lambda: ["truthful_qa"], description="Upstream `source` values to skip (TruthfulQA)."
-    )
-    ties: Literal["drop", "coin"] = Field(
-        default="drop", description="Pairs tied on an attribute of the variant: drop them, or break by a coin."
-    )
-    controversial_only: bool = Field(default=True, description="Keep only pairs the user types disagree on.")
-    test_fraction: float = Field(default=0.1, gt=0.0, lt=1.0, description="Share of instructions held out as test.")
-    split_seed: int = Field(default=42, description="Seed of the held-out split.")
-    seed: int = Field(default=0, description="Seed of pairing, tie-breaking and context sampling.")
-    n_context_min: int = Field(default=2, ge=1, description="Fewest context pairs (paper: 2).")
-    n_context_max: int = Field(default=4, ge=1, description="Most context pairs (paper: 4).")
-    identifiable_context: bool | None = Field(
-        default=None, description="Redraw contexts until exactly one user type fits (default: P-4 only)."
-    )
-    context_pool: int | None = Field(
-        default=100, ge=1, description="Contexts come from this many train pairs (None: the target's whole split)."
-    )
-    train_repeats: int | None = Field(
-        default=None, ge=1, description="Each train target repeated with fresh contexts (default 8 P-2, 4 P-4)."
-    )
-    max_context_tries: int = Field(default=100, ge=1, description="Context draws before a record is skipped.")
-    max_rows: int | None = Field(default=None, ge=1, description="Read at most this many upstream rows.")
-    max_train: int | None = Field(default=None, ge=1, description="Cap on train records (seeded subset).")
-    max_test: int | None = Field(default=None, ge=1, description="Cap on test records (seeded subset).")
-
-    @model_validator(mode="after")
-    def _variant_defaults(self) -> UltraFeedbackConfig:
-        p4 = self.variant == "uf-p4"
-        if self.identifiable_context is None:
-            object.__setattr__(self, "identifiable_context", p4)
-        if self.train_repeats is None:
-            object.__setattr__(self, "train_repeats", TRAIN_REPEATS[self.variant])
-        if self.n_context_min > self.n_context_max:
-            raise ValueError(f"n_context_min ({self.n_context_min}) is above n_context_max ({self.n_context_max})")
-        return self
 
 
 @dataclass(frozen=True)
@@ -160,6 +105,7 @@ class _Pair:
     b: _Completion
     labels: dict[str, int]
     ties: tuple[str, ...]
+    tokens: int | None = None  # prompt + the longer reply, when the length filter counts them
 
 
 def _rating(value: Any) -> int | None:
@@ -296,16 +242,21 @@ def _file_pairs(
 def labelled(
     pairs: Iterable[_Pair], types: tuple[str, ...], config: UltraFeedbackConfig, counts: Counter[str]
 ) -> list[_Pair]:
-    """Drop pairs missing a rating, then (``ties="drop"``) tied ones, then agreed ones; counting each step."""
+    """Drop pairs missing a rating, too long ones (``max_tokens``), tied ones (``ties="drop"``), then agreed
+    ones (over the variant's types, or all four attributes); counting each step."""
     pairs = list(pairs)
     counts["pairs"] += len(pairs)
     pairs = [p for p in pairs if p.a.complete and p.b.complete]
     counts["pairs_with_all_ratings"] += len(pairs)
+    if config.max_tokens is not None:
+        pairs = [p for p in pairs if p.tokens is None or p.tokens <= config.max_tokens]
+        counts["pairs_within_length"] += len(pairs)
     if config.ties == "drop":
         pairs = [p for p in pairs if not set(p.ties) & set(types)]
     counts["pairs_after_tie_filter"] += len(pairs)
+    over = ATTRIBUTES if config.controversial_over == "all" else types
     if config.controversial_only:
-        pairs = [p for p in pairs if len({p.labels[t] for t in types}) > 1]
+        pairs = [p for p in pairs if len({p.labels[t] for t in over}) > 1]
     counts["pairs_kept"] += len(pairs)
     return pairs
 
@@ -329,7 +280,11 @@ def _sample_context(
     config: UltraFeedbackConfig,
     rng: random.Random,
 ) -> list[_Pair] | None:
-    candidates = [p for p in pool if p.key != target.key]
+    if config.exclude_target_instruction:
+        candidates = [p for p in pool if p.key != target.key]
+    else:  # VPL: any pool pair but the target itself (a record never holds its own pair)
+        texts = (target.prompt, {target.a.response, target.b.response})
+        candidates = [p for p in pool if (p.prompt, {p.a.response, p.b.response}) != texts]
     for _ in range(config.max_context_tries):
         k = rng.randint(config.n_context_min, config.n_context_max)
         if len(candidates) < k:
@@ -402,6 +357,8 @@ def build_ultrafeedback(config: UltraFeedbackConfig | None = None, **overrides: 
     given = config.model_dump(exclude_unset=True) if config is not None else {}
     config = UltraFeedbackConfig.model_validate({**given, **overrides})
     types = VARIANTS[config.variant]
+    if config.preset:
+        logger.info("%s: preset %s chose %s", config.variant, config.preset, preset_report(config)["chose"])
     skipped: Counter[str] = Counter()
     rows = read_rows(config, skipped)
     if not rows:
@@ -412,11 +369,21 @@ def build_ultrafeedback(config: UltraFeedbackConfig | None = None, **overrides: 
         if config.pairs_source
         else _rebuilt_pairs(rows, config.pairs, rng, skipped)
     )
-    test_keys = held_out_keys((row.key for row in rows), config.test_fraction, config.split_seed)
+    length_tokenizer = None
+    if config.max_tokens is not None:
+        tokenizer, length_tokenizer = load_length_tokenizer(config.length_tokenizer)
+        all_pairs = with_token_counts(all_pairs, tokenizer)
+    if config.split == "rows":  # VPL: a share of the pair rows, in their order
+        test_rows = row_split(len(all_pairs), config.test_fraction, config.split_seed)
+        held_out = [i in test_rows for i in range(len(all_pairs))]
+    else:
+        test_keys = held_out_keys((row.key for row in rows), config.test_fraction, config.split_seed)
+        held_out = [p.key in test_keys for p in all_pairs]
     counts: dict[str, Counter[str]] = {"train": Counter(), "test": Counter()}
     pools = {
         split: labelled(
-            (p for p in all_pairs if (p.key in test_keys) == (split == "test")), types, config, counts[split]
+            (p for p, out in zip(all_pairs, held_out, strict=True) if out == (split == "test")),
+            types, config, counts[split],
         )
         for split in ("train", "test")
     }
@@ -445,6 +412,8 @@ def build_ultrafeedback(config: UltraFeedbackConfig | None = None, **overrides: 
             "pairs": {k: len(v) for k, v in pools.items()},
             "counts": {k: dict(v) for k, v in counts.items()},
             "context_pool": len(context_pool) if context_pool else None,
+            "preset": preset_report(config),
+            "length_tokenizer": length_tokenizer,
             "config": config.model_dump(),
         },
     )
