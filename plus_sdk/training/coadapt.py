@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from plus_sdk import prompts
@@ -61,6 +60,7 @@ from plus_sdk.training.rollout import summarizer_prompt_ids
 from plus_sdk.training.run_files import append_jsonl, truncate_metrics
 from plus_sdk.training.timing import BudgetSpentError, PhaseTimer, peak_memory_mb, phase_hook
 from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
+from plus_sdk.training.warm_start import WarmStartSource, check_fits, read_weights, resolve_init_from
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class CoAdaptation:
             raise ValueError(f"contexts_per_iteration={config.contexts_per_iteration} must be a multiple of the "
                              f"number of processes ({self.world})")
         self.run_dir = Path(config.run_dir)
+        init_source = resolve_init_from(config.init_from) if config.init_from else None  # fail before any load
         if config.model.threads:
             torch.set_num_threads(config.model.threads)
         torch.manual_seed(config.seed)
@@ -119,8 +120,8 @@ class CoAdaptation:
             self.ppo.attach_vllm(self.make_vllm_engine())
         self.rm_trainer = RewardTrainer(self.reward_model, self.rm_config, total_steps=rm_steps,
                                         accelerator=accelerator)
-        if config.init_from:
-            self.warm_start(Path(config.init_from))
+        if init_source is not None:
+            self.warm_start(init_source)
         train, test, ood = load_records(config.data)
         self.stream = RecordStream(train, config.seed)
         self.test, self.ood = test, ood
@@ -137,22 +138,21 @@ class CoAdaptation:
                                  gpu_memory_utilization=self.config.ppo.vllm_gpu_memory_utilization,
                                  dtype=m.dtype or "auto", seed=self.config.seed + self.rank)
 
-    def warm_start(self, bundle: Path) -> None:
-        """Load a bundle's summarizer adapter and/or reward adapter + head (``init_roles``) into this run."""
+    def warm_start(self, source: WarmStartSource) -> None:
+        """Load the summarizer adapter and/or reward adapter + head (``init_roles``) of a bundle or a ``plus
+        train`` run folder (``warm_start.resolve_init_from``) into this run, after checking they fit the recipe."""
         roles = self.config.init_roles
-        for folder, base, name in ((bundle / "summarizer", self.policy_base, "summarizer"),
-                                   (bundle / "reward", self.reward_base, "reward")):
-            if name not in roles:
-                continue
-            weights = folder / "adapter_model.safetensors"
-            if not weights.exists():
-                raise FileNotFoundError(f"init_from={bundle}: {weights} is missing (export a bundle with plus export)")
-            load_adapter_weights(base, name, load_file(str(weights)))
+        m = self.config.model
+        check_fits(source, roles, base=m.summarizer_base, num_layers=self.policy_base.model.config.num_hidden_layers,
+                   summarizer_lora=m.summarizer_lora, reward_lora=self.rm_config.lora)
+        weights = read_weights(source, roles)
+        for base, name in ((self.policy_base, "summarizer"), (self.reward_base, "reward")):
+            if name in roles:
+                load_adapter_weights(base, name, weights[name])
         if "reward" in roles:
-            head = load_file(str(bundle / "reward" / "head.safetensors"))
             self.reward_model.head.load_state_dict({k: v.to(self.reward_model.head.linear.weight.dtype)
-                                                    for k, v in head.items()})
-        logger.info("Warm start of %s from %s", " and ".join(roles), bundle)
+                                                    for k, v in weights["reward_head"].items()})
+        logger.info("Warm start of %s from %s", " and ".join(roles), source.path)
 
     # -------------------------------------------------------------- prompts and summaries
     def prompt_ids(self, record: TrainingRecord) -> list[int]:
