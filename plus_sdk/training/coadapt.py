@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -128,6 +129,7 @@ class CoAdaptation:
         self.iteration = 0
         self.best_accuracy = -1.0
         self._prompt_cache: dict[int, list[int]] = {}
+        self._last_eval: tuple[Any, dict[str, float], list[dict]] | None = None  # (key, metrics, samples)
         self.writer = None
 
     def make_vllm_engine(self) -> Any:
@@ -246,8 +248,8 @@ class CoAdaptation:
         ordered = sorted(contexts.values(), key=lambda r: unique[r.context.source_hash()])
         texts: list[str] = []
         size = self.config.eval.batch_size
-        bar = tqdm(total=len(ordered), desc=desc, unit="ctx", leave=False,
-                   disable=not self.config.progress or self.rank != 0)
+        bar = tqdm(total=len(ordered), desc=desc, unit="ctx", leave=False,  # nested: a terminal only (no raw [A)
+                   disable=not self.config.progress or self.rank != 0 or not sys.stderr.isatty())
         for start in range(0, len(ordered), size):
             chunk = ordered[start:start + size]
             rollout = self.ppo.generate([self.prompt_ids(r) for r in chunk], greedy=True)
@@ -278,13 +280,20 @@ class CoAdaptation:
         e = self.config.eval
         test = fixed_subset(self.test, e.final_test_rows if final else e.test_rows, self.config.seed)
         ood = fixed_subset(self.ood, e.final_ood_rows if final else e.ood_rows, self.config.seed)
-        start = time.perf_counter()
-        metrics, shown = self.evaluate(test, "test")
-        more, shown_ood = self.evaluate(ood, "ood")
-        metrics.update(more)
-        metrics["time_eval"] = time.perf_counter() - start
+        key = (self.iteration, tuple(map(id, test)), tuple(map(id, ood)))
+        if self._last_eval is not None and self._last_eval[0] == key:  # same weights, same rows: evaluated once
+            metrics, rows = dict(self._last_eval[1]), self._last_eval[2]
+            logger.info("Evaluation of iteration %d reused (same weights, same rows)", self.iteration)
+        else:
+            start = time.perf_counter()
+            metrics, shown = self.evaluate(test, "test")
+            more, shown_ood = self.evaluate(ood, "ood")
+            metrics.update(more)
+            metrics["time_eval"] = time.perf_counter() - start
+            rows = shown + shown_ood
+            self._last_eval = (key, dict(metrics), rows)
         if self.rank == 0:
-            for row in shown + shown_ood:
+            for row in rows:
                 append_jsonl(self.run_dir / SAMPLES_FILE, {"iteration": self.iteration, "final": final, **row})
         return metrics
 
@@ -433,7 +442,21 @@ class CoAdaptation:
         self.log({"phase": "final", **final})
         if self.writer is not None:
             self.writer.close()
+        if self.rank == 0:
+            write_plots(self.run_dir)
         return final
+
+
+def write_plots(run_dir: Path) -> None:
+    """The run's PNG curves in ``RUN_DIR/plots`` (``plus plot``); a missing matplotlib is a warning, not an error."""
+    from plus_sdk.training.plots import plot_run
+
+    try:
+        files = plot_run(run_dir)
+    except ImportError as exc:
+        logger.warning("No PNG curves: %s (pip install matplotlib, then `plus plot %s`)", exc, run_dir)
+        return
+    logger.info("Curves: %s", files[0])
 
 
 def _short(metrics: dict[str, float]) -> str:
