@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from plus_sdk.bundle import DEFAULT_BUNDLE
 from plus_sdk.console import emit, readable_errors
 from plus_sdk.inputs import check_item
 from plus_sdk.judge import PersonalizedJudge
@@ -105,7 +106,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="bundle folder or base model (default: embedded default)")
+    p.add_argument("--model", default=None, help="bundle name or folder, or a base model (default: the default "
+                                                  f"bundle, currently {DEFAULT_BUNDLE})")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
 
 
