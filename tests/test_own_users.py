@@ -142,3 +142,16 @@ def test_loading_a_bundle_says_once_on_stderr_what_users_it_was_trained_for_unle
     env_quiet = subprocess.run([sys.executable, "-c", script + ")"], capture_output=True, text=True, timeout=120,
                                env={**os.environ, "PLUS_SDK_QUIET": "1"})
     assert env_quiet.returncode == 0 and "Loaded bundle" not in env_quiet.stderr
+
+
+def test_data_dataset_jsonl_is_read_as_files_with_a_warning_naming_the_one_spelling(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from plus_sdk.training.coadapt_config import CoadaptConfig
+    from plus_sdk.training.config import load_config
+
+    with caplog.at_level(logging.WARNING):
+        config = load_config(CoadaptConfig, None, ["data.dataset=jsonl", "data.train_path=a.jsonl"])
+    assert config.data.dataset == "files"
+    assert any("write files" in r.getMessage() for r in caplog.records)
