@@ -132,10 +132,14 @@ def read_weights(source: WarmStartSource, roles: Sequence[str]) -> dict[str, Any
 
     out: dict[str, Any] = {}
     if source.kind == "run":
-        from plus_sdk.training.checkpoint import read_checkpoint
-        from plus_sdk.training.export import checkpoint_path
+        from plus_sdk.training.checkpoint import SUFFIX, read_checkpoint
 
-        state = read_checkpoint(checkpoint_path(source.path, "best"))
+        folder = source.path / "checkpoints"  # the best checkpoint, else the latest (as plus export picks)
+        best, latest = folder / f"best{SUFFIX}", folder / "latest.json"
+        if not best.exists() and not latest.exists():
+            raise WarmStartError(f"init_from={source.path}: the run wrote no checkpoint yet")
+        path = best if best.exists() else folder / json.loads(latest.read_text(encoding="utf-8"))["checkpoint"]
+        state = read_checkpoint(path)
         out.update({role: state[role] for role in roles})
         if "reward" in roles:
             out["reward_head"] = state["reward_head"]
