@@ -6,15 +6,25 @@ Everything that finds, reads or writes a bundle lives here: the card, the shippe
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plus_sdk import prompts
 from plus_sdk.files import atomic_write_text, staged_dir
-from plus_sdk.models import BUNDLE_FOLDERS, DEFAULT_HUB_ID, ModelNotFoundError, is_default
+from plus_sdk.models import (
+    BUNDLE_FOLDERS,
+    DEFAULT_HUB_ID,
+    ModelNotFoundError,
+    bundle_search_folders,
+    is_default,
+)
 from plus_sdk.types import AdapterCard
 from plus_sdk.version import __version__
 
@@ -22,11 +32,31 @@ if TYPE_CHECKING:
     from plus_sdk.summarizer import Summarizer
 
 logger = logging.getLogger(__name__)
+#: the one line saying which bundle ``from_pretrained`` loaded (INFO, shown by default: see ``announce``)
+loaded_logger = logging.getLogger("plus_sdk.loaded")
+loaded_logger.setLevel(logging.INFO)
 
 CARD_FILE = "card.json"
+#: THE name of the default bundle: ``from_pretrained()`` with no argument, ``plus demo``, CLI help and docs.
 DEFAULT_BUNDLE = "pets-smollm2"
 #: bundle folders already announced in this process (a judge loads one bundle twice: summarizer and reward)
 _ANNOUNCED: set[str] = set()
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("plus_sdk_quiet_loads", default=False)
+
+
+@contextlib.contextmanager
+def quiet_loads(quiet: bool = True) -> Iterator[None]:
+    """Inside the block, loading a bundle announces nothing (``from_pretrained(..., quiet=True)``)."""
+    token = _QUIET.set(quiet or _QUIET.get())
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def announcements_on() -> bool:
+    """False inside ``quiet_loads()`` or with ``PLUS_SDK_QUIET=1`` in the environment."""
+    return not _QUIET.get() and os.environ.get("PLUS_SDK_QUIET", "").strip().lower() in ("", "0", "false", "no")
 
 
 def read_card(folder: str | os.PathLike[str]) -> AdapterCard:
@@ -42,18 +72,29 @@ def read_card(folder: str | os.PathLike[str]) -> AdapterCard:
 
 
 def announce(folder: str | os.PathLike[str], card: AdapterCard) -> None:
-    """Log, once per process and folder, which bundle was loaded and which users it was trained for."""
+    """Say on stderr, once per process and folder, which bundle was loaded and which users it was trained for.
+
+    The line is an INFO record of the ``plus_sdk.loaded`` logger (level INFO, so it shows by default): an
+    app that configured logging gets it through its handlers; one that did not gets it on stderr, as
+    Python's last-resort handler does for warnings. ``quiet_loads()`` or ``PLUS_SDK_QUIET=1`` silence it.
+    """
     key = str(Path(folder).resolve())
-    if key in _ANNOUNCED:
+    if key in _ANNOUNCED or not announcements_on():
         return
     _ANNOUNCED.add(key)
     state = "trained" if card.trained else "an UNTRAINED reward head"
-    logger.info("Loaded bundle '%s' (%s, %s on %s): trained for users of %s; summaries use the '%s' prompt",
-                card.name, folder, state, card.base_model, card.trained_on or "unstated data", card.summary_task)
+    args = (card.name, folder, state, card.base_model, card.trained_on or "unstated data", card.summary_task)
+    message = "Loaded bundle '%s' (%s, %s on %s): trained for users of %s; summaries use the '%s' prompt"
+    if loaded_logger.hasHandlers():
+        loaded_logger.info(message, *args)
+    elif loaded_logger.isEnabledFor(logging.INFO):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.handle(loaded_logger.makeRecord(loaded_logger.name, logging.INFO, __file__, 0, message, args, None))
 
 
-def open_bundle(base: str | os.PathLike[str] | None, adapter: object = None) -> tuple[Path | None, AdapterCard | None]:
-    """The bundle ``base`` names and its card (announced once), or ``(None, None)``.
+def open_bundle(base: str | os.PathLike[str] | None, adapter: object = None, *,
+                quiet: bool = False) -> tuple[Path | None, AdapterCard | None]:
+    """The bundle ``base`` names and its card (announced once unless ``quiet``), or ``(None, None)``.
 
     With neither ``base`` nor ``adapter`` given, the trained default bundle is meant (when it ships).
     """
@@ -63,7 +104,8 @@ def open_bundle(base: str | os.PathLike[str] | None, adapter: object = None) -> 
     if bundle is None:
         return None, None
     card = read_card(bundle)
-    announce(bundle, card)
+    with quiet_loads(quiet):
+        announce(bundle, card)
     return bundle, card
 
 
@@ -88,18 +130,30 @@ def shipped_bundle_dir(name: str = DEFAULT_BUNDLE) -> Path | None:
 
 
 def default_bundle_dir() -> Path | None:
-    """The trained default adapters (``pets-smollm2``), shipped in the wheel or found in the repository."""
+    """The trained default adapters (``DEFAULT_BUNDLE``), shipped in the wheel or found in the repository."""
     return shipped_bundle_dir(DEFAULT_BUNDLE)
 
 
+def _is_bare_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith((".", "~"))
+
+
 def find_bundle(base: str | os.PathLike[str] | None) -> Path | None:
-    """The bundle folder ``base`` names: a folder holding ``card.json``, or a shipped bundle's name
-    (``"pets-smollm2"``, ``"pets-ood-smollm2"``); ``None`` when it names neither."""
+    """The bundle folder ``base`` names, or ``None`` when it names none.
+
+    ``base`` is a folder holding ``card.json``, or a bundle NAME looked up, before any hub call, in
+    ``./adapters/``, the shipped bundles, then the user bundle folder (``PLUS_SDK_BUNDLES``, default
+    ``<cache>/bundles``): ``models.bundle_search_folders``. The one resolver of bundles: ``from_pretrained``,
+    ``init_from`` and the evaluation commands all go through it.
+    """
     if base is None:
         return None
     if is_bundle(base):
         return Path(base).expanduser()
-    return shipped_bundle_dir(str(base))
+    name = str(base)
+    if not _is_bare_name(name):
+        return None
+    return next((root / name for root in bundle_search_folders() if is_bundle(root / name)), None)
 
 
 def save_bundle(folder: str | os.PathLike[str], card: AdapterCard, summarizer: Summarizer | None,

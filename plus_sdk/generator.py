@@ -15,7 +15,7 @@ import torch
 from plus_sdk import prompts
 from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend, Messages
-from plus_sdk.bundle import card_for, find_bundle, read_card, save_bundle
+from plus_sdk.bundle import card_for, find_bundle, quiet_loads, read_card, save_bundle
 from plus_sdk.coalesce import CoalesceSettings
 from plus_sdk.inputs import ContextOrSummary, resolve_summaries
 from plus_sdk.prompts import clip_words
@@ -50,12 +50,13 @@ class PersonalizedGenerator:
 
     @classmethod
     def from_pretrained(cls, base: str | os.PathLike[str] | None = None, *, summarizer: Summarizer | str | None = None,
-                        device: str | None = None, dtype: str | torch.dtype | None = None,
+                        device: str | None = None, dtype: str | torch.dtype | None = None, quiet: bool = False,
                         **kwargs: Any) -> PersonalizedGenerator:
-        """A local generator on ``base`` (a model name or folder; the default base if None).
+        """A local generator on ``base`` (a model name or folder, or a bundle; the default base if None).
 
-        ``summarizer``: a ``Summarizer``, a bundle path, or ``None`` for the default one.
-        Both share one copy of the base weights when they use the same base.
+        ``summarizer``: a ``Summarizer``, a bundle path or name, or ``None`` for the default one.
+        Both share one copy of the base weights when they use the same base. ``quiet``: no line on
+        stderr saying which bundle was loaded.
         """
         from plus_sdk.backends.local import LocalBackend, LocalModel
 
@@ -64,14 +65,14 @@ class PersonalizedGenerator:
             base = read_card(bundle).base_model
             summarizer = summarizer or str(bundle)
         if not isinstance(summarizer, Summarizer):
-            summarizer = Summarizer.from_pretrained(summarizer, device=device, dtype=dtype)
+            with quiet_loads(quiet):
+                summarizer = Summarizer.from_pretrained(summarizer, device=device, dtype=dtype)
         model = LocalModel.load(None if base is None else str(base), device=device, dtype=dtype)
         return cls(LocalBackend(model), summarizer, **kwargs)
 
     def save_pretrained(self, folder: str | os.PathLike[str], *, name: str | None = None) -> None:
         """Save the generator's summarizer as a bundle; ``from_pretrained(folder)`` rebuilds both."""
         from pathlib import Path
-
 
         model = getattr(self.backend, "model", None)
         if model is None:

@@ -25,7 +25,7 @@ import torch
 from plus_sdk import prompts
 from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend
-from plus_sdk.bundle import card_for, save_bundle
+from plus_sdk.bundle import card_for, quiet_loads, save_bundle
 from plus_sdk.coalesce import CoalesceSettings
 from plus_sdk.inputs import ContextOrSummary, check_item, resolve_summaries
 from plus_sdk.reward import PersonalizedRewardModel
@@ -96,15 +96,19 @@ class PersonalizedJudge:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str] | None = None, *, device: str | None = None,
-                        dtype: str | torch.dtype | None = None, **kwargs: Any) -> PersonalizedJudge:
-        """A reward-model judge from a bundle folder (``card.json``, ``summarizer/``, ``reward/``).
+                        dtype: str | torch.dtype | None = None, quiet: bool = False,
+                        **kwargs: Any) -> PersonalizedJudge:
+        """A reward-model judge from a bundle folder (``card.json``, ``summarizer/``, ``reward/``) or a bundle
+        name (looked up in ``./adapters/``, the shipped bundles, then the user bundle folder).
 
         With no ``path``: the trained default bundle when present, else the embedded default
-        base model with an untrained head (a warning says so).
+        base model with an untrained head (a warning says so). One line on stderr says which bundle
+        was loaded, unless ``quiet`` (or ``PLUS_SDK_QUIET=1``).
         """
-        summarizer = Summarizer.from_pretrained(path, device=device, dtype=dtype,
-                                                cache_dir=kwargs.pop("cache_dir", None))
-        reward = PersonalizedRewardModel.from_pretrained(path, device=device, dtype=dtype)
+        with quiet_loads(quiet):
+            summarizer = Summarizer.from_pretrained(path, device=device, dtype=dtype,
+                                                    cache_dir=kwargs.pop("cache_dir", None))
+            reward = PersonalizedRewardModel.from_pretrained(path, device=device, dtype=dtype)
         return cls(reward, summarizer, **kwargs)
 
     def save_pretrained(self, folder: str | os.PathLike[str], *, name: str | None = None) -> None:

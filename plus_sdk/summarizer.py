@@ -85,7 +85,7 @@ class Summarizer:
         or ``None`` for the trained default bundle when it exists, else the default base.
         """
         from plus_sdk.backends.local import LocalBackend, LocalModel
-        bundle, card = open_bundle(base, adapter)
+        bundle, card = open_bundle(base, adapter, quiet=kwargs.pop("quiet", False))
         if bundle is not None and card is not None:
             if prompts.PROMPT_VERSION not in (card.prompt_version, *card.checked_prompt_versions):
                 logger.warning("Bundle %s was trained with prompt version %s, this plus-sdk writes version %s: "

@@ -95,7 +95,7 @@ def test_an_unknown_bundle_name_offline_lists_the_shipped_ones_at_once(monkeypat
     with pytest.raises(ModelNotFoundError) as info:
         Summarizer.from_pretrained("pets-smolm2")
     assert time.perf_counter() - start < 2.0
-    assert "did you mean 'pets-smollm2'?" in str(info.value) and "shipped bundles" in str(info.value)
+    assert "Nearest bundle names: pets-smollm2" in str(info.value) and "Known bundles" in str(info.value)
 
 
 def test_a_card_naming_a_hub_base_fails_at_once_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

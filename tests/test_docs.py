@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s*\((.+?)\)\s*-->\s*$")
+#: a page whose shell and python blocks a dedicated test runs in order, as a reader would (named in the mark)
+WHOLE_PAGE = re.compile(r"<!--\s*docs-test:\s*whole page\s*\((tests/\S+\.py)")
 
 RUNNER = r"""
 import json, sys, time, traceback
@@ -76,7 +78,16 @@ def test_extract_blocks_reads_code_lines_and_skip_marks(tmp_path: Path) -> None:
     assert [(b.line, b.code, b.skip) for b in blocks] == [(3, "x = 1\n", None), (8, "y = 2\n", "needs a GPU")]
 
 
-DOC_BLOCKS = {file: extract_blocks(file.read_text(encoding="utf-8"), file) for file in FILES}
+DOC_BLOCKS = {file: extract_blocks(file.read_text(encoding="utf-8"), file) for file in FILES
+              if not WHOLE_PAGE.search(file.read_text(encoding="utf-8"))}
+
+
+def test_a_page_run_whole_names_a_test_that_reads_it() -> None:
+    pages = {file: WHOLE_PAGE.search(file.read_text(encoding="utf-8")) for file in FILES}
+    for file, mark in pages.items():
+        if mark is not None:
+            test = REPO / mark.group(1)
+            assert test.is_file() and str(file.relative_to(REPO)) in test.read_text(encoding="utf-8"), file
 
 
 @pytest.mark.parametrize("file", [f for f, blocks in DOC_BLOCKS.items() if blocks],

@@ -115,15 +115,43 @@ def test_exporting_a_reward_model_that_reads_no_summary_names_the_command_to_use
     assert not (tmp_path / "bundle").exists()
 
 
-def test_loading_a_bundle_logs_once_what_users_it_was_trained_for(tiny_model_dir: Path, tmp_path: Path,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_loading_a_bundle_says_once_on_stderr_what_users_it_was_trained_for_unless_quiet(
+        tiny_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
     from plus_sdk import PersonalizedJudge
 
     run_dir = _rm_run(tiny_model_dir, tmp_path / "oracle", "oracle", oracle_as_summary=True)
     assert _plus("export", str(run_dir), str(tmp_path / "narrow")).returncode == 0
-    with caplog.at_level(logging.INFO, logger="plus_sdk.bundle"):
+    with caplog.at_level(logging.INFO, logger="plus_sdk.loaded"):
         PersonalizedJudge.from_pretrained(str(tmp_path / "narrow"))
-    lines = [r.getMessage() for r in caplog.records if r.name == "plus_sdk.bundle"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "plus_sdk.loaded"]
     assert len(lines) == 1 and "Loaded bundle 'narrow'" in lines[0] and "trained for users of pets" in lines[0]
+
+    # a plain script with no logging set up: the one line shows on stderr by default
+    script = f"from plus_sdk import PersonalizedJudge; PersonalizedJudge.from_pretrained({str(tmp_path / 'narrow')!r}"
+    plain = subprocess.run([sys.executable, "-c", script + ")"], capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0, plain.stderr
+    said = [line for line in plain.stderr.splitlines() if "Loaded bundle" in line]
+    assert len(said) == 1 and "trained for users of pets" in said[0]
+    quiet = subprocess.run([sys.executable, "-c", script + ", quiet=True)"], capture_output=True, text=True,
+                           timeout=120)
+    assert quiet.returncode == 0 and "Loaded bundle" not in quiet.stderr
+    import os
+
+    env_quiet = subprocess.run([sys.executable, "-c", script + ")"], capture_output=True, text=True, timeout=120,
+                               env={**os.environ, "PLUS_SDK_QUIET": "1"})
+    assert env_quiet.returncode == 0 and "Loaded bundle" not in env_quiet.stderr
+
+
+def test_data_dataset_jsonl_is_read_as_files_with_a_warning_naming_the_one_spelling(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from plus_sdk.training.coadapt_config import CoadaptConfig
+    from plus_sdk.training.config import load_config
+
+    with caplog.at_level(logging.WARNING):
+        config = load_config(CoadaptConfig, None, ["data.dataset=jsonl", "data.train_path=a.jsonl"])
+    assert config.data.dataset == "files"
+    assert any("write files" in r.getMessage() for r in caplog.records)

@@ -74,9 +74,10 @@ def test_judge_prompt_and_parser() -> None:
     assert prompts.parse_judge_answer("no idea") is None
 
 
-def test_generation_prompt() -> None:
+def test_the_generation_prompt_describes_the_reader_in_the_system_turn_and_ends_on_the_request() -> None:
     msgs = prompts.generation_messages("Q?", "likes detail", max_words=42)
-    assert "42 words" in msgs[0]["content"] and "likes detail" in msgs[1]["content"]
+    assert "42 words" in msgs[0]["content"] and "likes detail" in msgs[0]["content"]
+    assert msgs[1]["content"] == "Q?"
     assert prompts.generation_messages("Q?")[1]["content"] == "Q?"
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from plus_sdk.bundle import DEFAULT_BUNDLE
+from plus_sdk.cli.spinner import Spinner
 from plus_sdk.console import emit, readable_errors
 from plus_sdk.inputs import check_item
 from plus_sdk.judge import PersonalizedJudge
@@ -44,8 +46,11 @@ def _load_context_or_summary(args: argparse.Namespace) -> Any:
 
 def cmd_summarize(args: argparse.Namespace) -> int:
     context = _load_context_or_summary(args)
-    summarizer = Summarizer.from_pretrained(args.model, device=args.device)
-    summary = summarizer.summarize(context)
+    with Spinner() as spin:
+        spin.phase("loading the summarizer")
+        summarizer = Summarizer.from_pretrained(args.model, device=args.device)
+        spin.phase("summarizing")
+        summary = summarizer.summarize(context)
     emit(summary.model_dump_json(indent=2))
     return 0
 
@@ -53,8 +58,14 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 def cmd_judge(args: argparse.Namespace) -> int:
     personal = _load_context_or_summary(args)
     check_item(args.prompt, args.a, args.b)
-    judge = PersonalizedJudge.from_pretrained(args.model, device=args.device)
-    preference = judge.prefer(personal, args.prompt, args.a, args.b)
+    with Spinner() as spin:
+        spin.phase("loading the judge")
+        judge = PersonalizedJudge.from_pretrained(args.model, device=args.device)
+        if not isinstance(personal, str):
+            spin.phase("summarizing the context")
+            personal = judge.summary_for(personal) or personal
+        spin.phase("scoring")
+        preference = judge.prefer(personal, args.prompt, args.a, args.b)
     emit(preference.model_dump_json(indent=2))
     return 0
 
@@ -62,7 +73,9 @@ def cmd_judge(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     users = json.loads(resources.files("plus_sdk.data").joinpath("demo_users.json").read_text(encoding="utf-8"))
     start = time.perf_counter()
-    judge = PersonalizedJudge.from_pretrained(args.model, device=args.device)
+    with Spinner() as spin:
+        spin.phase("loading the judge")
+        judge = PersonalizedJudge.from_pretrained(args.model, device=args.device)
     loaded = time.perf_counter() - start
     if judge.trained:
         card = judge.reward_model.card  # type: ignore[union-attr]
@@ -105,7 +118,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="bundle folder or base model (default: embedded default)")
+    p.add_argument("--model", default=None, help="bundle name or folder, or a base model (default: the default "
+                                                  f"bundle, currently {DEFAULT_BUNDLE})")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
 
 

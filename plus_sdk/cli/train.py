@@ -11,9 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from plus_sdk.cli.config_arg import add_config_arguments
 from plus_sdk.console import emit
 from plus_sdk.files import check_target_folder
+from plus_sdk.models import user_bundles_dir
 from plus_sdk.training.coadapt import CoadaptConfig, run
 from plus_sdk.training.config import load_config, read_config_file
 from plus_sdk.training.distributed import dist_info
@@ -44,6 +47,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. iterations=50 ppo.actor_lr=1e-4")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/latest.json")
     parser.add_argument("--run-dir", default=None, help="override run_dir")
+    parser.add_argument("--show", action="store_true",
+                        help="print the resolved recipe (YAML, overrides applied) and exit without training")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -53,11 +58,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         general = load_config(GeneralConfig, recipe, list(args.overrides))
         if args.run_dir:
             general.run_dir = args.run_dir
+        if getattr(args, "show", False):
+            emit(yaml.safe_dump(general.model_dump(mode="json"), sort_keys=False).rstrip("\n"))
+            return 0
         emit(json.dumps(run_general(general), indent=2))
         return 0
     config = load_config(CoadaptConfig, recipe, list(args.overrides))
     if args.run_dir:
         config.run_dir = args.run_dir
+    if getattr(args, "show", False):
+        emit(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip("\n"))
+        return 0
     final = run(config, resume=args.resume)
     if dist_info()[0] == 0:
         emit(json.dumps(final, indent=2))
@@ -128,7 +139,19 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_target(out: str, user_bundles: bool) -> Path:
+    """Where ``plus export RUN OUT`` writes: the folder OUT, or with ``--user-bundles`` the bundle NAME OUT
+    in the user bundle folder (``PLUS_SDK_BUNDLES``, default ``<cache>/bundles``), found by name from anywhere."""
+    if not user_bundles:
+        return Path(out)
+    if not out or "/" in out or "\\" in out or out.startswith((".", "~")):
+        raise ValueError(f"--user-bundles takes a bundle NAME as OUT (no slash), not {out!r}: e.g. "
+                         "`plus export runs/my-bundle my-bundle --user-bundles`")
+    return user_bundles_dir() / out
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    args.out = export_target(args.out, getattr(args, "user_bundles", False))
     check_target_folder(args.out, force=args.force)  # refuse at once, before reading the run
     extra = json.loads(Path(args.metrics).read_text(encoding="utf-8")) if args.metrics else None
     if extra is not None:
@@ -203,7 +226,11 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p = sub.add_parser("export", help="write a run's checkpoint as an adapter bundle (card + summarizer + reward); "
                                       "takes `plus train` runs and summary-conditioned `plus train-rm` runs")
     p.add_argument("run_dir")
-    p.add_argument("out", help="bundle folder, e.g. adapters/pets-smollm2")
+    p.add_argument("out", help="bundle folder, e.g. adapters/my-bundle (found by name from that folder's parent), or "
+                               "with --user-bundles a bare NAME")
+    p.add_argument("--user-bundles", action="store_true",
+                   help="write the bundle NAME (OUT) into the user bundle folder (PLUS_SDK_BUNDLES, default "
+                        "<cache>/bundles), so from_pretrained(NAME) finds it from any folder")
     p.add_argument("--checkpoint", default="best", help="best (default), latest, or a checkpoint .safetensors file")
     p.add_argument("--name", default=None, help="bundle name in the card (default: the folder name)")
     p.add_argument("--force", action="store_true", help="replace OUT if it is a non-empty folder (never the "

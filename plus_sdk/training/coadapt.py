@@ -27,13 +27,13 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from plus_sdk import prompts
@@ -61,6 +61,7 @@ from plus_sdk.training.rollout import summarizer_prompt_ids
 from plus_sdk.training.run_files import append_jsonl, truncate_metrics
 from plus_sdk.training.timing import BudgetSpentError, PhaseTimer, peak_memory_mb, phase_hook
 from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
+from plus_sdk.training.warm_start import WarmStartSource, check_fits, read_weights, resolve_init_from
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class CoAdaptation:
             raise ValueError(f"contexts_per_iteration={config.contexts_per_iteration} must be a multiple of the "
                              f"number of processes ({self.world})")
         self.run_dir = Path(config.run_dir)
+        init_source = resolve_init_from(config.init_from) if config.init_from else None  # fail before any load
         if config.model.threads:
             torch.set_num_threads(config.model.threads)
         torch.manual_seed(config.seed)
@@ -119,14 +121,15 @@ class CoAdaptation:
             self.ppo.attach_vllm(self.make_vllm_engine())
         self.rm_trainer = RewardTrainer(self.reward_model, self.rm_config, total_steps=rm_steps,
                                         accelerator=accelerator)
-        if config.init_from:
-            self.warm_start(Path(config.init_from))
+        if init_source is not None:
+            self.warm_start(init_source)
         train, test, ood = load_records(config.data)
         self.stream = RecordStream(train, config.seed)
         self.test, self.ood = test, ood
         self.iteration = 0
         self.best_accuracy = -1.0
         self._prompt_cache: dict[int, list[int]] = {}
+        self._last_eval: tuple[Any, dict[str, float], list[dict]] | None = None  # (key, metrics, samples)
         self.writer = None
 
     def make_vllm_engine(self) -> Any:
@@ -137,22 +140,21 @@ class CoAdaptation:
                                  gpu_memory_utilization=self.config.ppo.vllm_gpu_memory_utilization,
                                  dtype=m.dtype or "auto", seed=self.config.seed + self.rank)
 
-    def warm_start(self, bundle: Path) -> None:
-        """Load a bundle's summarizer adapter and/or reward adapter + head (``init_roles``) into this run."""
+    def warm_start(self, source: WarmStartSource) -> None:
+        """Load the summarizer adapter and/or reward adapter + head (``init_roles``) of a bundle or a ``plus
+        train`` run folder (``warm_start.resolve_init_from``) into this run, after checking they fit the recipe."""
         roles = self.config.init_roles
-        for folder, base, name in ((bundle / "summarizer", self.policy_base, "summarizer"),
-                                   (bundle / "reward", self.reward_base, "reward")):
-            if name not in roles:
-                continue
-            weights = folder / "adapter_model.safetensors"
-            if not weights.exists():
-                raise FileNotFoundError(f"init_from={bundle}: {weights} is missing (export a bundle with plus export)")
-            load_adapter_weights(base, name, load_file(str(weights)))
+        m = self.config.model
+        check_fits(source, roles, base=m.summarizer_base, num_layers=self.policy_base.model.config.num_hidden_layers,
+                   summarizer_lora=m.summarizer_lora, reward_lora=self.rm_config.lora)
+        weights = read_weights(source, roles)
+        for base, name in ((self.policy_base, "summarizer"), (self.reward_base, "reward")):
+            if name in roles:
+                load_adapter_weights(base, name, weights[name])
         if "reward" in roles:
-            head = load_file(str(bundle / "reward" / "head.safetensors"))
             self.reward_model.head.load_state_dict({k: v.to(self.reward_model.head.linear.weight.dtype)
-                                                    for k, v in head.items()})
-        logger.info("Warm start of %s from %s", " and ".join(roles), bundle)
+                                                    for k, v in weights["reward_head"].items()})
+        logger.info("Warm start of %s from %s", " and ".join(roles), source.path)
 
     # -------------------------------------------------------------- prompts and summaries
     def prompt_ids(self, record: TrainingRecord) -> list[int]:
@@ -246,8 +248,8 @@ class CoAdaptation:
         ordered = sorted(contexts.values(), key=lambda r: unique[r.context.source_hash()])
         texts: list[str] = []
         size = self.config.eval.batch_size
-        bar = tqdm(total=len(ordered), desc=desc, unit="ctx", leave=False,
-                   disable=not self.config.progress or self.rank != 0)
+        bar = tqdm(total=len(ordered), desc=desc, unit="ctx", leave=False,  # nested: a terminal only (no raw [A)
+                   disable=not self.config.progress or self.rank != 0 or not sys.stderr.isatty())
         for start in range(0, len(ordered), size):
             chunk = ordered[start:start + size]
             rollout = self.ppo.generate([self.prompt_ids(r) for r in chunk], greedy=True)
@@ -278,13 +280,20 @@ class CoAdaptation:
         e = self.config.eval
         test = fixed_subset(self.test, e.final_test_rows if final else e.test_rows, self.config.seed)
         ood = fixed_subset(self.ood, e.final_ood_rows if final else e.ood_rows, self.config.seed)
-        start = time.perf_counter()
-        metrics, shown = self.evaluate(test, "test")
-        more, shown_ood = self.evaluate(ood, "ood")
-        metrics.update(more)
-        metrics["time_eval"] = time.perf_counter() - start
+        key = (self.iteration, tuple(map(id, test)), tuple(map(id, ood)))
+        if self._last_eval is not None and self._last_eval[0] == key:  # same weights, same rows: evaluated once
+            metrics, rows = dict(self._last_eval[1]), self._last_eval[2]
+            logger.info("Evaluation of iteration %d reused (same weights, same rows)", self.iteration)
+        else:
+            start = time.perf_counter()
+            metrics, shown = self.evaluate(test, "test")
+            more, shown_ood = self.evaluate(ood, "ood")
+            metrics.update(more)
+            metrics["time_eval"] = time.perf_counter() - start
+            rows = shown + shown_ood
+            self._last_eval = (key, dict(metrics), rows)
         if self.rank == 0:
-            for row in shown + shown_ood:
+            for row in rows:
                 append_jsonl(self.run_dir / SAMPLES_FILE, {"iteration": self.iteration, "final": final, **row})
         return metrics
 
@@ -433,7 +442,21 @@ class CoAdaptation:
         self.log({"phase": "final", **final})
         if self.writer is not None:
             self.writer.close()
+        if self.rank == 0:
+            write_plots(self.run_dir)
         return final
+
+
+def write_plots(run_dir: Path) -> None:
+    """The run's PNG curves in ``RUN_DIR/plots`` (``plus plot``); a missing matplotlib is a warning, not an error."""
+    from plus_sdk.training.plots import plot_run
+
+    try:
+        files = plot_run(run_dir)
+    except ImportError as exc:
+        logger.warning("No PNG curves: %s (pip install matplotlib, then `plus plot %s`)", exc, run_dir)
+        return
+    logger.info("Curves: %s", files[0])
 
 
 def _short(metrics: dict[str, float]) -> str:

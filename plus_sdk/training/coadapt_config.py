@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from plus_sdk.training.config import LoraSettings, StrictConfig
 from plus_sdk.training.data.source import DataSource
 from plus_sdk.training.ppo import PPOConfig, optimizer_steps_per_iteration
 from plus_sdk.training.rm.trainer import RMTrainConfig
+
+logger = logging.getLogger(__name__)
 
 
 class ModelSettings(StrictConfig):
@@ -35,6 +38,15 @@ class ModelSettings(StrictConfig):
 
 class DataSettings(DataSource):
     """Where the (context, pair) records come from, and how the summarizer sees them."""
+
+    @field_validator("dataset")
+    @classmethod
+    def _one_spelling_of_files(cls, value: str) -> str:
+        if value == "jsonl":
+            logger.warning("data.dataset=jsonl is the old spelling of data.dataset=files (JSON lines or Arrow "
+                           "files); write files")
+            return "files"
+        return value
 
     summary_task: str = Field("pets", description="Summarizer prompt family (prompts.SUMMARY_TASKS).")
     n_context: int = Field(4, ge=1, description="Context pairs per user.")

@@ -146,7 +146,7 @@ def _data_name(config: Any) -> str:
     if data.dataset in ("styles", "general"):
         mix = f", {data.pets_share:.0%} Pets" if data.dataset == "general" else ""
         return f"styles{mix} (n_train={data.n_train}, n_context={data.n_context}, seed={data.seed})"
-    return f"jsonl {data.train_path}"
+    return f"files {data.train_path}"
 
 
 #: reward-model methods whose heads read a summary exactly as the judge gives it
