@@ -6,6 +6,10 @@ code, plus caveats and a concrete example) and two pet users. Most descriptions 
 dataset's own wording; the replies are new. It checks what a reward model learned beyond our own
 test split: does it follow a description on replies written in another hand?
 
+It also judges the 24 user-written one-line summaries of ``wordings.handwritten_checks()`` (typed
+the way people write them, on new prompts, both sides of all 9 axes and four pet users), reported
+apart as ``user_written``.
+
     .venv/bin/python benchmarks/handwritten_users.py pets-smollm2 [BUNDLE ...]
         -> benchmarks/results/handwritten_users.json
 """
@@ -19,6 +23,7 @@ from pathlib import Path
 import torch
 
 from plus_sdk import PersonalizedJudge
+from plus_sdk.training.data.wordings import handwritten_checks
 
 #: (description, prompt, a, b, the reply the user prefers)
 USERS = [
@@ -71,15 +76,18 @@ def main() -> None:
     out: dict = {}
     for name in args.bundles:
         judge = PersonalizedJudge.from_pretrained(name)
-        start = time.perf_counter()
-        rows = []
-        for summary, prompt, a, b, expected in USERS:
-            pref = judge.prefer(summary, prompt, a, b)
-            rows.append({"user": summary, "choice": pref.choice, "p_a": round(pref.probability, 3),
-                         "right": pref.choice == expected})
-        out[Path(name).name] = {"right": sum(r["right"] for r in rows), "n": len(rows),
-                                "seconds": round(time.perf_counter() - start, 1), "rows": rows}
-        print(f"{name}: {out[Path(name).name]['right']} / {len(rows)} right in {out[Path(name).name]['seconds']} s")
+        result: dict = {}
+        for label, users in (("dozen", USERS), ("user_written", handwritten_checks())):
+            start = time.perf_counter()
+            rows = []
+            for summary, prompt, a, b, expected in users:
+                pref = judge.prefer(summary, prompt, a, b)
+                rows.append({"user": summary, "choice": pref.choice, "p_a": round(pref.probability, 3),
+                             "right": pref.choice == expected})
+            result[label] = {"right": sum(r["right"] for r in rows), "n": len(rows),
+                             "seconds": round(time.perf_counter() - start, 1), "rows": rows}
+            print(f"{name} {label}: {result[label]['right']} / {len(rows)} right in {result[label]['seconds']} s")
+        out[Path(name).name] = result
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -38,7 +38,7 @@ loaded_logger.setLevel(logging.INFO)
 
 CARD_FILE = "card.json"
 #: THE name of the default bundle: ``from_pretrained()`` with no argument, ``plus demo``, CLI help and docs.
-DEFAULT_BUNDLE = "pets-smollm2"
+DEFAULT_BUNDLE = "general-smollm2"
 #: bundle folders already announced in this process (a judge loads one bundle twice: summarizer and reward)
 _ANNOUNCED: set[str] = set()
 _QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("plus_sdk_quiet_loads", default=False)

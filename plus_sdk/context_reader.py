@@ -4,8 +4,10 @@ written by SmolLM2 (+ LoRA) from a few soft tokens.
     context items ──encoder──▶ pooled features ──regress──▶ ê (where the description's embedding should be)
     ê ──project──▶ k soft tokens ──▶ the LM, between a short instruction ──▶ summary text
 
-- **Features** (``context_features``): for pairs the mean of e(chosen) − e(rejected), which points
-  from what the user rejects to what they pick; for conversations the mean embedding of the user's
+- **Features** (``ContextReader.features``): for pairs the mean of q(x, chosen) − q(x, rejected),
+  where q is the reward model's reply tower (frozen, copied into the reader: it has learned what
+  matters in a reply), and the mean of e(chosen) − e(rejected), which points from what the user
+  rejects to what they pick; for conversations the mean embedding of the user's
   own turns; for a guideline or profile its embedding; and three flags saying which are present.
   The cost does not grow with the context beyond one cached embedding per item: a user with 500
   pairs costs the LM what a user with 4 costs.
@@ -35,7 +37,7 @@ from torch import nn
 from plus_sdk.backends.local import LocalModel
 from plus_sdk.encoder import SentenceEncoder
 from plus_sdk.encoder_reward import mlp
-from plus_sdk.files import atomic_write_text
+from plus_sdk.files import atomic_write_text, umask_mode
 from plus_sdk.types import SamplingConfig, UserContext
 
 logger = logging.getLogger(__name__)
@@ -60,7 +62,29 @@ def feature_size(dim: int) -> int:
     return 3 * dim + 3
 
 
-def context_features(encoder: SentenceEncoder, contexts: Sequence[UserContext]) -> torch.Tensor:
+def pair_differences(encoder: SentenceEncoder, tower: nn.Module, contexts: Sequence[UserContext], *,
+                     progress: bool = False) -> torch.Tensor:
+    """Mean of q(x, chosen) − q(x, rejected) over each context's pairs ``[n, tower width]`` (zeros: no pairs)."""
+    rows = [(e.prompt, e.chosen, e.rejected) for c in contexts for e in c.examples]
+    width = int(tower[-1].out_features)  # type: ignore[index]
+    out = torch.zeros(len(contexts), width)
+    if not rows:
+        return out
+    prompts_, chosen, rejected = (encoder.encode([r[i] for r in rows], progress=progress) for i in range(3))
+    with torch.no_grad():
+        diff = (tower(torch.cat([chosen, chosen * prompts_, chosen - prompts_], -1))
+                - tower(torch.cat([rejected, rejected * prompts_, rejected - prompts_], -1)))
+    start = 0
+    for row, context in enumerate(contexts):
+        count = len(context.examples)
+        if count:
+            out[row] = diff[start:start + count].mean(0)
+        start += count
+    return out
+
+
+def context_features(encoder: SentenceEncoder, contexts: Sequence[UserContext], *,
+                     progress: bool = False) -> torch.Tensor:
     """Pooled features ``[n, 3·dim + 3]`` of contexts (see the module doc); every text encoded once."""
     texts: list[str] = []
     for context in contexts:
@@ -70,7 +94,7 @@ def context_features(encoder: SentenceEncoder, contexts: Sequence[UserContext]) 
         stated = stated_text(context)
         if stated:
             texts.append(stated)
-    vectors = dict(zip(texts, encoder.encode(texts), strict=True)) if texts else {}
+    vectors = dict(zip(texts, encoder.encode(texts, progress=progress), strict=True)) if texts else {}
     dim = encoder.dim
     out = torch.zeros(len(contexts), feature_size(dim))
     for row, context in enumerate(contexts):
@@ -98,15 +122,25 @@ def stated_text(context: UserContext) -> str | None:
 
 
 class ContextReader(nn.Module):
-    """features → ê (unit length, in the encoder's space) → ``SOFT_TOKENS`` vectors of the LM's width."""
+    """features → ê (unit length, in the encoder's space) → ``SOFT_TOKENS`` vectors of the LM's width.
+
+    ``pair_hidden``: width of the frozen reply tower ``pairs`` (a copy of the reward head's), whose
+    chosen-minus-rejected outputs lead the features."""
 
     def __init__(self, dim: int, d_model: int, *, k: int = SOFT_TOKENS, hidden: int = 512,
-                 embed_rms: float = 1.0) -> None:
+                 embed_rms: float = 1.0, pair_hidden: int = 256) -> None:
         super().__init__()
-        self.dim, self.d_model, self.k, self.hidden = dim, d_model, k, hidden
-        self.regress = mlp([feature_size(dim), hidden, dim])
+        self.dim, self.d_model, self.k, self.hidden, self.pair_hidden = dim, d_model, k, hidden, pair_hidden
+        self.pairs = mlp([3 * dim, pair_hidden, pair_hidden]).requires_grad_(False)
+        self.regress = mlp([pair_hidden + feature_size(dim), hidden, dim])
         self.project = mlp([dim, hidden, k * d_model])
         self.register_buffer("embed_rms", torch.tensor(float(embed_rms)))
+
+    def features(self, encoder: SentenceEncoder, contexts: Sequence[UserContext], *,
+                 progress: bool = False) -> torch.Tensor:
+        """The regressor's inputs: pair differences through ``pairs``, then ``context_features``."""
+        return torch.cat([pair_differences(encoder, self.pairs, contexts, progress=progress),
+                          context_features(encoder, contexts, progress=progress)], -1)
 
     def describe(self, features: torch.Tensor) -> torch.Tensor:
         """ê: where the embedding of this user's description should be ``[n, dim]``."""
@@ -118,7 +152,8 @@ class ContextReader(nn.Module):
         return raw * self.embed_rms / raw.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": "encoder", "dim": self.dim, "d_model": self.d_model, "k": self.k, "hidden": self.hidden}
+        return {"kind": "encoder", "dim": self.dim, "d_model": self.d_model, "k": self.k, "hidden": self.hidden,
+                "pair_hidden": self.pair_hidden}
 
 
 class SoftEmbedding(nn.Module):
@@ -193,6 +228,7 @@ def save_reader(reader: ContextReader, encoder_name: str, folder: str | os.PathL
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in reader.state_dict().items()}
     tmp = folder / f".{READER_FILE}.tmp"
     save_file(state, str(tmp))
+    os.chmod(tmp, umask_mode())  # safetensors writes 0600; a bundle is read by other users too
     os.replace(tmp, folder / READER_FILE)
     atomic_write_text(folder / READER_SPEC, json.dumps({**reader.spec(), "encoder": encoder_name}, indent=2))
 
@@ -204,7 +240,8 @@ def load_reader(folder: str | os.PathLike[str]) -> tuple[ContextReader, str]:
     folder = Path(folder)
     try:
         spec = json.loads((folder / READER_SPEC).read_text(encoding="utf-8"))
-        reader = ContextReader(int(spec["dim"]), int(spec["d_model"]), k=int(spec["k"]), hidden=int(spec["hidden"]))
+        reader = ContextReader(int(spec["dim"]), int(spec["d_model"]), k=int(spec["k"]), hidden=int(spec["hidden"]),
+                               pair_hidden=int(spec["pair_hidden"]))
         reader.load_state_dict(load_file(str(folder / READER_FILE)))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise ValueError(f"{folder} holds a damaged context reader ({exc.__class__.__name__}: "
@@ -238,7 +275,7 @@ class ReaderBackend:
         outputs: list[str] = []
         for start in range(0, len(contexts), self.batch_size):
             chunk = list(contexts[start:start + self.batch_size])
-            soft = self.reader.soft_tokens(self.reader.describe(context_features(self.encoder, chunk)))
+            soft = self.reader.soft_tokens(self.reader.describe(self.reader.features(self.encoder, chunk)))
             rows = [prompt_ids(tok, vocab, i, self.reader.k) for i in range(len(chunk))]
             width = max(len(r) for r in rows)
             ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows], device=self.model.device)

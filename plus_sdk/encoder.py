@@ -152,7 +152,7 @@ class SentenceEncoder:
     def windows(self, text: str) -> list[str]:
         """``text`` split into pieces that each fit the encoder's window (one piece when it fits)."""
         tokenizer = self.model.tokenizer
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]  # long texts are windowed below
         room = max(self.window - 2, 8)  # [CLS] and [SEP]
         if len(ids) <= room:
             return [text]

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from plus_sdk.encoder import SentenceEncoder
-from plus_sdk.files import atomic_write_text
+from plus_sdk.files import atomic_write_text, umask_mode
 from plus_sdk.inputs import SummaryLike, summary_text
 
 logger = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ class EncoderScorer:
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.head.state_dict().items()}
         tmp = folder / f".{HEAD_FILE}.tmp"
         save_file(state, str(tmp))
+        os.chmod(tmp, umask_mode())  # safetensors writes 0600; a bundle is read by other users too
         os.replace(tmp, folder / HEAD_FILE)
         spec = {"kind": self.kind, "encoder": self.encoder.name, "dim": self.head.dim, "hidden": self.head.hidden}
         atomic_write_text(folder / SPEC_FILE, json.dumps(spec, indent=2))

@@ -267,8 +267,14 @@ class Summarizer:
 
     def _texts_for(self, contexts: list[UserContext], sampling: SamplingConfig) -> list[str]:
         """Raw summarizer outputs for contexts: read directly by an encoder-path backend, else prompted."""
-        if getattr(self.backend, "reads_contexts", False):
-            return self.backend.read(contexts, sampling)  # type: ignore[attr-defined]
+        if getattr(self.backend, "reads_contexts", False):  # its cost does not grow with the context's tokens
+            kept = [keep_recent(c, self.max_context_items) for c in contexts]
+            for context, trimmed in zip(contexts, kept, strict=True):
+                if trimmed is not context:
+                    warnings.warn(f"context of user {context.user_id or '?'} had more than max_context_items="
+                                  f"{self.max_context_items} items; kept the most recent ones",
+                                  ContextTruncatedWarning, stacklevel=3)
+            return self.backend.read(kept, sampling)  # type: ignore[attr-defined]
         return self._generate([self.messages_for(c) for c in contexts], sampling)
 
     def _generate(self, conversations: list[Messages], sampling: SamplingConfig) -> list[str]:

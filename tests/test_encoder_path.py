@@ -173,8 +173,8 @@ def test_soft_token_ids_past_the_vocabulary_read_the_table(tiny_model_dir: Path)
 
 
 def test_the_reader_places_soft_tokens_at_the_embedding_scale() -> None:
-    reader = ContextReader(8, 6, k=3, hidden=16, embed_rms=0.5)
-    soft = reader.soft_tokens(reader.describe(torch.randn(4, feature_size(8))))
+    reader = ContextReader(8, 6, k=3, hidden=16, embed_rms=0.5, pair_hidden=5)
+    soft = reader.soft_tokens(reader.describe(torch.randn(4, 5 + feature_size(8))))
     assert soft.shape == (4, 3, 6)
     assert torch.allclose(soft.pow(2).mean(-1).sqrt(), torch.full((4, 3), 0.5), atol=1e-3)
 

@@ -37,6 +37,7 @@ from plus_sdk.training.config import StrictConfig, dump_config
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
 from plus_sdk.training.general_eval import evaluate_conditions, named_share
+from plus_sdk.training.plots import plot_stages
 from plus_sdk.training.reader import ReaderConfig, ReaderTraining
 from plus_sdk.training.rm.encoder import EncoderSettings, EncoderTrainer, draw_wording, oracle_condition
 from plus_sdk.training.run_files import append_jsonl
@@ -44,6 +45,11 @@ from plus_sdk.types import AdapterCard
 from plus_sdk.version import __version__
 
 logger = logging.getLogger(__name__)
+
+
+#: The panels of ``plots/curves.png``: (stage, metric) against the stage's own step.
+CURVES = [("reward", "loss"), ("reward", "accuracy"), ("regress", "cosine_loss"), ("decode", "loss"),
+          ("decode", "heldout_names_user"), ("decode", "heldout_distinct_summaries")]
 
 
 class GeneralData(DataSource):
@@ -151,7 +157,7 @@ def run_general(config: GeneralConfig) -> dict[str, Any]:
     seconds["reward_model"] = time.perf_counter() - tick
     tick = time.perf_counter()
     training = ReaderTraining(config.reader, train, test + ood, run_dir=run_dir, seed=config.seed,
-                              progress=config.progress, encoder=scorer.encoder)
+                              progress=config.progress, encoder=scorer.encoder, pair_tower=scorer.head.reply)
     summarizer_metrics = {**training.regress(), **training.decode()}
     seconds["summarizer"] = time.perf_counter() - tick
     tick = time.perf_counter()
@@ -162,7 +168,8 @@ def run_general(config: GeneralConfig) -> dict[str, Any]:
     results["seconds"] = seconds
     atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2))
     card = AdapterCard(
-        name=config.name, base_model=DEFAULT_MODEL, prompt_version=prompts.PROMPT_VERSION, summary_task="generic",
+        name=config.name, base_model=config.reader.base or DEFAULT_MODEL, prompt_version=prompts.PROMPT_VERSION,
+        summary_task="generic",
         context_kind="pairs", trained=True, method="summary",
         trained_on=f"{config.data.dataset} (styles + Pets users, n_train={config.data.n_train}, twins="
                    f"{config.data.twins}, n_context={config.data.n_context}, seed={config.data.seed}); reward model "
@@ -178,10 +185,8 @@ def run_general(config: GeneralConfig) -> dict[str, Any]:
         with staged_dir(target) as staging:
             shutil.copytree(run_dir / "bundle", staging, dirs_exist_ok=True)
     try:
-        from plus_sdk.training.plots import plot_run  # matplotlib is a training extra
-
-        plot_run(run_dir, metrics=["loss", "cosine_loss", "heldout_names_user", "accuracy"])
-    except (ImportError, ValueError) as exc:
+        plot_stages(run_dir, CURVES)
+    except (ImportError, ValueError) as exc:  # matplotlib is a training extra
         logger.warning("no plots written: %s", exc)
     logger.info("general bundle written to %s in %.0f s", run_dir / "bundle", seconds["total"])
     return results

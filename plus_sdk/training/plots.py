@@ -106,3 +106,33 @@ def plot_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | 
         written.append(path)
     logger.info("Wrote %d plots to %s", len(written), out)
     return written
+
+
+def plot_stages(run_dir: str | os.PathLike[str], panels: list[tuple[str, str]],
+                name: str = "curves.png") -> Path:
+    """One PNG of a run with stages (``plus train general``): each panel is (stage, metric), against the stage's
+    own ``step``; returns the file written (``RUN_DIR/plots/NAME``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(Path(run_dir) / "metrics.jsonl")
+    out = Path(run_dir) / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
+    for ax, (stage, key) in zip(axes.flat, panels, strict=True):
+        points = [(r["step"], r[key]) for r in rows if r.get("stage") == stage and isinstance(r.get(key), (int, float))]
+        xs, ys = [p[0] for p in points], [float(p[1]) for p in points]
+        ax.plot(xs, ys, marker="o" if len(xs) < 20 else None, alpha=0.5 if len(xs) >= 20 else 1.0)
+        if len(ys) >= 20:
+            ax.plot(xs, moving_average(ys, 10))
+        ax.set_title(f"{stage}: {key}", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / name
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -32,10 +32,10 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from plus_sdk.backends.local import LocalModel, SharedBase
+from plus_sdk.bundle import portable_base_name
 from plus_sdk.context_reader import (
     ContextReader,
     ReaderBackend,
-    context_features,
     install_soft_embedding,
     prompt_ids,
     save_reader,
@@ -77,6 +77,7 @@ class ReaderConfig(StrictConfig):
     max_new_tokens: int = Field(40, ge=8, description="Longest summary, in tokens.")
     eval_every: int = Field(50, ge=1, description="Summarize the held-out users every N decode steps.")
     eval_users: int = Field(48, ge=1, description="Held-out users summarized per evaluation.")
+    wording_variants: int = Field(8, ge=1, description="Descriptions drawn per context (embedded once up front).")
     max_contexts: int = Field(2000, ge=1, description="Distinct train contexts read (their items are embedded "
                                                       "once; more costs encoder time, not LM time).")
 
@@ -103,7 +104,8 @@ class ReaderTraining:
 
     def __init__(self, config: ReaderConfig, train: Sequence[TrainingRecord], held_out: Sequence[TrainingRecord],
                  *, run_dir: Path, seed: int = 0, progress: bool = True,
-                 encoder: SentenceEncoder | None = None) -> None:
+                 encoder: SentenceEncoder | None = None, pair_tower: torch.nn.Module | None = None) -> None:
+        """``pair_tower``: the trained reward head's reply tower, copied (frozen) into the reader."""
         self.config = config
         self.run_dir = run_dir
         self.seed = seed
@@ -115,13 +117,21 @@ class ReaderTraining:
         d_model = int(self.base.model.config.hidden_size)
         rms = float(self.embedding.base.weight.detach().pow(2).mean(-1).sqrt().mean())
         torch.manual_seed(seed)
-        self.reader = ContextReader(self.encoder.dim, d_model, hidden=config.hidden, embed_rms=rms)
+        pair_hidden = int(pair_tower[-1].out_features) if pair_tower is not None else 256  # type: ignore[index]
+        self.reader = ContextReader(self.encoder.dim, d_model, hidden=config.hidden, embed_rms=rms,
+                                    pair_hidden=pair_hidden)
+        if pair_tower is not None:
+            self.reader.pairs.load_state_dict(pair_tower.state_dict())
         self.train = distinct_contexts(train)[: config.max_contexts]
         self.held_out = spread_users(held_out, config.eval_users)
-        self.features = context_features(self.encoder, [r.context for r in self.train])
+        self.features = self.reader.features(self.encoder, [r.context for r in self.train], progress=progress)
+        variants = range(config.wording_variants)
+        self.encoder.encode(sorted({self.wording(r, k) for r in self.train for k in variants}))
 
-    def wording(self, record: TrainingRecord, tag: str) -> str:
-        return draw_wording(record, self.config.wordings, f"{self.seed}/{tag}/{record.user_id}")
+    def wording(self, record: TrainingRecord, k: int) -> str:
+        """The ``k``-th drawn description of ``record``'s user (one of ``wording_variants``)."""
+        k %= self.config.wording_variants
+        return draw_wording(record, self.config.wordings, f"{self.seed}/{k}/{record.user_id}/{record.prompt}")
 
     # ------------------------------------------------------------------ stage 1
     def regress(self) -> dict[str, float]:
@@ -133,7 +143,7 @@ class ReaderTraining:
         loss = torch.tensor(0.0)
         for step in tqdm(range(cfg.regress_steps), desc="reader: regress", disable=not self.progress):
             rows = [rng.randrange(len(self.train)) for _ in range(cfg.regress_batch)]
-            targets = self.encoder.encode([self.wording(self.train[i], f"r{step}/{k}") for k, i in enumerate(rows)])
+            targets = self.encoder.encode([self.wording(self.train[i], step + k) for k, i in enumerate(rows)])
             loss = (1 - F.cosine_similarity(self.reader.describe(self.features[rows]), targets, dim=-1)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -148,7 +158,7 @@ class ReaderTraining:
         """Mean cosine of ê to the held-out users' own descriptions (``dataset`` wording)."""
         if not self.held_out:
             return {}
-        described = self.reader.describe(context_features(self.encoder, [r.context for r in self.held_out]))
+        described = self.reader.describe(self.reader.features(self.encoder, [r.context for r in self.held_out]))
         truth = self.encoder.encode([r.oracle or "" for r in self.held_out])
         return {"regress_heldout_cosine": float(F.cosine_similarity(described, truth, dim=-1).mean())}
 
@@ -159,8 +169,8 @@ class ReaderTraining:
         half = self.config.decode_batch // 2
         own = [self.train[rng.randrange(len(self.train))] for _ in range(half)]
         ctx_rows = [rng.randrange(len(self.train)) for _ in range(self.config.decode_batch - half)]
-        targets = [self.wording(r, f"a{step}/{k}") for k, r in enumerate(own)]
-        targets += [self.wording(self.train[i], f"c{step}/{k}") for k, i in enumerate(ctx_rows)]
+        targets = [self.wording(r, step + k) for k, r in enumerate(own)]
+        targets += [self.wording(self.train[i], step + k + 1) for k, i in enumerate(ctx_rows)]
         with torch.no_grad():
             described = torch.cat([self.encoder.encode(targets[:half]),
                                    self.reader.describe(self.features[ctx_rows])])
@@ -233,5 +243,6 @@ class ReaderTraining:
     def save(self, folder: Path) -> None:
         """The summarizer folder of a bundle: LoRA adapter + reader."""
         self.base.save_adapter(ADAPTER, folder)
+        portable_base_name(folder, self.config.base)
         save_reader(self.reader, self.encoder.name, folder)
         atomic_write_text(folder / "reader_training.json", json.dumps(self.config.model_dump(), indent=2))

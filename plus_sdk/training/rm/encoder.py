@@ -48,6 +48,8 @@ class EncoderSettings(StrictConfig):
                                    "description; 'train' draws a hand-written train wording per row and step.")
     eval_wordings: WordingSplit = Field("dataset", description="method=oracle: the descriptions evaluation "
                                         "conditions on ('heldout' and 'typed' wordings test generality).")
+    wording_variants: int = Field(8, ge=1, description="method=oracle with drawn wordings: descriptions drawn per "
+                                  "row, embedded once up front; each step uses one of them in turn.")
 
 
 def draw_wording(record: TrainingRecord, split: WordingSplit, seed: str) -> str:
@@ -79,8 +81,11 @@ class EncoderTrainer:
         self.step_count = 0
 
     def prepare(self, records: Sequence[TrainingRecord], *, progress: bool = False) -> None:
-        """Embed every prompt and reply of ``records`` once (conditions are embedded as they come)."""
+        """Embed every prompt, reply and known condition of ``records`` once, in one batch."""
         texts = {t for r in records for t in (r.prompt, r.chosen, r.rejected)}
+        bank = getattr(self.condition, "bank", None)
+        if bank is not None:
+            texts |= bank(records)
         self.scorer.encoder.encode(sorted(texts), progress=progress)
 
     def margins(self, records: Sequence[TrainingRecord], conditions: Sequence[str | None]) -> torch.Tensor:
@@ -104,7 +109,8 @@ class EncoderTrainer:
         self.schedule.step()
         self.step_count += 1
         self.head.eval()
-        return {"loss": float(loss), "accuracy": float((margin > 0).float().mean()), "margin": float(margin.mean()),
+        margin = margin.detach()
+        return {"loss": loss.item(), "accuracy": float((margin > 0).float().mean()), "margin": float(margin.mean()),
                 "lr": float(self.schedule.get_last_lr()[0])}
 
     @torch.no_grad()
@@ -129,11 +135,28 @@ class EncoderTrainer:
         self.step_count = int(state["step"])
 
 
-def oracle_condition(settings: EncoderSettings, seed: int) -> Callable[[TrainingRecord, int, int], str | None]:
-    """Conditions of ``method=oracle``: a training wording per (row, step); evaluation (step −1) its own split."""
-    def condition(record: TrainingRecord, step: int, row: int) -> str | None:
-        if step < 0:
-            return draw_wording(record, settings.eval_wordings, f"eval/{seed}/{record.user_id}/{record.prompt}")
-        return draw_wording(record, settings.wordings, f"train/{seed}/{step}/{row}/{record.user_id}")
+class OracleCondition:
+    """Conditions of ``method=oracle``: one of ``wording_variants`` drawn descriptions per row, in turn by
+    step; evaluation (step −1) draws from ``eval_wordings``. ``bank`` lists every training condition."""
 
-    return condition
+    def __init__(self, settings: EncoderSettings, seed: int) -> None:
+        self.settings = settings
+        self.seed = seed
+
+    def variant(self, record: TrainingRecord, k: int) -> str:
+        return draw_wording(record, self.settings.wordings, f"train/{self.seed}/{k}/{record.user_id}/{record.prompt}")
+
+    def __call__(self, record: TrainingRecord, step: int, row: int) -> str | None:
+        if step < 0:
+            return draw_wording(record, self.settings.eval_wordings,
+                                f"eval/{self.seed}/{record.user_id}/{record.prompt}")
+        return self.variant(record, (step + row) % self.settings.wording_variants)
+
+    def bank(self, records: Sequence[TrainingRecord]) -> set[str]:
+        """Every description training may condition on (embedded up front)."""
+        return {self.variant(r, k) for r in records for k in range(self.settings.wording_variants)}
+
+
+def oracle_condition(settings: EncoderSettings, seed: int) -> OracleCondition:
+    """The conditions of ``method=oracle`` (see ``OracleCondition``)."""
+    return OracleCondition(settings, seed)
