@@ -168,8 +168,9 @@ def test_soft_token_ids_past_the_vocabulary_read_the_table(tiny_model_dir: Path)
     with pytest.raises(RuntimeError, match="no soft-token table"):
         soft(torch.tensor([[10]]))
     tok = load_tokenizer(str(tiny_model_dir))
-    ids = prompt_ids(tok, 1000, slot=2)
-    assert [i for i in ids if i >= 1000] == [1000 + 2 * SOFT_TOKENS + j for j in range(SOFT_TOKENS)]
+    vocab = len(tok)
+    ids = prompt_ids(tok, vocab, slot=2)
+    assert [i for i in ids if i >= vocab] == [vocab + 2 * SOFT_TOKENS + j for j in range(SOFT_TOKENS)]
 
 
 def test_the_reader_places_soft_tokens_at_the_embedding_scale() -> None:

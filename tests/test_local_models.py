@@ -203,9 +203,10 @@ def test_generator_personalizes_prompt(tiny_model_dir: Path, summarizer: Summari
     text = generator.generate(cat_context, "Tell me about pets.")
     assert isinstance(text, str)
     summary = summarizer.summarize(cat_context)
-    assert summary.text in seen[0][1]["content"]
+    assert summary.text in seen[0][0]["content"]  # the summary describes the reader in the system turn
+    assert seen[0][-1] == {"role": "user", "content": "Tell me about pets."}  # the request stays the request
     plain = generator.generate(None, "Tell me about pets.")
-    assert isinstance(plain, str) and seen[1][1]["content"] == "Tell me about pets."
+    assert isinstance(plain, str) and seen[1][-1]["content"] == "Tell me about pets."
     with pytest.raises(ValueError, match="prompt"):
         generator.generate(None, " ")
 

@@ -16,8 +16,17 @@ def test_local_folder_resolves_to_itself(tiny_model_dir: Path) -> None:
     assert models.resolve_model(tiny_model_dir) == str(tiny_model_dir)
 
 
-def test_hub_id_passes_through() -> None:
+def test_a_hub_id_passes_through_when_the_hub_knows_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the hub is the one external edge here (no network on this machine): its answer is faked, nothing else
+    monkeypatch.setattr(models, "_probe_hub", lambda name, timeout: None)
     assert models.resolve_model("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
+
+
+def test_a_hub_id_the_hub_does_not_answer_for_is_one_error_naming_what_was_searched(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models, "_probe_hub", lambda name, timeout: "no hub answered within 5 s (ConnectError)")
+    with pytest.raises(models.ModelNotFoundError, match=r"no hub answered.*Known bundles: general-smollm2"):
+        models.resolve_model("Qwen/Qwen2.5-0.5B-Instruct")
 
 
 def test_default_alias_resolves_offline() -> None:

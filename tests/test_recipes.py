@@ -8,7 +8,9 @@ import pytest
 
 from plus_sdk.training.coadapt import CoadaptConfig, optimizer_steps
 from plus_sdk.training.config import load_config, read_config_file
+from plus_sdk.training.general import GeneralConfig
 from plus_sdk.training.optim import lr_multiplier, warmup_steps
+from plus_sdk.training.rm.encoder import MIN_LR_RATIO as ENCODER_MIN_LR_RATIO
 from plus_sdk.training.rm.run import RMRunConfig
 from plus_sdk.training.rm.vpl import MIN_LR_RATIO as VPL_MIN_LR_RATIO
 from plus_sdk.training.sft import SFTConfig
@@ -18,7 +20,10 @@ RECIPES = sorted(p for p in (Path(__file__).resolve().parents[1] / "training").r
 
 
 def recipe_model(data: dict) -> type:
-    """Which config a recipe is for: a reward-model run, a summarizer warm start, or co-adaptation."""
+    """Which config a recipe is for: the encoder-path pipeline, a reward-model run, a summarizer warm start, or
+    co-adaptation."""
+    if data.get("kind") == "encoder":
+        return GeneralConfig
     if "method" in data:
         return RMRunConfig
     return SFTConfig if "iterations" not in data and "lora" in data else CoadaptConfig
@@ -51,6 +56,10 @@ def _decay_ends_exactly_at(total: int, schedule: str, warmup_ratio: float, floor
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_schedule_reaches_its_final_lr_at_the_last_optimizer_step(path: Path) -> None:
     data = read_config_file(path)
+    if recipe_model(data) is GeneralConfig:
+        general = load_config(GeneralConfig, path)
+        _decay_ends_exactly_at(general.rm_steps, "cosine", 0.0, ENCODER_MIN_LR_RATIO)
+        return
     if recipe_model(data) is SFTConfig:
         sft = load_config(SFTConfig, path)
         _decay_ends_exactly_at(sft.steps, "linear", sft.warmup_ratio, 0.0)

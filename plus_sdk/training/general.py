@@ -91,7 +91,7 @@ def train_reward(config: GeneralConfig, train: list[TrainingRecord], run_dir: Pa
     for _ in tqdm(range(config.rm_steps), desc="general: reward model", disable=not config.progress):
         batch = [train[rng.randrange(len(train))] for _ in range(config.rm.batch_size)]
         out = trainer.step(batch)
-        if trainer.step_count % 100 == 0:
+        if trainer.step_count % 100 == 0 or trainer.step_count == config.rm_steps:
             append_jsonl(run_dir / "metrics.jsonl", {"stage": "reward", "step": trainer.step_count, **out})
     return scorer
 

@@ -148,10 +148,10 @@ class ReaderTraining:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if (step + 1) % 100 == 0:
+            if (step + 1) % 100 == 0 or step + 1 == cfg.regress_steps:
                 append_jsonl(self.run_dir / "metrics.jsonl", {"stage": "regress", "step": step + 1,
                                                               "cosine_loss": loss.item()})
-        return {"regress_cosine_loss": float(loss), **self.regress_eval()}
+        return {"regress_cosine_loss": loss.item(), **self.regress_eval()}
 
     @torch.no_grad()
     def regress_eval(self) -> dict[str, float]:

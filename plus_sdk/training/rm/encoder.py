@@ -29,10 +29,13 @@ from pydantic import Field
 from plus_sdk.encoder_reward import EncoderScorer
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.records import TrainingRecord
+from plus_sdk.training.optim import scheduled
 
 logger = logging.getLogger(__name__)
 
 WordingSplit = Literal["dataset", "train", "heldout", "typed"]
+#: The head's learning rate falls from ``lr`` to ``lr × MIN_LR_RATIO`` along a cosine over the run.
+MIN_LR_RATIO = 0.1
 
 
 class EncoderSettings(StrictConfig):
@@ -75,9 +78,8 @@ class EncoderTrainer:
         self.head = scorer.head
         self.optimizer = torch.optim.AdamW(self.head.parameters(), lr=settings.lr,
                                            weight_decay=settings.weight_decay)
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(
-                torch.pi * min(s / max(total_steps, 1), 1.0))).item()))
+        self.schedule = scheduled(self.optimizer, schedule="cosine", total=total_steps, warmup_ratio=0.0,
+                                  floor=MIN_LR_RATIO)
         self.step_count = 0
 
     def prepare(self, records: Sequence[TrainingRecord], *, progress: bool = False) -> None:
