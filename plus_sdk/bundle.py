@@ -188,19 +188,27 @@ def card_markdown(card: AdapterCard) -> str:
     """The human-readable card (``README.md``) of a bundle: what it is, how it was trained, how it scores."""
     cfg = card.config
     iterations = int(card.metrics.get("iterations", card.metrics.get("iteration", 0)))
+    what = ("A plus-sdk adapter bundle: a summarizer LoRA adapter (`summarizer/`) and a reward-model LoRA adapter "
+            "with its head (`reward/`), trained together by PLUS co-adaptation.")
+    if cfg.get("kind") == "encoder":
+        what = ("A plus-sdk adapter bundle of the encoder path (docs/encoder.md): a summarizer LoRA adapter with its "
+                "context reader (`summarizer/`), which reads the context through a frozen sentence encoder, and a "
+                f"reward head on that encoder's embeddings (`reward/`, encoder `{cfg.get('encoder', '?')}`), trained "
+                "by `plus train general` on hand-written wordings of each user's description (no co-adaptation yet). "
+                "`test_*` metrics are held-out styles users, `ood_*` held-out Pets users.")
     lines = [
         f"# {card.name}",
         "",
-        "A plus-sdk adapter bundle: a summarizer LoRA adapter (`summarizer/`) and a reward-model LoRA adapter "
-        "with its head (`reward/`), trained together by PLUS co-adaptation. Load it with "
-        "`PersonalizedJudge.from_pretrained(path_to_this_folder)`.",
+        f"{what} Load it with `PersonalizedJudge.from_pretrained(path_to_this_folder)`.",
         "",
         f"- Base model (both roles): `{card.base_model}`"
         + (f"; reward model on `{cfg['reward_base_model']}`" if cfg.get("reward_base_model", card.base_model)
            != card.base_model else ""),
         f"- Trained on: {card.trained_on}; summarizer prompt family `{card.summary_task}`, "
         f"prompt version {card.prompt_version}, context kind `{card.context_kind}`",
-        f"- Iterations: {iterations or '?'}; checkpoint `{cfg.get('checkpoint', '?')}`"
+        (f"- Steps: reward model {cfg.get('rm_steps', '?')}, reader {cfg.get('reader', {}).get('regress_steps', '?')} "
+         f"+ {cfg.get('reader', {}).get('decode_steps', '?')}" if cfg.get("kind") == "encoder" else
+         f"- Iterations: {iterations or '?'}; checkpoint `{cfg.get('checkpoint', '?')}`")
         + (f"; warm-started from `{cfg['init_from']}`" if cfg.get("init_from") else "")
         + (f" ({' and '.join(cfg['init_roles'])} only)"
            if cfg.get("init_from") and len(cfg.get("init_roles", ())) == 1 else ""),
