@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from plus_sdk.backends.local import LocalModel
+from plus_sdk.backends.local import LocalModel, generate_options
 from plus_sdk.encoder import SentenceEncoder
 from plus_sdk.encoder_reward import mlp
 from plus_sdk.files import atomic_write_text, umask_mode
@@ -219,6 +219,11 @@ def prompt_ids(tokenizer: Any, vocab: int, slot: int, k: int = SOFT_TOKENS) -> l
     return ids_before + [vocab + slot * k + j for j in range(k)] + ids_after
 
 
+def move_slot(slot0_ids: list[int], vocab: int, slot: int, k: int = SOFT_TOKENS) -> list[int]:
+    """The ids of ``prompt_ids(..., slot=0)`` with its soft tokens pointed at ``slot`` instead."""
+    return [i + slot * k if i >= vocab else i for i in slot0_ids]
+
+
 def save_reader(reader: ContextReader, encoder_name: str, folder: str | os.PathLike[str]) -> None:
     """Write the reader's weights and spec into ``folder`` (next to the LoRA adapter)."""
     from safetensors.torch import save_file
@@ -260,6 +265,7 @@ class ReaderBackend:
         self.reader = reader
         self.encoder = encoder
         self.batch_size = batch_size
+        self._prompt: list[int] | None = None
         with model.active() as lm:
             self.embedding = install_soft_embedding(lm)
 
@@ -267,25 +273,25 @@ class ReaderBackend:
     def model_id(self) -> str:
         return f"{self.model.model_id}+reader:{self.encoder.name}"
 
+    def prompt(self, slot: int) -> list[int]:
+        """``prompt_ids`` for ``slot``: the template is rendered and tokenized once, then only the soft ids move."""
+        if self._prompt is None:
+            self._prompt = prompt_ids(self.model.tokenizer, self.embedding.vocab, 0, self.reader.k)
+        return move_slot(self._prompt, self.embedding.vocab, slot, self.reader.k)
+
     @torch.inference_mode()
     def read(self, contexts: Sequence[UserContext], sampling: SamplingConfig) -> list[str]:
         """Raw generated texts, one per context, in order."""
         tok = self.model.tokenizer
-        vocab = self.embedding.vocab
         outputs: list[str] = []
         for start in range(0, len(contexts), self.batch_size):
             chunk = list(contexts[start:start + self.batch_size])
             soft = self.reader.soft_tokens(self.reader.describe(self.reader.features(self.encoder, chunk)))
-            rows = [prompt_ids(tok, vocab, i, self.reader.k) for i in range(len(chunk))]
+            rows = [self.prompt(i) for i in range(len(chunk))]
             width = max(len(r) for r in rows)
             ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows], device=self.model.device)
             mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.model.device)
-            kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": sampling.do_sample,
-                                      "pad_token_id": tok.pad_token_id}
-            if sampling.do_sample:
-                kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-            else:
-                kwargs.update(temperature=None, top_p=None, top_k=None)
+            kwargs = generate_options(tok, sampling)
             if sampling.seed is not None:
                 torch.manual_seed(sampling.seed)
             with self.model.active() as lm, soft_table(self.embedding, soft.reshape(-1, soft.shape[-1])):

@@ -20,6 +20,7 @@ from plus_sdk.context_reader import (
     SoftEmbedding,
     context_features,
     feature_size,
+    move_slot,
     prompt_ids,
     soft_table,
 )
@@ -196,3 +197,9 @@ def test_a_summary_is_cut_at_its_first_contrast_into_what_it_prefers_and_what_no
     assert contrast_split("No code, please.") == ("", "code, please")
     assert contrast_split("Prefers detailed answers over short ones.") == ("Prefers detailed answers", "short ones")
     assert contrast_split("wants bullet lists") is None
+
+
+def test_moving_the_slot_of_a_prompt_gives_the_prompt_rendered_for_that_slot(tiny_model_dir: Path) -> None:
+    tok = load_tokenizer(str(tiny_model_dir))
+    vocab = len(tok)
+    assert move_slot(prompt_ids(tok, vocab, 0), vocab, 3) == prompt_ids(tok, vocab, 3)

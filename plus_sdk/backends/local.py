@@ -251,6 +251,17 @@ class CancelStop:
         return torch.full((input_ids.shape[0],), cancelled(), dtype=torch.bool, device=input_ids.device)
 
 
+def generate_options(tokenizer: Any, sampling: SamplingConfig) -> dict[str, Any]:
+    """``model.generate`` keyword arguments for ``sampling`` (greedy unsets the sampling knobs)."""
+    kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": sampling.do_sample,
+                              "pad_token_id": tokenizer.pad_token_id}
+    if sampling.do_sample:
+        kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    return kwargs
+
+
 class LocalBackend:
     """``ChatBackend`` over a local model: left-padded batched generation with a KV cache.
 
@@ -306,13 +317,7 @@ class LocalBackend:
         return batching.plan_rows(sorted_lengths, max_new_tokens, budget, batching.MAX_GENERATION_ROWS)
 
     def generate_kwargs(self, sampling: SamplingConfig) -> dict[str, Any]:
-        tok = self.model.tokenizer
-        kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": sampling.do_sample,
-                                  "pad_token_id": tok.pad_token_id}
-        if sampling.do_sample:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
+        kwargs = generate_options(self.model.tokenizer, sampling)
         if self.static_cache and self.on_cuda:
             kwargs["cache_implementation"] = "static"
         return kwargs

@@ -37,6 +37,7 @@ from plus_sdk.context_reader import (
     ContextReader,
     ReaderBackend,
     install_soft_embedding,
+    move_slot,
     prompt_ids,
     save_reader,
     soft_table,
@@ -176,8 +177,9 @@ class ReaderTraining:
                                    self.reader.describe(self.features[ctx_rows])])
         encoded = []
         eos = tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tok.get_vocab() else tok.eos_token_id
+        slot0 = prompt_ids(tok, self.embedding.vocab, 0, self.reader.k)  # rendered once per step, not per row
         for slot, text in enumerate(targets):
-            prompt = prompt_ids(tok, self.embedding.vocab, slot, self.reader.k)
+            prompt = move_slot(slot0, self.embedding.vocab, slot, self.reader.k)
             answer = tok(text, add_special_tokens=False)["input_ids"] + [eos]
             encoded.append((prompt + answer, len(prompt)))
         return batch_tensors(encoded, tok.pad_token_id), described
