@@ -54,20 +54,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """``plus train CONFIG [--resume] [key=value ...]``; a recipe with ``kind: encoder`` runs ``plus train general``."""
     recipe = resolve_recipe(args.config)
-    if read_config_file(recipe).get("kind") == "encoder":
-        general = load_config(GeneralConfig, recipe, list(args.overrides))
-        if args.run_dir:
-            general.run_dir = args.run_dir
-        if getattr(args, "show", False):
-            emit(yaml.safe_dump(general.model_dump(mode="json"), sort_keys=False).rstrip("\n"))
-            return 0
-        emit(json.dumps(run_general(general), indent=2))
-        return 0
-    config = load_config(CoadaptConfig, recipe, list(args.overrides))
+    encoder = read_config_file(recipe).get("kind") == "encoder"
+    config = load_config(GeneralConfig if encoder else CoadaptConfig, recipe, list(args.overrides))
     if args.run_dir:
         config.run_dir = args.run_dir
     if getattr(args, "show", False):
         emit(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip("\n"))
+        return 0
+    if isinstance(config, GeneralConfig):
+        emit(json.dumps(run_general(config), indent=2))
         return 0
     final = run(config, resume=args.resume)
     if dist_info()[0] == 0:
