@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+from raw_http import raw_request
 
 from plus_sdk.cli import main as plus_main
 from plus_sdk.server.spawn import spawned_server
@@ -56,21 +57,6 @@ def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     env = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PLUS_SERVE_TOKEN": ""}
     with spawned_server(flags, env=env, start_timeout=400, log_path=log) as (url, _):
         yield KeysOnlyServer(url, db, log)
-
-
-def raw_exchange(url: str, data: bytes, *, wait_s: float) -> tuple[bytes, float]:
-    """Send ``data`` on a raw socket; what came back before the server closed (or ``wait_s``), and the seconds."""
-    parsed = urlparse(url)
-    start = time.perf_counter()
-    with socket.create_connection((parsed.hostname, parsed.port), timeout=wait_s) as sock:
-        sock.sendall(data)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except TimeoutError:
-            pass
-    return received, time.perf_counter() - start
 
 
 def test_revoking_the_last_key_leaves_a_keys_only_server_closed(server: KeysOnlyServer) -> None:
@@ -143,7 +129,7 @@ def test_an_abandoned_body_is_logged_as_499_not_500(server: KeysOnlyServer) -> N
 def test_a_route_that_takes_no_body_refuses_one_at_once(server: KeysOnlyServer) -> None:
     for request in (b"POST /ui/info", b"GET /health", b"POST /docs", b"GET /v1/models"):
         head = request + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"  # the body never comes
-        answer, seconds = raw_exchange(server.url, head, wait_s=20)
+        answer, seconds = raw_request(server.url, head, wait_s=20)
         assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 401")) and seconds < 5, (request, answer[:80], seconds)
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 from pydantic import SecretStr
+from raw_http import raw_request
 
 from plus_sdk.cli import main as plus_main
 from plus_sdk.server import Services, create_app, serve_in_thread
@@ -44,21 +45,6 @@ def url(services: Services, db: Path) -> Iterator[str]:
 
 def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN}"}
-
-
-def raw_request(base: str, data: bytes, *, wait_s: float) -> tuple[bytes, float]:
-    """Send ``data`` on a raw socket; return what came back before the server closed (or ``wait_s``)."""
-    parsed = urlparse(base)
-    start = time.perf_counter()
-    with socket.create_connection((parsed.hostname, parsed.port), timeout=wait_s) as sock:
-        sock.sendall(data)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except TimeoutError:
-            pass
-    return received, time.perf_counter() - start
 
 
 # -- resources held without a token ------------------------------------------------------------------------
