@@ -96,7 +96,7 @@ def test_init_from_a_run_folder_starts_from_its_checkpoint(tiny_run: CoAdaptatio
     warm = CoAdaptation(config)
     for a, b in zip(tiny_run.ppo.actor_params, warm.ppo.actor_params, strict=True):
         assert torch.equal(a.detach().cpu(), b.detach().cpu())
-    for a, b in zip(tiny_run.rm_trainer.params, warm.rm_trainer.params, strict=True):
+    for a, b in zip(tiny_run.reward.trainer.params, warm.reward.trainer.params, strict=True):
         assert torch.allclose(a.detach().cpu(), b.detach().cpu())
 
 

@@ -53,7 +53,7 @@ def write_config(tmp_path: Path, config: dict[str, Any], name: str = "config.yam
 
 
 def trainable_snapshot(run: CoAdaptation) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    return ([p.detach().clone() for p in run.ppo.actor_params], [p.detach().clone() for p in run.rm_trainer.params])
+    return ([p.detach().clone() for p in run.ppo.actor_params], [p.detach().clone() for p in run.reward.trainer.params])
 
 
 def changed(before: list[torch.Tensor], after: list[torch.Tensor]) -> bool:
@@ -83,7 +83,7 @@ def test_one_iteration_changes_summarizer_and_reward_model(tiny_model_dir: Path,
                 "update_seconds"):
         assert key in metrics, key
     assert metrics["update_tflops"] > 0 and "mfu" not in metrics  # no peak is known for a CPU
-    assert run.rm_trainer.step_count == 2
+    assert run.reward.trainer.step_count == 2
 
 
 def test_frozen_summarizer_trains_only_the_reward_model(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -200,7 +200,7 @@ def test_export_plot_and_load_with_the_judge(tiny_model_dir: Path, tmp_path: Pat
     summary = run.greedy_summaries(run.test[:1])[0]
     pref = judge.prefer(summary, run.test[0].prompt, run.test[0].chosen, run.test[0].rejected)
     # the bundle's reward model scores exactly as the trained one did
-    margin = float(run.margins([summary], run.test[:1])[0])
+    margin = float(run.reward.margins([summary], run.test[:1])[0])
     assert pref.rewards is not None
     assert pref.rewards[0] - pref.rewards[1] == pytest.approx(margin, abs=1e-4)
     # a new run warm-started from the bundle holds exactly the exported weights
@@ -208,7 +208,7 @@ def test_export_plot_and_load_with_the_judge(tiny_model_dir: Path, tmp_path: Pat
                                                                  init_from=str(bundle))))
     for a, b in zip(run.ppo.actor_params, warm.ppo.actor_params, strict=True):
         assert torch.equal(a.detach().cpu(), b.detach().cpu())
-    for a, b in zip(run.rm_trainer.params, warm.rm_trainer.params, strict=True):
+    for a, b in zip(run.reward.trainer.params, warm.reward.trainer.params, strict=True):
         assert torch.allclose(a.detach().cpu(), b.detach().cpu())
     # init_roles=[summarizer]: the summarizer comes from the bundle, the reward model starts fresh
     fresh = CoAdaptation(CoadaptConfig.model_validate(tiny_config(tiny_model_dir, tmp_path / "fresh")))
@@ -216,9 +216,9 @@ def test_export_plot_and_load_with_the_judge(tiny_model_dir: Path, tmp_path: Pat
     half = CoAdaptation(CoadaptConfig.model_validate(half_config))
     for a, b in zip(run.ppo.actor_params, half.ppo.actor_params, strict=True):
         assert torch.equal(a.detach().cpu(), b.detach().cpu())
-    trained_rm, half_rm = ([p.detach().cpu() for p in r.rm_trainer.params] for r in (run, half))
+    trained_rm, half_rm = ([p.detach().cpu() for p in r.reward.trainer.params] for r in (run, half))
     assert changed(trained_rm, half_rm)
-    for a, b in zip(fresh.rm_trainer.params, half.rm_trainer.params, strict=True):
+    for a, b in zip(fresh.reward.trainer.params, half.reward.trainer.params, strict=True):
         assert torch.equal(a.detach().cpu(), b.detach().cpu())
 
 

@@ -49,6 +49,7 @@ from plus_sdk.training.checkpoint import (
     write_checkpoint,
 )
 from plus_sdk.training.coadapt_config import CoadaptConfig, optimizer_steps
+from plus_sdk.training.coadapt_roles import EncoderReward, LMReward, ReaderPrompts, TextPrompts, encoder_parts
 from plus_sdk.training.config import dump_config
 from plus_sdk.training.data.metrics import summary_metrics
 from plus_sdk.training.data.records import TrainingRecord
@@ -56,8 +57,6 @@ from plus_sdk.training.data.source import load_records
 from plus_sdk.training.data.stream import RecordStream, fixed_subset
 from plus_sdk.training.distributed import dist_info, reduce_mean, replica_drift
 from plus_sdk.training.ppo_trainer import Critic, PPOTrainer
-from plus_sdk.training.rm.trainer import RewardTrainer, RMExample, add_reward_lora
-from plus_sdk.training.rollout import summarizer_prompt_ids
 from plus_sdk.training.run_files import append_jsonl, truncate_metrics
 from plus_sdk.training.timing import BudgetSpentError, PhaseTimer, peak_memory_mb, phase_hook
 from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
@@ -99,7 +98,7 @@ class CoAdaptation:
         if device is None and accelerator is not None:
             device = str(accelerator.device)
         self.policy_base = SharedBase.load(m.summarizer_base, device=device, dtype=m.dtype, share=False)
-        self.reward_base = (self.policy_base if m.shared else
+        self.reward_base = (self.policy_base if m.shared or config.roles == "encoder" else
                             SharedBase.load(m.reward_base, device=device, dtype=m.dtype, share=False))
         self.policy_base.add_new_adapter("summarizer", m.summarizer_lora.peft_for(self.policy_base.model))
         critic = None
@@ -108,19 +107,28 @@ class CoAdaptation:
             hidden = self.policy_base.model.config.hidden_size
             critic = Critic(self.policy_base, "critic",
                                 RewardHead(hidden, 1).to(dtype=self.policy_base.model.dtype))
-        self.rm_config = config.rm
-        self.reward_model = add_reward_lora(self.reward_base, self.rm_config, name="reward")
+        ppo_steps, rm_steps = optimizer_steps(config, self.world)
+        self.reward: LMReward | EncoderReward
+        self.context_prompts: TextPrompts | ReaderPrompts
+        if config.roles == "encoder":
+            if init_source is None:
+                raise ValueError("roles=encoder needs init_from: an encoder-path bundle such as general-smollm2 "
+                                 "(train one with `plus train general`)")
+            scorer, reader = encoder_parts(init_source.path, fresh_reward="reward" not in config.init_roles)
+            self.reward = EncoderReward(scorer, config.encoder, total_steps=rm_steps)
+            self.context_prompts = ReaderPrompts(self.policy_base, reader, scorer)
+        else:
+            self.reward = LMReward(self.reward_base, config.rm, total_steps=rm_steps, accelerator=accelerator)
+            self.context_prompts = TextPrompts(self.policy_base.tokenizer, config.data.summary_task,
+                                       config.data.max_prompt_tokens)
         if m.gradient_checkpointing is True:  # the reward-model steps ('auto' is planned per PPO update)
             for base in {id(self.policy_base): self.policy_base, id(self.reward_base): self.reward_base}.values():
                 base.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        ppo_steps, rm_steps = optimizer_steps(config, self.world)
         self.ppo = PPOTrainer(self.policy_base, config.ppo, total_steps=ppo_steps,
                              adapter="summarizer", critic=critic, seed=config.seed + 1000 * self.rank,
                              gradient_checkpointing=m.gradient_checkpointing)
         if config.ppo.rollout_engine == "vllm":
             self.ppo.attach_vllm(self.make_vllm_engine())
-        self.rm_trainer = RewardTrainer(self.reward_model, self.rm_config, total_steps=rm_steps,
-                                        accelerator=accelerator)
         if init_source is not None:
             self.warm_start(init_source)
         train, test, ood = load_records(config.data)
@@ -128,7 +136,6 @@ class CoAdaptation:
         self.test, self.ood = test, ood
         self.iteration = 0
         self.best_accuracy = -1.0
-        self._prompt_cache: dict[int, list[int]] = {}
         self._last_eval: tuple[Any, dict[str, float], list[dict]] | None = None  # (key, metrics, samples)
         self.writer = None
 
@@ -145,44 +152,22 @@ class CoAdaptation:
         train`` run folder (``warm_start.resolve_init_from``) into this run, after checking they fit the recipe."""
         roles = self.config.init_roles
         m = self.config.model
-        check_fits(source, roles, base=m.summarizer_base, num_layers=self.policy_base.model.config.num_hidden_layers,
-                   summarizer_lora=m.summarizer_lora, reward_lora=self.rm_config.lora)
-        weights = read_weights(source, roles)
-        for base, name in ((self.policy_base, "summarizer"), (self.reward_base, "reward")):
-            if name in roles:
-                load_adapter_weights(base, name, weights[name])
-        if "reward" in roles:
-            self.reward_model.head.load_state_dict({k: v.to(self.reward_model.head.linear.weight.dtype)
-                                                    for k, v in weights["reward_head"].items()})
+        lm_roles = [r for r in roles if r == "summarizer" or self.config.roles == "lm"]  # an encoder head has no LoRA
+        check_fits(source, lm_roles, base=m.summarizer_base,
+                   num_layers=self.policy_base.model.config.num_hidden_layers,
+                   summarizer_lora=m.summarizer_lora, reward_lora=self.config.rm.lora)
+        weights = read_weights(source, lm_roles)
+        if "summarizer" in roles:
+            load_adapter_weights(self.policy_base, "summarizer", weights["summarizer"])
+        if "reward" in roles and isinstance(self.reward, LMReward):
+            self.reward.warm_start(weights)
         logger.info("Warm start of %s from %s", " and ".join(roles), source.path)
 
-    # -------------------------------------------------------------- prompts and summaries
-    def prompt_ids(self, record: TrainingRecord) -> list[int]:
-        """Token ids of the summarizer prompt for a record's context (cached per context)."""
-        key = hash(record.context.source_hash())
-        if key not in self._prompt_cache:
-            self._prompt_cache[key] = summarizer_prompt_ids(self.policy_base.tokenizer, record.context,
-                                                            self.config.data.summary_task,
-                                                            self.config.data.max_prompt_tokens)
-        return self._prompt_cache[key]
-
+    # -------------------------------------------------------------- summaries
     @staticmethod
     def summaries_of(texts: Sequence[str]) -> list[str]:
         """Summary text of each generated text (a fixed sentence when nothing usable came out)."""
         return [prompts.extract_summary(t) or prompts.EMPTY_SUMMARY for t in texts]
-
-    # -------------------------------------------------------------- reward model
-    @torch.no_grad()
-    def margins(self, summaries: Sequence[str], records: Sequence[TrainingRecord]) -> torch.Tensor:
-        """r(chosen | z) − r(rejected | z) for each (summary, record)."""
-        rm = self.reward_model
-        sequences: list[list[int]] = []
-        for summary, record in zip(summaries, records, strict=True):
-            condition = prompts.summary_condition(summary)
-            sequences.append(rm.encode(record.prompt, record.chosen, condition))
-            sequences.append(rm.encode(record.prompt, record.rejected, condition))
-        rewards = rm.score_ids(sequences)
-        return rewards[0::2] - rewards[1::2]
 
     # -------------------------------------------------------------- one iteration
     def iterate(self) -> dict[str, float]:
@@ -191,26 +176,28 @@ class CoAdaptation:
         timer = PhaseTimer(on_phase=self.on_phase)
         per_process = cfg.contexts_per_iteration // self.world
         batch = self.stream.take(cfg.contexts_per_iteration)[self.rank * per_process:(self.rank + 1) * per_process]
-        with timer.phase("generation"):  # 1. rollout: k summaries per context
-            rollout = self.ppo.generate([self.prompt_ids(r) for r in batch])
-        summaries = self.summaries_of(self.ppo.decode(rollout))
-        expanded = [r for r in batch for _ in range(cfg.ppo.samples_per_prompt)]
-        with timer.phase("reward_scoring"):  # 2. score: log σ(r(chosen | z) − r(rejected | z))
-            margins = self.margins(summaries, expanded)
-            scores = torch.nn.functional.logsigmoid(margins)
-        metrics: dict[str, float] = {"rm_margin_acc_on_samples": float((margins > 0).float().mean())}
-        if cfg.train_summarizer:
-            with timer.phase("reference_logprobs"):  # 3. reference: the base with adapters off
-                ref = self.ppo.logprobs(rollout, reference=True)
-            # 4. advantages: old log-probs, values, KL-penalized rewards
-            experience, advantage_metrics = self.ppo.make_experience(rollout, scores, ref, phase=timer.phase)
-            with timer.phase("ppo_update"):  # 5. clipped PPO update of the summarizer
-                metrics.update(self.ppo.update(experience))
-            metrics.update(advantage_metrics)
-        else:
-            metrics["score"] = float(scores.mean())
+        with self.context_prompts.reading(batch):  # the summarizer's prompts stay readable for the whole update
+            with timer.phase("generation"):  # 1. rollout: k summaries per context
+                rollout = self.ppo.generate(self.context_prompts.prompt_ids(batch))
+            summaries = self.summaries_of(self.ppo.decode(rollout))
+            expanded = [r for r in batch for _ in range(cfg.ppo.samples_per_prompt)]
+            with timer.phase("reward_scoring"):  # 2. score: log σ(r(chosen | z) − r(rejected | z))
+                margins = self.reward.margins(summaries, expanded)
+                scores = torch.nn.functional.logsigmoid(margins)
+            metrics: dict[str, float] = {"rm_margin_acc_on_samples": float((margins > 0).float().mean())}
+            if cfg.train_summarizer:
+                with timer.phase("reference_logprobs"):  # 3. reference: the base with adapters off
+                    ref = self.ppo.logprobs(rollout, reference=True)
+                # 4. advantages: old log-probs, values, KL-penalized rewards
+                experience, advantage_metrics = self.ppo.make_experience(rollout, scores, ref, phase=timer.phase)
+                with timer.phase("ppo_update"):  # 5. clipped PPO update of the summarizer
+                    metrics.update(self.ppo.update(experience))
+                metrics.update(advantage_metrics)
+            else:
+                metrics["score"] = float(scores.mean())
         with timer.phase("rm_update"):  # 6. reward-model NLL steps on the fresh summaries
-            metrics.update(self.rm_update(summaries, expanded))
+            metrics.update(self.reward.update(summaries, expanded, steps=cfg.rm_steps,
+                                              batch_size=cfg.rm_batch_size))
         metrics.update(summary_metrics(summaries, expanded, "sample"))
         metrics["summary_tokens"] = float(rollout.lengths().float().mean())
         metrics["summary_words"] = sum(len(s.split()) for s in summaries) / len(summaries)
@@ -219,23 +206,6 @@ class CoAdaptation:
         metrics = reduce_mean(metrics)
         metrics.update(peak_memory_mb(self.policy_base.device))
         return metrics
-
-    def rm_update(self, summaries: Sequence[str], records: Sequence[TrainingRecord]) -> dict[str, float]:
-        """M_φ Bradley–Terry NLL steps of the reward model on the fresh summaries."""
-        examples = [RMExample(condition=prompts.summary_condition(s), prompt=r.prompt, chosen=r.chosen,
-                              rejected=r.rejected) for s, r in zip(summaries, records, strict=True)]
-        totals: dict[str, float] = {}
-        for step in range(self.config.rm_steps):
-            size = min(self.config.rm_batch_size, len(examples))
-            start = (step * size) % len(examples)
-            chunk = (examples + examples)[start:start + size]
-            out = self.rm_trainer.step(chunk)
-            for key, value in out.items():
-                if isinstance(value, (int, float)):
-                    totals[f"rm_{key}"] = totals.get(f"rm_{key}", 0.0) + float(value)
-        out = {key: value / max(self.config.rm_steps, 1) for key, value in totals.items()}
-        out["rm_step"] = float(self.rm_trainer.step_count)  # the counter itself, not its mean
-        return out
 
     # -------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -252,7 +222,8 @@ class CoAdaptation:
                    disable=not self.config.progress or self.rank != 0 or not sys.stderr.isatty())
         for start in range(0, len(ordered), size):
             chunk = ordered[start:start + size]
-            rollout = self.ppo.generate([self.prompt_ids(r) for r in chunk], greedy=True)
+            with self.context_prompts.reading(chunk):
+                rollout = self.ppo.generate(self.context_prompts.prompt_ids(chunk), greedy=True)
             texts += self.ppo.decode(rollout)
             bar.update(len(chunk))
         bar.close()
@@ -264,7 +235,7 @@ class CoAdaptation:
         if not records:
             return {}, []
         summaries = self.greedy_summaries(records, desc=f"eval {prefix}")
-        margins = self.margins(summaries, records)
+        margins = self.reward.margins(summaries, records)
         metrics = {f"{prefix}_accuracy": float((margins > 0).float().mean()),
                    f"{prefix}_rows": float(len(records))}
         metrics.update(summary_metrics(summaries, records, prefix))
@@ -304,10 +275,8 @@ class CoAdaptation:
             "best_accuracy": self.best_accuracy,
             "data_position": self.stream.position,
             "summarizer": adapter_weights(self.policy_base, "summarizer"),
-            "reward": adapter_weights(self.reward_base, "reward"),
-            "reward_head": {k: v.detach().cpu().clone() for k, v in self.reward_model.head.state_dict().items()},
+            **self.reward.state_dict(),
             "ppo": self.ppo.state_dict(),
-            "rm_trainer": self.rm_trainer.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
             "config": self.config.model_dump(mode="json"),
         }
@@ -326,12 +295,10 @@ class CoAdaptation:
         self.best_accuracy = float(state["best_accuracy"])
         self.stream.position = int(state["data_position"])
         load_adapter_weights(self.policy_base, "summarizer", state["summarizer"])
-        load_adapter_weights(self.reward_base, "reward", state["reward"])
-        self.reward_model.head.load_state_dict(state["reward_head"])
+        self.reward.load_state_dict(state)
         if self.ppo.critic is not None:
             load_adapter_weights(self.policy_base, "critic", state["critic"])
         self.ppo.load_state_dict(state["ppo"])
-        self.rm_trainer.load_state_dict(state["rm_trainer"])
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
         if "numpy" in state["rng"]:
@@ -425,7 +392,7 @@ class CoAdaptation:
                 break
             self.iteration += 1
             if self.world > 1:
-                metrics["replica_drift"] = replica_drift(self.ppo.actor_params + self.rm_trainer.params)
+                metrics["replica_drift"] = replica_drift(self.ppo.actor_params + self.reward.params)
             bar.update(1)
             bar.set_postfix(score=f"{metrics.get('score', 0):.2f}", rm=f"{metrics.get('rm_accuracy', 0):.2f}",
                             kl=f"{metrics.get('kl', 0):.2f}")

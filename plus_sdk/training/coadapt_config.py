@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from plus_sdk.training.config import LoraSettings, StrictConfig
 from plus_sdk.training.data.source import DataSource
 from plus_sdk.training.ppo import PPOConfig, optimizer_steps_per_iteration
+from plus_sdk.training.rm.encoder import EncoderSettings
 from plus_sdk.training.rm.trainer import RMTrainConfig
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,11 @@ class CoadaptConfig(StrictConfig):
     """A PLUS co-adaptation run."""
 
     run_dir: str = Field("runs/plus", description="Output folder (metrics, checkpoints, samples).")
+    roles: Literal["lm", "encoder"] = Field(
+        "lm", description="What the two roles read through: 'lm' (the paper's design: the summarizer reads the "
+        "context as text, the reward model is a LoRA causal LM) or 'encoder' (the summarizer reads soft tokens of "
+        "a frozen context reader, the reward model is a head on frozen sentence embeddings; needs init_from, an "
+        "encoder-path bundle such as general-smollm2, which gives the reader, the encoder and both warm starts).")
     seed: int = Field(0, description="Seed of sampling, shuffling and initialization.")
     iterations: int = Field(100, ge=1, description="Algorithm 1 iterations.")
     contexts_per_iteration: int = Field(8, ge=1, description="N: (context, pair) records per iteration (all "
@@ -96,6 +102,8 @@ class CoadaptConfig(StrictConfig):
     ppo: PPOConfig = Field(default_factory=PPOConfig, description="Summarizer PPO / RLOO settings.")
     rm: RMTrainConfig = Field(default_factory=RMTrainConfig, description="Reward-model trainer settings "
                                                                           "(optimizer, batch, LoRA shape).")
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings, description="roles=encoder: the reward "
+                                     "head's optimizer (lr, weight decay); its shape comes from init_from.")
 
 
 def optimizer_steps(config: CoadaptConfig, world: int) -> tuple[int, int]:

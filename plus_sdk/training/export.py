@@ -57,8 +57,9 @@ def load_checkpoint_run(run_dir: str | os.PathLike[str], checkpoint: str = "best
 
     ``overrides`` (``key=value``) change settings that do not touch the weights, e.g.
     ``eval.final_test_rows=200``.
-    ``init_from`` is dropped: the checkpoint holds every trained weight, so the warm-start bundle
-    need not exist any more. ``work_dir`` redirects what the run writes (e.g. evaluation samples).
+    ``init_from`` is dropped for the LM roles: the checkpoint holds every trained weight, so the warm-start
+    bundle need not exist any more (encoder roles still read their frozen reader and encoder from it).
+    ``work_dir`` redirects what the run writes (e.g. evaluation samples).
     """
     from plus_sdk.training.coadapt import CONFIG_FILE, CoAdaptation, CoadaptConfig
     from plus_sdk.training.config import load_config
@@ -66,7 +67,8 @@ def load_checkpoint_run(run_dir: str | os.PathLike[str], checkpoint: str = "best
     run_dir = Path(run_dir)
     config = load_config(CoadaptConfig, run_dir / CONFIG_FILE, overrides or [])
     config.progress = False
-    config.init_from = None
+    if config.roles == "lm":  # encoder roles read their frozen reader and encoder from the init_from bundle
+        config.init_from = None
     if work_dir is not None:
         config.run_dir = str(work_dir)
     if threads:
@@ -118,7 +120,8 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
     with staged_dir(out, force=force) as staging:
         summarizer_dir = staging / "summarizer"
         run.policy_base.save_adapter("summarizer", summarizer_dir)
-        run.reward_model.save_pretrained(staging / "reward")
+        run.context_prompts.save_pretrained(summarizer_dir)
+        run.reward.save_pretrained(staging / "reward")
         portable_base_name(summarizer_dir, config.model.summarizer_base)
         portable_base_name(staging / "reward", config.model.reward_base or config.model.summarizer_base)
         metrics = run_metrics(run_dir, int(state["iteration"]))

@@ -207,7 +207,7 @@ class ReaderTraining:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(lora + list(self.reader.project.parameters()), 1.0)
                 opt.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
                 row: dict[str, Any] = {"stage": "decode", "step": step + 1, "loss": losses[-1],
                                        "elapsed_s": round(time.perf_counter() - started, 1)}

@@ -53,6 +53,9 @@ class EncoderSettings(StrictConfig):
                                         "conditions on ('heldout' and 'typed' wordings test generality).")
     wording_variants: int = Field(8, ge=1, description="method=oracle with drawn wordings: descriptions drawn per "
                                   "row, embedded once up front; each step uses one of them in turn.")
+    vpl_latent: int = Field(32, ge=1, description="method=vpl: width of the latent user vector z.")
+    vpl_kl_weight: float = Field(0.01, ge=0, description="method=vpl: β, the weight of KL(q(z | c) ‖ N(0, I)) in the "
+                                 "loss (per latent dimension, averaged over rows).")
 
 
 def draw_wording(record: TrainingRecord, split: WordingSplit, seed: str) -> str:
@@ -99,8 +102,11 @@ class EncoderTrainer:
         return rewards[: len(records)] - rewards[len(records):]
 
     def step(self, records: Sequence[TrainingRecord]) -> dict[str, float]:
-        """One Bradley–Terry step on a batch."""
-        conditions = [self.condition(r, self.step_count, i) for i, r in enumerate(records)]
+        """One Bradley–Terry step on a batch, conditioned as ``condition`` says."""
+        return self.fit(records, [self.condition(r, self.step_count, i) for i, r in enumerate(records)])
+
+    def fit(self, records: Sequence[TrainingRecord], conditions: Sequence[str | None]) -> dict[str, float]:
+        """One Bradley–Terry step on a batch under the given conditions (e.g. fresh summaries)."""
         self.head.train()
         margin = self.margins(records, conditions)
         loss = -F.logsigmoid(margin).mean()

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import torch
 from pydantic import Field
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from plus_sdk.files import atomic_write_text
@@ -37,6 +38,7 @@ from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
 from plus_sdk.training.distributed import dist_info
 from plus_sdk.training.rm.encoder import EncoderSettings, EncoderTrainer, oracle_condition
+from plus_sdk.training.rm.encoder_vpl import EncoderVPLTrainer
 from plus_sdk.training.rm.registry import METHODS, make_method
 from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
 from plus_sdk.training.rm.vpl import VPLConfig, VPLTrainer
@@ -46,6 +48,11 @@ logger = logging.getLogger(__name__)
 
 #: Optimizer, schedule, step and RNG state of a checkpoint folder (``checkpoint.write_checkpoint``).
 TRAINER_STATE = "trainer.safetensors"
+
+#: Methods with an encoder backbone (``backbone: encoder``).
+ENCODER_METHODS = ("btl", "oracle", "summary", "vpl")
+#: The weights of an encoder-path VPL run (head, posterior, latent projection), in one safetensors file.
+VPL_WEIGHTS = "encoder_vpl.safetensors"
 
 MethodName = Literal["btl", "dpl-meanvar", "dpl-categorical", "icl", "summary", "oracle", "vpl"]
 
@@ -70,7 +77,7 @@ class RMRunConfig(StrictConfig):
     method: MethodName = Field("btl", description=f"Reward-model method: {', '.join(METHODS)}.")
     backbone: Literal["lm", "encoder"] = Field("lm", description="What the reward model reads through: 'lm' (a "
                                                "causal LM with LoRA, the paper's design) or 'encoder' (a small head "
-                                               "on frozen sentence embeddings; btl, oracle and summary only).")
+                                               "on frozen sentence embeddings; btl, oracle, summary and vpl).")
     run_dir: str = Field("runs/rm", description="Output folder (checkpoints, metrics, results).")
     base: str | None = Field(None, description="Backbone model name or folder (default: the embedded SmolLM2-135M).")
     device: str | None = Field(None, description="cpu, cuda, ... (default: the accelerator's device).")
@@ -216,24 +223,32 @@ class EncoderLearner(Learner):
     def __init__(self, config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> None:
         from plus_sdk.encoder_reward import EncoderScorer
 
-        if config.method not in ("btl", "oracle", "summary"):
-            raise ValueError(f"method={config.method!r} has no encoder backbone; use btl, oracle or summary with "
-                             "backbone: encoder, or backbone: lm")
+        if config.method not in ENCODER_METHODS:
+            raise ValueError(f"method={config.method!r} has no encoder backbone; use {', '.join(ENCODER_METHODS)} "
+                             "with backbone: encoder, or backbone: lm")
         self.scorer = EncoderScorer.create(config.encoder.name, hidden=config.encoder.hidden, device=config.device)
         self.summaries: dict[str, str] = {}
+        condition: Any = None
         if config.method == "oracle":
             condition = oracle_condition(config.encoder, config.seed)
         elif config.method == "summary":
             self.summaries = summaries_of(records, config)
             def condition(record: TrainingRecord, step: int, row: int) -> str | None:
                 return self.summaries[record.context.source_hash()]
-        else:
+        elif config.method == "btl":
             def condition(record: TrainingRecord, step: int, row: int) -> str | None:
                 return None
-        self.trainer = EncoderTrainer(self.scorer, config.encoder, total_steps=config.steps, condition=condition)
+        if config.method == "vpl":
+            self.trainer = EncoderVPLTrainer(self.scorer, config.encoder, total_steps=config.steps, seed=config.seed)
+        else:
+            self.trainer = EncoderTrainer(self.scorer, config.encoder, total_steps=config.steps, condition=condition)
         self.trainer.prepare(records, progress=config.progress)
 
     def save_weights(self, folder: Path) -> None:
+        if isinstance(self.trainer, EncoderVPLTrainer):  # no text summary: the latent's networks go beside the head
+            save_file({f"{name}.{k}": v.detach().contiguous() for name, module in self.trainer.modules().items()
+                       for k, v in module.state_dict().items()}, str(folder / VPL_WEIGHTS))
+            return
         self.scorer.save_pretrained(folder)
 
 
