@@ -1,12 +1,15 @@
 """Pets built as VPL's generator builds it (``source=vpl``), on a fixture in VPL's layout.
 
-The fixture (``tests/fixtures/vpl_checkout``) is a fake checkout: four sentence lists under
-``data/simple_pets/``, one neutral fact per line, written for this project. The lists hold 84, 86,
-88 and 90 sentences, so the test pools (the sentences after the first 80) have 4, 6, 8 and 10.
+The fixture (``tests/fixtures/vpl_checkout``) is a fake checkout in VPL's layout: the module
+``hidden_context/data_utils/simple_templates.py`` with the lists ``bird_sentences``,
+``cat_sentences``, ``dog_sentences`` and ``rabbit_sentences`` (and one list the builder ignores),
+neutral facts written for this project. The lists hold 84, 86, 88 and 90 sentences, so the test
+pools (the sentences after the first 80) have 4, 6, 8 and 10.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -30,12 +33,18 @@ from plus_sdk.training.data.upstream import SourceError
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKOUT = REPO / "tests" / "fixtures" / "vpl_checkout"
-LISTS = CHECKOUT / "data" / "simple_pets"
-ANIMAL = {"bird": "birds", "cat": "cats", "dog": "dogs", "rabbit": "rabbits"}
+MODULE = CHECKOUT / "hidden_context" / "data_utils" / "simple_templates.py"
+ANIMAL = {"bird": "bird_sentences", "cat": "cat_sentences", "dog": "dog_sentences", "rabbit": "rabbit_sentences"}
+LISTS = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(MODULE.read_text()).body
+         if isinstance(node, ast.Assign)}
 
 
 def lines(animal: str) -> list[str]:
-    return (LISTS / f"{ANIMAL[animal]}.txt").read_text(encoding="utf-8").splitlines()
+    return LISTS[ANIMAL[animal]]
+
+
+def module_text(lists: dict[str, list[str]]) -> str:
+    return "".join(f"{name} = {values!r}\n" for name, values in lists.items())
 
 
 def animal_of(sentence: str) -> str:
@@ -81,16 +90,34 @@ def test_every_row_has_the_one_prompt_and_sentences_from_its_split_pool(vpl) -> 
     assert {s for s in used if animal_of(s) == "bird"} == set(lines("bird")[80:])  # 4 test bird sentences
 
 
-def test_contexts_hold_8_controversial_rows_labelled_by_the_same_user_type(vpl) -> None:
-    for record in vpl["train"][:300] + vpl["test"]:
+def test_contexts_hold_8_controversial_rows_labelled_by_the_same_user_type_drawn_with_replacement(vpl) -> None:
+    repeats = 0
+    for record in vpl["train"] + vpl["test"]:
         assert len(record.context.examples) == 8
         assert animal_of(record.chosen) == record.meta["chosen_animal"]
         for example in record.context.examples:
             assert {animal_of(example.chosen), animal_of(example.rejected)} == {"cat", "dog"}
             assert animal_of(example.chosen) == record.user_type
-        assert (record.prompt, record.chosen, record.rejected) not in {
-            (e.prompt, e.chosen, e.rejected) for e in record.context.examples}
+        assert (record.prompt, frozenset((record.chosen, record.rejected))) not in {
+            (e.prompt, frozenset((e.chosen, e.rejected))) for e in record.context.examples}
         assert record.controversial == (record.meta["pair_type"] in CONTROVERSIAL_TYPES)
+        repeats += len(record.context.examples) > len({(e.chosen, e.rejected) for e in record.context.examples})
+    # with replacement, as VPL: ~1,000 test rows' worth of draws from ~100 test controversial rows repeat often
+    assert repeats > 0
+
+
+def test_both_user_types_get_the_same_rows_and_context_draws_as_vpls_seeded_runs(vpl) -> None:
+    for split in ("train", "test"):
+        cats, dogs = (sorted((r for r in vpl[split] if r.user_type == t), key=lambda r: r.meta["vpl_row"])
+                      for t in ("cat", "dog"))
+        for cat, dog in zip(cats, dogs, strict=True):
+            assert cat.meta["vpl_row"] == dog.meta["vpl_row"]
+            assert {cat.chosen, cat.rejected} == {dog.chosen, dog.rejected}
+            assert cat.meta["pair_type"] == dog.meta["pair_type"]
+            assert [{e.chosen, e.rejected} for e in cat.context.examples] == [
+                {e.chosen, e.rejected} for e in dog.context.examples]
+            flipped = cat.meta["pair_type"] in CONTROVERSIAL_TYPES
+            assert (cat.chosen == dog.chosen) != flipped
 
 
 def test_pets_ood_from_vpl_lists_trains_on_dog_cat_and_tests_200_bird_rabbit_users() -> None:
@@ -126,13 +153,24 @@ def test_a_missing_or_incomplete_vpl_path_names_what_to_download(tmp_path: Path)
         build_vpl_pets(PetsConfig(source="vpl"))
     with pytest.raises(SourceError, match=re.escape(f"{tmp_path / 'nowhere'} does not exist")):
         build_vpl_pets(PetsConfig(source="vpl", vpl_path=str(tmp_path / "nowhere")))
-    (tmp_path / "birds.txt").write_text("\n".join(lines("bird")), encoding="utf-8")
-    with pytest.raises(SourceError, match=r"holds no cats\.txt, dogs\.txt, rabbits\.txt"):
+    with pytest.raises(SourceError, match=r"holds no simple_templates\.py"):
         build_vpl_pets(PetsConfig(source="vpl", vpl_path=str(tmp_path)))
-    for animal in ("cat", "dog", "rabbit"):
-        (tmp_path / f"{ANIMAL[animal]}.txt").write_text("\n".join(lines(animal)[:80]), encoding="utf-8")
-    with pytest.raises(SourceError, match=r"cats\.txt: a sentence list has 80 sentences"):
+    module = tmp_path / "simple_templates.py"
+    module.write_text(module_text({"bird_sentences": lines("bird")}), encoding="utf-8")
+    with pytest.raises(SourceError, match=r"defines no cat_sentences, dog_sentences, rabbit_sentences"):
         build_vpl_pets(PetsConfig(source="vpl", vpl_path=str(tmp_path)))
+    module.write_text(module_text({f"{a}_sentences": lines(a)[:80] if a == "cat" else lines(a) for a in ANIMAL}),
+                      encoding="utf-8")
+    with pytest.raises(SourceError, match=r"cat_sentences: a sentence list has 80 sentences"):
+        build_vpl_pets(PetsConfig(source="vpl", vpl_path=str(module)))
+
+
+def test_the_sentence_module_is_read_without_running_it(tmp_path: Path) -> None:
+    module = tmp_path / "simple_templates.py"
+    lists = {f"{a}_sentences": lines(a) for a in ANIMAL}
+    module.write_text("raise SystemExit('must not run')\n" + module_text(lists), encoding="utf-8")
+    built = build_vpl_pets(PetsConfig(source="vpl", vpl_path=str(module), n_train=4, n_test=2))
+    assert {k: len(v) for k, v in built.items()} == {"train": 8, "test": 4}
 
 
 def test_plus_data_build_pets_source_vpl_gives_the_generators_row_counts(tmp_path: Path) -> None:

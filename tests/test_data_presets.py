@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 from pathlib import Path
 
@@ -23,7 +22,13 @@ from plus_sdk.training.data.ultrafeedback import (
     build_ultrafeedback,
 )
 from plus_sdk.training.data.ultrafeedback_config import VPL_PAIRS, preset_report, preset_values
-from plus_sdk.training.data.ultrafeedback_vpl import EMBEDDED, load_length_tokenizer, row_split
+from plus_sdk.training.data.ultrafeedback_vpl import (
+    EMBEDDED,
+    load_length_tokenizer,
+    row_split,
+    vpl_text,
+    with_token_counts,
+)
 
 TOPICS = ["tides", "bread", "volcanoes", "chess", "rainbows", "bicycles", "glaciers", "bees", "clocks", "maps"]
 LONG_ROWS = 3  # instructions far longer than 1,024 tokens: the length filter drops their pairs
@@ -98,21 +103,36 @@ def test_settings_given_explicitly_win_over_the_preset_and_the_variant_is_read_l
     assert (p4.n_context_min, p4.n_context_max) == (2, 8)
 
 
-def test_the_row_split_draws_as_datasets_train_test_split_with_seed_42() -> None:
-    from datasets import Dataset
+def test_the_row_split_draws_as_vpls_seeded_numpy_choice_rounded_down() -> None:
+    import numpy as np
 
-    for n in (10, 57, 400):
-        expected = set(Dataset.from_dict({"i": list(range(n))}).train_test_split(test_size=0.1, seed=42)["test"]["i"])
+    for n in (10, 57, 400, 60917):
+        np.random.seed(42)  # VPL's ultrafeedback_augment.py: seed the global generator, then one choice call
+        expected = {int(i) for i in np.random.choice(n, int(n * 0.1), replace=False)}
         assert row_split(n, 0.1, 42) == expected
-    assert len(row_split(10, 0.1, 42)) == 1 and len(row_split(11, 0.1, 42)) == 2  # ceil(1.1) = 2
-    assert row_split(1, 0.1, 42) == set()
+    assert len(row_split(60917, 0.1, 42)) == 6091  # VPL's log of its own run: 54,826 train / 6,091 test
+    assert len(row_split(19, 0.1, 42)) == 1 and row_split(9, 0.1, 42) == set()  # int(1.9) = 1, int(0.9) = 0
+
+
+def test_the_length_filter_counts_vpls_human_assistant_text_for_each_reply() -> None:
+    class Words:  # a tokenizer that counts words and adds one special token, as a default call may
+        def __call__(self, texts: list[str]) -> dict:
+            return {"input_ids": [[0, *t.split()] for t in texts]}
+
+    def pair(reply_a: str, reply_b: str) -> _Pair:
+        a, b = (_Completion(r, dict.fromkeys(ATTRIBUTES, 3)) for r in (reply_a, reply_b))
+        return _Pair(key="k", row=0, prompt="two words", a=a, b=b, labels=dict.fromkeys(ATTRIBUTES, 0), ties=())
+
+    (counted,) = with_token_counts([pair("one", "one two three")], Words())
+    # "Human: two words\n\nAssistant: one two three" is 7 words, plus the special token
+    assert vpl_text("two words", "x") == "Human: two words\n\nAssistant: x" and counted.tokens == 8
 
 
 def test_preset_vpl_dev_on_p2_splits_rows_filters_length_and_ties_and_uses_8_context_pairs(vpl_inputs) -> None:
     _, _, n_pairs = vpl_inputs
     result = build_ultrafeedback(vpl_config(vpl_inputs, "uf-p2"))
     counts = result.info["counts"]
-    n_test = math.ceil(0.1 * n_pairs)
+    n_test = int(0.1 * n_pairs)
     assert (counts["test"]["pairs"], counts["train"]["pairs"]) == (n_test, n_pairs - n_test)
     long_in = {s: sum(r < LONG_ROWS for r in ids) for s, ids in (("test", row_split(n_pairs, 0.1, 42)),
                                                                   ("train", set(range(n_pairs))))}
@@ -188,3 +208,16 @@ def test_stats_json_shows_the_preset_and_the_counts(vpl_inputs, tmp_path) -> Non
     stats = dataset_stats(tmp_path / "uf")
     assert stats["train"]["preset"]["name"] == "vpl" and stats["train"]["preset"]["chose"]["split"] == "rows"
     assert stats["test"]["build_counts"]["pairs_within_length"] >= stats["test"]["build_counts"]["pairs_kept"]
+
+
+def test_the_row_split_counts_every_row_of_the_pair_file_even_the_unusable_ones(vpl_inputs, tmp_path) -> None:
+    ratings, pair_file, n_pairs = vpl_inputs
+    rows = pair_file.read_text(encoding="utf-8").splitlines()
+    padded = tmp_path / "cleaned-with-empty-replies.jsonl"
+    empty = json.dumps({"source": "evol_instruct", "prompt": "No reply here.", "chosen": [], "rejected": []})
+    padded.write_text("\n".join([empty] * 7 + rows) + "\n", encoding="utf-8")  # VPL's inner_join skips these later
+    result = build_ultrafeedback(UltraFeedbackConfig(source=str(ratings), pairs_source=str(padded), preset="vpl",
+                                                     length_tokenizer=EMBEDDED, max_train=10))
+    test_rows = row_split(n_pairs + 7, 0.1, 42)
+    assert result.info["counts"]["test"]["pairs"] == len({r for r in test_rows if r >= 7})
+    assert result.skipped["pair_rows_malformed"] == 7

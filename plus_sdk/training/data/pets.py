@@ -306,10 +306,10 @@ class PetsConfig(StrictConfig):
         default="plus", description="'plus': plus-sdk Pets (its own sentences, 8 prompt wordings); 'vpl': VPL's "
         "generator from VPL's sentence lists at vpl_path (one prompt, first 80 sentences train).")
     vpl_path: str | None = Field(
-        default=None, description="source=vpl: a local checkout of VPL's code, or a folder, under which "
-        "birds.txt, cats.txt, dogs.txt and rabbits.txt (one sentence per line) are found.")
+        default=None, description="source=vpl: a local checkout of VPL's code (vpl_llm), or its "
+        "simple_templates.py, whose bird/cat/dog/rabbit_sentences lists are read (not run).")
     vpl_prompt: str = Field(default="Please talk about one kind of pets.",
-                            description="source=vpl: the one request of every row (the paper quotes it, App. I).")
+                            description="source=vpl: the one request of every row (VPL's generate_simple_data.py).")
     vpl_train_sentences: int = Field(default=80, ge=1, description="source=vpl: the first N sentences of each "
                                      "list are train, the rest test (VPL: 80).")
     rows_per: Literal["all", "user_type"] | None = Field(

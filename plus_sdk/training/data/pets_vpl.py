@@ -1,22 +1,27 @@
 """Pets and Pets-OOD the way VPL's generator builds them (``PetsConfig(source="vpl")``).
 
-The paper's Pets numbers come from VPL's generator (Poddar et al.), not from plus-sdk's own Pets
-(``pets.py``). What this module reproduces, and where plus-sdk Pets differs:
+The paper's Pets numbers come from VPL's generator (Poddar et al., repository ``vpl_llm``), not
+from plus-sdk's own Pets (``pets.py``). What VPL's code does, and what this module reproduces:
 
-* **sentences**: VPL's own lists, neutral facts about each animal, read from ``vpl_path``;
-  the first ``vpl_train_sentences`` (80) of each list are the train sentences, the rest the test
-  sentences (plus-sdk Pets: its own sentences, which act out the helpful/harmful roles);
-* **prompt**: one fixed request for every row (``vpl_prompt``; plus-sdk Pets: eight wordings);
-* **rows**: ``n_train`` / ``n_test`` rows *per user type* (VPL: 2,000 / 200 for each of the two
-  types, 4,000 / 400 in all), each row a user of its own whose pair type is drawn uniformly from
-  the ten; its context holds ``n_context`` (8) controversial rows of the *same user type* and
-  split, labelled by that type, never the row itself.
+* **sentences**: VPL keeps them in a Python module, ``hidden_context/data_utils/simple_templates.py``
+  (``vpl_modules/data_utils/`` in later copies), as the lists ``bird_sentences``,
+  ``cat_sentences``, ``dog_sentences`` and ``rabbit_sentences`` (neutral facts). We read those four
+  list literals with ``ast`` (nothing is imported or run). ``generate_simple_data.py``
+  (``generate_synthetic_dataset``) takes ``[:80]`` of each list for train and ``[80:]`` for test.
+* **prompt**: one fixed request, ``'Human: Please talk about one kind of pets.'``; we keep the
+  request without the ``Human:`` turn marker (``vpl_prompt``).
+* **rows**: ``generate_llm_data_pets.sh`` runs the generator once per user type (``helpful``,
+  ``harmless``) and split, 2,000 train / 200 test rows each; every run seeds numpy with 0 and makes
+  the same numpy calls, so both user types get the *same* rows (pair type and sentences), labelled
+  each by its own type. Here too: a split's rows are drawn once and every user type labels them
+  (``n_train`` / ``n_test`` rows per user type). A row's pair type is uniform over the ten
+  (``np.random.randint(10)``; 5-9 are dog vs cat).
+* **contexts**: ``data_processing.generate_contexts`` gives every row 8 rows drawn *with
+  replacement* from the controversial rows of the same file (same user type and split), labelled by
+  that type; the row itself may be drawn. Same here, except that a draw equal to the row's own pair
+  is redrawn (records forbid a target inside its own context). Both user types get the same draws.
 
-VPL's code is not vendored here, so its file layout is an assumption, stated in ``docs/data.md``:
-``vpl_path`` is a checkout of VPL's code, or any folder, under which the four sentence lists
-sit as ``birds.txt``, ``cats.txt``, ``dogs.txt`` and ``rabbits.txt``: one sentence per line, in
-the generator's order, blank lines ignored (the first file of each name in sorted path order).
-Draws use ``random.Random`` seeded by (seed, split), not VPL's numpy calls: the structure, pools,
+Draws use ``random.Random`` seeded by (seed, split), not VPL's numpy stream: the structure, pools,
 prompt and counts match VPL's; which sentence lands in which row does not.
 
 Pets-OOD is the PLUS paper's, not VPL's: ``n_ood`` (200) bird/rabbit users in all, with VPL's test
@@ -25,6 +30,7 @@ sentences, contexts of bird-vs-rabbit rows of the same user type.
 
 from __future__ import annotations
 
+import ast
 import logging
 import random
 from pathlib import Path
@@ -47,16 +53,19 @@ from plus_sdk.types import UserContext
 
 logger = logging.getLogger(__name__)
 
-#: animal -> the file name of its sentence list in VPL's layout (as assumed, see the module docstring)
-VPL_FILES: dict[str, str] = {"bird": "birds.txt", "cat": "cats.txt", "dog": "dogs.txt", "rabbit": "rabbits.txt"}
-#: the one request of every VPL Pets row, as the PLUS paper quotes it (App. I)
+#: the module of VPL's code that holds the sentence lists
+VPL_MODULE = "simple_templates.py"
+#: animal -> the name of its sentence list in that module
+VPL_LISTS: dict[str, str] = {"bird": "bird_sentences", "cat": "cat_sentences", "dog": "dog_sentences",
+                             "rabbit": "rabbit_sentences"}
+#: the one request of every VPL Pets row (VPL's text without its "Human: " turn marker)
 VPL_PROMPT = "Please talk about one kind of pets."
 #: sentences per animal that VPL's generator uses for train; the rest of each list is test
 VPL_TRAIN_SENTENCES = 80
 DOWNLOAD_HINT = (
     "clone VPL's code (Poddar et al., 'Personalizing RLHF with variational preference learning', "
-    "repository vpl_llm) elsewhere and copy it here, or copy only its four Pets sentence lists "
-    "(birds.txt, cats.txt, dogs.txt, rabbits.txt) into one folder, then pass that folder as vpl_path"
+    f"repository vpl_llm) and pass the checkout, or its {VPL_MODULE} "
+    "(hidden_context/data_utils/ in that repository), as vpl_path"
 )
 
 SentencePools = dict[str, tuple[list[str], list[str]]]
@@ -77,34 +86,57 @@ def rows_per_type(n_rows: int, rows_per: str, n_types: int = 2) -> list[int]:
     return [n_rows // n_types + (1 if k < n_rows % n_types else 0) for k in range(n_types)]
 
 
-def find_sentence_lists(vpl_path: str | None) -> dict[str, Path]:
-    """animal -> its sentence list under ``vpl_path``; a clear error naming what is missing."""
+def find_sentence_module(vpl_path: str | None) -> Path:
+    """VPL's ``simple_templates.py`` at or under ``vpl_path``; a clear error naming what is missing."""
     if not vpl_path:
         raise SourceError(f"pets source=vpl needs vpl_path (a local copy of VPL's generator); {DOWNLOAD_HINT}")
     root = Path(vpl_path).expanduser()
     if not root.exists():
         raise SourceError(f"vpl_path {root} does not exist; {DOWNLOAD_HINT}")
-    found: dict[str, Path] = {}
-    for animal, name in VPL_FILES.items():
-        matches = [root] if root.is_file() and root.name == name else sorted(root.rglob(name))
-        if matches:
-            found[animal] = matches[0]
-    missing = [VPL_FILES[a] for a in VPL_FILES if a not in found]
+    if root.is_file():
+        return root
+    matches = sorted(root.rglob(VPL_MODULE))
+    if not matches:
+        raise SourceError(f"{root} holds no {VPL_MODULE} (searched every folder under it); {DOWNLOAD_HINT}")
+    return matches[0]
+
+
+def parse_sentence_lists(path: Path) -> dict[str, list[str]]:
+    """animal -> its sentences, read from the list literals of VPL's module (the code is not run)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path} cannot be parsed as Python: {exc}") from None
+    names = {name: animal for animal, name in VPL_LISTS.items()}
+    lists: dict[str, list[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            animal = names.get(node.targets[0].id)
+            if animal is None:
+                continue
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                value = None
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise SourceError(f"{path}: {node.targets[0].id} is not a list of strings")
+            lists[animal] = [v.strip() for v in value if v.strip()]
+    missing = [VPL_LISTS[a] for a in VPL_LISTS if a not in lists]
     if missing:
-        raise SourceError(f"{root} holds no {', '.join(missing)} (searched every folder under it); {DOWNLOAD_HINT}")
-    return found
+        raise SourceError(f"{path} defines no {', '.join(missing)}; {DOWNLOAD_HINT}")
+    return lists
 
 
 def read_sentence_lists(vpl_path: str | None, n_train: int = VPL_TRAIN_SENTENCES) -> SentencePools:
     """animal -> (train sentences, test sentences) from VPL's lists."""
+    path = find_sentence_module(vpl_path)
     pools: SentencePools = {}
-    for animal, path in find_sentence_lists(vpl_path).items():
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    for animal, sentences in parse_sentence_lists(path).items():
         try:
-            pools[animal] = split_sentences([line for line in lines if line], n_train)
+            pools[animal] = split_sentences(sentences, n_train)
         except ValueError as exc:
-            raise SourceError(f"{path}: {exc}") from None
-        logger.info("VPL Pets: %s: %d train and %d test sentences", path, *map(len, pools[animal]))
+            raise SourceError(f"{path}: {VPL_LISTS[animal]}: {exc}") from None
+        logger.info("VPL Pets: %s: %d train and %d test sentences", VPL_LISTS[animal], *map(len, pools[animal]))
     return pools
 
 
@@ -115,56 +147,53 @@ def _row(rng: random.Random, pair_type: int, pools: SentencePools, test: bool, p
     return _Row(pair_type=pair_type, prompt=prompt, animals=animals, texts=texts)
 
 
-def _type_records(
-    rng: random.Random,
-    *,
-    dataset: str,
-    split: str,
-    user_type: str,
-    n_rows: int,
-    types: tuple[int, ...],
-    context_types: frozenset[int],
-    pools: SentencePools,
-    config: PetsConfig,
-    first_user: int,
-) -> list[TrainingRecord]:
-    """``n_rows`` rows of one user type; each one user whose context comes from the type's other rows."""
-    test = split != "train"
-    rows = [_row(rng, rng.choice(types), pools, test, config.vpl_prompt) for _ in range(n_rows)]
+def _context_draws(rng: random.Random, rows: list[_Row], context_types: frozenset[int], n_context: int,
+                   pools: SentencePools, test: bool, prompt: str) -> list[list[_Row]]:
+    """Per row, ``n_context`` controversial rows drawn with replacement (VPL), never the row's own pair."""
     bank = [r for r in rows if r.pair_type in context_types]
-    records = []
-    for index, row in enumerate(rows):
-        others = [r for r in bank if r is not row and set(r.texts) != set(row.texts)]
-        while len(others) < config.n_context:  # tiny builds: extra rows of a context type, for contexts only
-            extra = _row(rng, rng.choice(sorted(context_types)), pools, test, config.vpl_prompt)
-            bank.append(extra)
-            others += [extra] if set(extra.texts) != set(row.texts) else []
-        picked = rng.sample(others, config.n_context)
-        pair, chosen_animal, rejected_animal = _orient(row, user_type)
-        user_id = f"{dataset}-vpl-{split}-{first_user + index:05d}"
-        meta: dict[str, object] = {"source": "vpl", "pair_type": row.pair_type, "animals": list(row.animals),
-                                   "chosen_animal": chosen_animal, "rejected_animal": rejected_animal}
-        if user_type in USER_ROLES:
-            meta["user_role"] = USER_ROLES[user_type]
-        if user_type in OOD_ANALOGUE:
-            meta["trained_analogue"] = OOD_ANALOGUE[user_type]
-        records.append(TrainingRecord(
-            dataset=dataset, split=split,  # type: ignore[arg-type]
-            user_id=user_id, user_type=user_type, oracle=oracle_text(user_type),
-            context=UserContext(user_id=user_id, examples=[_orient(r, user_type)[0] for r in picked]),
-            prompt=pair.prompt, chosen=pair.chosen, rejected=pair.rejected,
-            controversial=row.pair_type in context_types, meta=meta,
-        ))
-    return records
+    for _ in range(1000):  # tiny builds: add rows until two different pairs can be drawn
+        if bank and any(set(r.texts) != set(bank[0].texts) for r in bank):
+            break
+        bank.append(_row(rng, rng.choice(sorted(context_types)), pools, test, prompt))
+    else:
+        raise SourceError("the sentence lists are too short to draw two different context pairs")
+    draws = []
+    for row in rows:
+        picked: list[_Row] = []
+        while len(picked) < n_context:
+            pick = rng.choice(bank)
+            if set(pick.texts) != set(row.texts):  # a record never holds its own pair
+                picked.append(pick)
+        draws.append(picked)
+    return draws
 
 
 def _split(dataset: str, split: str, user_types: tuple[str, ...], counts: list[int], types: tuple[int, ...],
            context_types: frozenset[int], pools: SentencePools, config: PetsConfig) -> list[TrainingRecord]:
+    """One split: rows drawn once, labelled by every user type (the first ``counts[k]`` for type k)."""
     rng = random.Random(f"{dataset}-vpl/{split}/{config.seed}")
+    test = split != "train"
+    rows = [_row(rng, rng.choice(types), pools, test, config.vpl_prompt) for _ in range(max(counts, default=0))]
+    contexts = _context_draws(rng, rows, context_types, config.n_context, pools, test, config.vpl_prompt)
     records: list[TrainingRecord] = []
     for user_type, n_rows in zip(user_types, counts, strict=True):
-        records += _type_records(rng, dataset=dataset, split=split, user_type=user_type, n_rows=n_rows, types=types,
-                                 context_types=context_types, pools=pools, config=config, first_user=len(records))
+        for index, (row, picked) in enumerate(zip(rows[:n_rows], contexts[:n_rows], strict=True)):
+            pair, chosen_animal, rejected_animal = _orient(row, user_type)
+            user_id = f"{dataset}-vpl-{split}-{len(records):05d}"
+            meta: dict[str, object] = {"source": "vpl", "pair_type": row.pair_type, "animals": list(row.animals),
+                                       "chosen_animal": chosen_animal, "rejected_animal": rejected_animal,
+                                       "vpl_row": index}
+            if user_type in USER_ROLES:
+                meta["user_role"] = USER_ROLES[user_type]
+            if user_type in OOD_ANALOGUE:
+                meta["trained_analogue"] = OOD_ANALOGUE[user_type]
+            records.append(TrainingRecord(
+                dataset=dataset, split=split,  # type: ignore[arg-type]
+                user_id=user_id, user_type=user_type, oracle=oracle_text(user_type),
+                context=UserContext(user_id=user_id, examples=[_orient(r, user_type)[0] for r in picked]),
+                prompt=pair.prompt, chosen=pair.chosen, rejected=pair.rejected,
+                controversial=row.pair_type in context_types, meta=meta,
+            ))
     rng.shuffle(records)
     return records
 
@@ -200,12 +229,14 @@ def expected_vpl_counts(n_train: int, n_test: int, rows_per: str = "user_type", 
 
 
 __all__ = [
-    "VPL_FILES",
+    "VPL_LISTS",
+    "VPL_MODULE",
     "VPL_PROMPT",
     "VPL_TRAIN_SENTENCES",
     "build_vpl_pets",
     "expected_vpl_counts",
-    "find_sentence_lists",
+    "find_sentence_module",
+    "parse_sentence_lists",
     "read_sentence_lists",
     "rows_per_type",
     "split_sentences",

@@ -22,8 +22,9 @@ How records are built (defaults follow the paper, and VPL's code where the paper
    ``pairs="all"`` takes every pair instead. Then a pair is dropped when either reply misses
    any of the four ratings (VPL's order: binarize first, drop "N/A" after).
 4. Each user type values one attribute; its label prefers the reply rated higher on it.
-   ``ties="drop"`` drops pairs tied on any attribute of the variant (VPL); ``ties="coin"`` keeps
-   them and breaks each tie with a seeded coin. P-2 = {helpfulness, honesty}, P-4 = all four.
+   ``ties="drop"`` drops pairs tied on any attribute of the variant; ``ties="coin"`` keeps them
+   and breaks each tie with a seeded coin, as VPL's released ``ultrafeedback_augment.py`` does.
+   P-2 = {helpfulness, honesty}, P-4 = all four.
 5. ``controversial_only`` keeps pairs whose labels are not the same for every user type.
 6. Every (pair, user type) becomes one record of a fresh synthetic user of that type, repeated
    ``train_repeats`` times in train with fresh contexts. A context holds 2-4 pairs (paper)
@@ -45,7 +46,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -105,7 +106,8 @@ class _Pair:
     b: _Completion
     labels: dict[str, int]
     ties: tuple[str, ...]
-    tokens: int | None = None  # prompt + the longer reply, when the length filter counts them
+    tokens: int | None = None  # the longer of VPL's two texts, when the length filter counts them
+    file_row: int | None = None  # the row of the pair file it came from (VPL's split draws these rows)
 
 
 def _rating(value: Any) -> int | None:
@@ -215,11 +217,14 @@ def _last_reply(messages: Any) -> str | None:
 
 def _file_pairs(
     rows: list[_Row], config: UltraFeedbackConfig, rng: random.Random, skipped: Counter[str]
-) -> list[_Pair]:
-    """The pairs of ``config.pairs_source``, each joined to its two rated completions in ``rows``."""
+) -> tuple[list[_Pair], int]:
+    """The pairs of ``config.pairs_source``, each joined to its two rated completions in ``rows``, and the
+    number of rows the file has."""
     by_key = {row.key: row for row in rows}
     pairs = []
-    for item in tqdm(iter_rows(config.pairs_source or ""), desc="UltraFeedback pairs", disable=None):
+    file_row = -1
+    for file_row, item in enumerate(tqdm(iter_rows(config.pairs_source or ""), desc="UltraFeedback pairs",
+                                         disable=None)):
         prompt = item.get("prompt") if isinstance(item, dict) else None
         chosen, rejected = (
             (_last_reply(item.get("chosen")), _last_reply(item.get("rejected"))) if prompt else (None, None)
@@ -235,8 +240,9 @@ def _file_pairs(
         if chosen not in texts or rejected not in texts:
             skipped["pair_rows_not_found_in_source"] += 1
             continue
-        pairs.append(make_pair(row, texts[chosen], texts[rejected], rng))  # type: ignore[arg-type]
-    return pairs
+        pair = make_pair(row, texts[chosen], texts[rejected], rng)  # type: ignore[arg-type]
+        pairs.append(replace(pair, file_row=file_row))
+    return pairs, file_row + 1
 
 
 def labelled(
@@ -364,18 +370,18 @@ def build_ultrafeedback(config: UltraFeedbackConfig | None = None, **overrides: 
     if not rows:
         raise ValueError(f"{config.source}: no usable UltraFeedback rows (skipped: {dict(skipped)})")
     rng = random.Random(f"uf-pairs/{config.seed}")
-    all_pairs = (
-        _file_pairs(rows, config, rng, skipped)
-        if config.pairs_source
-        else _rebuilt_pairs(rows, config.pairs, rng, skipped)
-    )
+    if config.pairs_source:
+        all_pairs, n_file_rows = _file_pairs(rows, config, rng, skipped)
+    else:
+        all_pairs = _rebuilt_pairs(rows, config.pairs, rng, skipped)
+        n_file_rows = len(all_pairs)
     length_tokenizer = None
     if config.max_tokens is not None:
         tokenizer, length_tokenizer = load_length_tokenizer(config.length_tokenizer)
         all_pairs = with_token_counts(all_pairs, tokenizer)
-    if config.split == "rows":  # VPL: a share of the pair rows, in their order
-        test_rows = row_split(len(all_pairs), config.test_fraction, config.split_seed)
-        held_out = [i in test_rows for i in range(len(all_pairs))]
+    if config.split == "rows":  # VPL: a share of the pair file's rows (or of the rebuilt pairs), in their order
+        test_rows = row_split(n_file_rows, config.test_fraction, config.split_seed)
+        held_out = [(i if p.file_row is None else p.file_row) in test_rows for i, p in enumerate(all_pairs)]
     else:
         test_keys = held_out_keys((row.key for row in rows), config.test_fraction, config.split_seed)
         held_out = [p.key in test_keys for p in all_pairs]

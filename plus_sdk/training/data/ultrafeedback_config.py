@@ -4,11 +4,14 @@ A preset fills every setting the caller did not give (what it chose is logged by
 kept in ``build.json`` → ``preset``):
 
 * ``preset="vpl"``: VPL's code. Pairs from argilla's cleaned binarized set; a 1,024-token length
-  filter (GPT-2 tokenizer); 10 % of the *rows* held out with numpy's generator and seed 42; a
-  target's own instruction may appear in its context; P-2 contexts of 8 pairs, P-4 of 2-8. The
-  tie handling follows ``vpl_branch``: ``dev`` drops pairs tied on an attribute of the variant;
-  ``released`` keeps ties, breaks them with a coin (``filter_equal=False``) and calls a P-2 pair
-  controversial when any two of the *four* attributes disagree.
+  filter on ``"Human: " + prompt + "\\n\\nAssistant: " + reply`` (GPT-2 tokenizer); 10 % of the pair
+  file's *rows* held out (legacy numpy, seed 42, rounded down); a target's own instruction may
+  appear in its context; P-2 contexts of 8 pairs, P-4 of 2-8. The tie handling follows
+  ``vpl_branch``: ``released`` is what VPL's released ``ultrafeedback_augment.py`` runs: ties kept
+  and broken by a coin (``filter_equal=False``), a P-2 pair controversial when any two of the
+  *four* attributes disagree; ``dev`` drops pairs tied on an attribute of the variant (no stored
+  VPL script does exactly this: its ``filter_equal=True`` drops the tied user type's record, not
+  the pair; see docs/data.md).
 * ``preset="paper"``: the PLUS paper's App. H: 2-4 context pairs, train 10k (P-2) / 40k (P-4)
   records, test 2k; everything else as the default.
 
@@ -71,20 +74,22 @@ class UltraFeedbackConfig(StrictConfig):
         default=None, description="Fill the settings not given from a preset: 'vpl' (VPL's code, see vpl_branch) "
         "or 'paper' (the PLUS paper's App. H sizes); None: plus-sdk's defaults.")
     vpl_branch: Literal["dev", "released"] = Field(
-        default="dev", description="preset=vpl: which VPL branch's tie handling: 'dev' drops ties on the variant's "
-        "attributes; 'released' coin-flips them and finds P-2's controversial pairs over all four attributes.")
+        default="dev", description="preset=vpl: tie handling: 'released' as VPL's released script (ties coin-flipped, "
+        "P-2's controversial pairs found over all four attributes); 'dev' drops pairs tied on the variant's "
+        "attributes (no stored VPL script does exactly this, see docs/data.md).")
     controversial_over: Literal["variant", "all"] = Field(
         default="variant", description="Attributes whose labels must disagree for a pair to be controversial: the "
         "variant's user types, or all four (VPL's released branch).")
     max_tokens: int | None = Field(
-        default=None, ge=1, description="Drop a pair when prompt + either reply is longer than this many tokens "
-        "of length_tokenizer (VPL: 1024 GPT-2 tokens); None: no length filter.")
+        default=None, ge=1, description="Drop a pair when either 'Human: {prompt}\\n\\nAssistant: {reply}' text is "
+        "longer than this many tokens of length_tokenizer (VPL: 1024 GPT-2 tokens); None: no length filter.")
     length_tokenizer: str = Field(
         default="gpt2", description="Tokenizer of the length filter (hub id or path); when it cannot be loaded "
         "(offline), the SDK's embedded tokenizer counts instead, with a warning; 'embedded' picks that directly.")
     split: Literal["instructions", "rows"] = Field(
         default="instructions", description="Held-out split: 'instructions' (a share of the distinct instructions, "
-        "random.Random(split_seed)) or 'rows' (a share of the pair rows, numpy default_rng(split_seed), as VPL).")
+        "random.Random(split_seed)) or 'rows' (int(share * n) of the pair file's rows, legacy numpy "
+        "RandomState(split_seed).choice, as VPL).")
     exclude_target_instruction: bool = Field(
         default=True, description="Keep pairs of a target's own instruction out of its context (False: only the "
         "identical pair is kept out, as VPL, whose context may hold it).")
