@@ -18,8 +18,8 @@ from torch_threads import threads_under_test
 
 from plus_sdk import prompts
 from plus_sdk.training.checkpoint import read_checkpoint
-from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig, run
 from plus_sdk.training.data.pets_metrics import animals_named, names_right_animal
+from plus_sdk.training.ppo.coadapt import CoAdaptation, CoadaptConfig, run
 from plus_sdk.training.timing import BudgetSpentError, budget_guard
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import torch
 
-from plus_sdk.training import ppo, ppo_trainer
-from plus_sdk.training import rollout as rollouts
+from plus_sdk.training.ppo import algorithm as ppo
+from plus_sdk.training.ppo import rollout as rollouts
+from plus_sdk.training.ppo import trainer as ppo_trainer
 
 # ---------------------------------------------------------------------------------------
 # GAE, whitening, baselines

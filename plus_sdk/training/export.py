@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 def checkpoint_path(run_dir: str | os.PathLike[str], which: str = "best") -> Path:
     """``best`` (highest held-out accuracy), ``latest``, or an explicit file."""
-    from plus_sdk.training.coadapt import CHECKPOINT_DIR, LATEST_FILE
+    from plus_sdk.training.ppo.coadapt import CHECKPOINT_DIR, LATEST_FILE
 
     folder = Path(run_dir) / CHECKPOINT_DIR
     if which == "best":
@@ -60,8 +60,8 @@ def load_checkpoint_run(run_dir: str | os.PathLike[str], checkpoint: str = "best
     ``init_from`` is dropped: the checkpoint holds every trained weight, so the warm-start bundle
     need not exist any more. ``work_dir`` redirects what the run writes (e.g. evaluation samples).
     """
-    from plus_sdk.training.coadapt import CONFIG_FILE, CoAdaptation, CoadaptConfig
     from plus_sdk.training.config import load_config
+    from plus_sdk.training.ppo.coadapt import CONFIG_FILE, CoAdaptation, CoadaptConfig
 
     run_dir = Path(run_dir)
     config = load_config(CoadaptConfig, run_dir / CONFIG_FILE, overrides or [])
@@ -107,8 +107,8 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
     from plus_sdk.bundle import card_markdown, portable_base_name, write_card
     from plus_sdk.files import atomic_write_text, check_target_folder, staged_dir
     from plus_sdk.models import DEFAULT_MODEL
-    from plus_sdk.training.coadapt import CONFIG_FILE, CoadaptConfig
     from plus_sdk.training.config import load_config
+    from plus_sdk.training.ppo.coadapt import CONFIG_FILE, CoadaptConfig
     from plus_sdk.types import AdapterCard
 
     run_dir, out = Path(run_dir), Path(out)

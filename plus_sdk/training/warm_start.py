@@ -63,8 +63,8 @@ def resolve_init_from(ref: str | os.PathLike[str]) -> WarmStartSource:
         return WarmStartSource(bundle, "bundle", card.base_model, lora)
     path = Path(ref).expanduser()
     if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
-        from plus_sdk.training.coadapt_config import CoadaptConfig
         from plus_sdk.training.config import load_config
+        from plus_sdk.training.ppo.coadapt_config import CoadaptConfig
 
         config = load_config(CoadaptConfig, path / "config.yaml")
         num_layers = _num_layers(config.model.summarizer_base)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import torch
 
 from plus_sdk.training.optim import adapter_parameters, all_reduce_grads
-from plus_sdk.training.ppo import (
+from plus_sdk.training.ppo.algorithm import (
     PPOConfig,
     RunningMoments,
     activation_bytes,
@@ -45,7 +45,7 @@ from plus_sdk.training.ppo import (
     value_loss,
     whiten,
 )
-from plus_sdk.training.ppo_batches import (
+from plus_sdk.training.ppo.batches import (
     Experience,
     checkpointed_layers,
     group_minibatches,
@@ -53,8 +53,15 @@ from plus_sdk.training.ppo_batches import (
     sync,
     trim_prompt_padding,
 )
-from plus_sdk.training.rollout import LogProbs, Rollout, left_pad, response_logprobs, response_values, sample_responses
-from plus_sdk.training.vllm_rollout import pack_rollout
+from plus_sdk.training.ppo.rollout import (
+    LogProbs,
+    Rollout,
+    left_pad,
+    response_logprobs,
+    response_values,
+    sample_responses,
+)
+from plus_sdk.training.ppo.vllm_rollout import pack_rollout
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 ``Experience`` is a scored rollout with old log-probs, values and advantages; ``group_minibatches``,
 ``select_groups`` and ``trim_prompt_padding`` cut it into minibatches that keep each prompt's k
 samples together. ``checkpointed_layers`` recomputes decoder layers in the backward pass (memory for
-compute) and ``sync`` waits for a device before a timing is read. ``ppo_trainer.PPOTrainer`` uses them.
+compute) and ``sync`` waits for a device before a timing is read. ``trainer.PPOTrainer`` uses them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from plus_sdk.training.rollout import LogProbs, Rollout
+from plus_sdk.training.ppo.rollout import LogProbs, Rollout
 
 # ---------------------------------------------------------------------------------------
 # Experience and minibatches

@@ -1,6 +1,6 @@
 """PPO for the summarizer, written out plainly (read top to bottom).
 
-Rollouts and log-probs live in ``rollout.py``, the update loop in ``ppo_trainer.py``; this
+Rollouts and log-probs live in ``rollout.py``, the update loop in ``trainer.py``; this
 module holds the config and the math, in the order one iteration uses it:
 
 3. **rewards** — ``kl_estimate`` (k1, k2, k3), a fixed or adaptive KL coefficient

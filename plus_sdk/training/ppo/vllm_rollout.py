@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from plus_sdk.backends.vllm import import_vllm, next_lora_id
-from plus_sdk.training.rollout import Rollout
+from plus_sdk.training.ppo.rollout import Rollout
 
 #: Adapter folders kept on disk (the one being served and the previous one).
 KEEP_VERSIONS = 2

@@ -3,7 +3,7 @@
 Each iteration:
 
 1. take the next N (context, pair) records of the training set;
-2. sample ``k`` summaries per context with the current summarizer (``ppo_trainer.PPOTrainer.generate``);
+2. sample ``k`` summaries per context with the current summarizer (``trainer.PPOTrainer.generate``);
 3. score: ``log σ(r(chosen | z) − r(rejected | z))`` with the current reward model, on the
    summary's last token, with a per-token KL penalty against the start policy;
 4. PPO (or the critic-free RLOO / group estimator) updates the summarizer LoRA adapter;
@@ -48,19 +48,19 @@ from plus_sdk.training.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
-from plus_sdk.training.coadapt_config import CoadaptConfig, optimizer_steps
 from plus_sdk.training.config import dump_config
 from plus_sdk.training.data.metrics import summary_metrics
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import load_records
 from plus_sdk.training.data.stream import RecordStream, fixed_subset
 from plus_sdk.training.distributed import dist_info, reduce_mean, replica_drift
-from plus_sdk.training.ppo_trainer import Critic, PPOTrainer
+from plus_sdk.training.ppo.coadapt_config import CoadaptConfig, optimizer_steps
+from plus_sdk.training.ppo.rollout import summarizer_prompt_ids
+from plus_sdk.training.ppo.trainer import Critic, PPOTrainer
+from plus_sdk.training.ppo.vllm_rollout import VLLMRolloutEngine
 from plus_sdk.training.rm.trainer import RewardTrainer, RMExample, add_reward_lora
-from plus_sdk.training.rollout import summarizer_prompt_ids
 from plus_sdk.training.run_files import append_jsonl, truncate_metrics
 from plus_sdk.training.timing import BudgetSpentError, PhaseTimer, peak_memory_mb, phase_hook
-from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
 from plus_sdk.training.warm_start import WarmStartSource, check_fits, read_weights, resolve_init_from
 
 logger = logging.getLogger(__name__)
