@@ -1,13 +1,17 @@
 """PLUS co-adaptation (Algorithm 1): PPO on the summarizer, Bradley–Terry NLL on the reward model.
 
-Each iteration:
+Each iteration takes the next N (context, pair) records of the training set; then PPO on the
+summarizer (steps 1-5), then the reward model's NLL steps (step 6), numbered as in ``iterate``:
 
-1. take the next N (context, pair) records of the training set;
-2. sample ``k`` summaries per context with the current summarizer (``trainer.PPOTrainer.generate``);
-3. score: ``log σ(r(chosen | z) − r(rejected | z))`` with the current reward model, on the
-   summary's last token, with a per-token KL penalty against the start policy;
-4. PPO (or the critic-free RLOO / group estimator) updates the summarizer LoRA adapter;
-5. the reward model takes ``rm_steps`` NLL steps on the same fresh summaries, through the
+1. rollout: sample ``k`` summaries per context with the current summarizer (``PPOTrainer.generate``);
+2. score: ``log σ(r(chosen | z) − r(rejected | z))`` with the current reward model, on the
+   summary's last token;
+3. reference: per-token log-probs of the start policy (the base with adapters off);
+4. advantages: old log-probs (and values), the scores with a per-token KL penalty against the
+   reference, advantages (``PPOTrainer.make_experience``);
+5. update: PPO (or the critic-free RLOO / group estimator) updates the summarizer LoRA adapter
+   (``PPOTrainer.update``);
+6. the reward model takes ``rm_steps`` NLL steps on the same fresh summaries, through the
    reward-model trainer (``plus_sdk.training.rm.trainer.RewardTrainer``).
 
 Summarizer, critic and reward model are LoRA adapters on ONE ``SharedBase`` when they share a
