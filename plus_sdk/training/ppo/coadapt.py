@@ -53,10 +53,8 @@ from plus_sdk.training.checkpoint import (
     write_checkpoint,
 )
 from plus_sdk.training.config import dump_config
-from plus_sdk.training.data.metrics import summary_metrics
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import load_records
-from plus_sdk.training.data.stream import RecordStream, fixed_subset
 from plus_sdk.training.distributed import dist_info, reduce_mean, replica_drift
 from plus_sdk.training.ppo.coadapt_config import CoadaptConfig, optimizer_steps
 from plus_sdk.training.ppo.rollout import summarizer_prompt_ids
@@ -64,6 +62,8 @@ from plus_sdk.training.ppo.trainer import Critic, PPOTrainer
 from plus_sdk.training.ppo.vllm_rollout import VLLMRolloutEngine
 from plus_sdk.training.rm.trainer import RewardTrainer, RMExample, add_reward_lora
 from plus_sdk.training.run_files import append_jsonl, truncate_metrics
+from plus_sdk.training.stream import RecordStream, fixed_subset
+from plus_sdk.training.summary_metrics.hooks import headline_names, summary_metrics
 from plus_sdk.training.timing import BudgetSpentError, PhaseTimer, peak_memory_mb, phase_hook
 from plus_sdk.training.warm_start import WarmStartSource, check_fits, read_weights, resolve_init_from
 
@@ -464,7 +464,8 @@ def write_plots(run_dir: Path) -> None:
 
 
 def _short(metrics: dict[str, float]) -> str:
-    keys = [k for k in metrics if k.endswith(("accuracy", "right_animal_first"))]
+    """The accuracies and the datasets' headline shares (their summary-metrics hooks) for one log line."""
+    keys = [k for k in metrics if k.endswith(("accuracy", *headline_names()))]
     return ", ".join(f"{k}={metrics[k]:.3f}" for k in keys)
 
 
