@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from plus_sdk.files import atomic_write_text
+
 T = TypeVar("T", bound=BaseModel)
 
 
@@ -142,6 +144,4 @@ def load_config(model: type[T], path: str | os.PathLike[str] | None = None, over
 
 def dump_config(config: BaseModel, path: str | os.PathLike[str]) -> None:
     """Write a config as YAML (atomically), e.g. next to a run's checkpoints."""
-    from plus_sdk.files import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -19,7 +19,6 @@ A co-adaptation iteration (``coadapt.py``, Algorithm 1) runs 1. rollout, 2. scor
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -30,8 +29,6 @@ from pydantic import Field
 from plus_sdk.reward import last_token_index
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.optim import Schedule, build_adamw, scheduled
-
-logger = logging.getLogger(__name__)
 
 KLEstimator = Literal["k1", "k2", "k3"]
 Estimator = Literal["rloo", "group", "gae"]

@@ -56,6 +56,7 @@ from plus_sdk.training.config import dump_config
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import load_records
 from plus_sdk.training.distributed import dist_info, reduce_mean, replica_drift
+from plus_sdk.training.plots import plot_run
 from plus_sdk.training.ppo.coadapt_config import CoadaptConfig, optimizer_steps
 from plus_sdk.training.ppo.rollout import summarizer_prompt_ids
 from plus_sdk.training.ppo.trainer import Critic, PPOTrainer
@@ -453,8 +454,6 @@ class CoAdaptation:
 
 def write_plots(run_dir: Path) -> None:
     """The run's PNG curves in ``RUN_DIR/plots`` (``plus plot``); a missing matplotlib is a warning, not an error."""
-    from plus_sdk.training.plots import plot_run
-
     try:
         files = plot_run(run_dir)
     except ImportError as exc:

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from plus_sdk.backends.local import LocalModel, SharedBase
 from plus_sdk.reward import PersonalizedRewardModel, RewardHead
@@ -62,11 +62,6 @@ class RewardNetwork(torch.nn.Module):
         return self._rm.forward(input_ids, attention_mask)
 
 
-#: Flat LoRA keys of older recipes and their names inside ``lora:``.
-RENAMED_LORA_KEYS = {"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout",
-                     "target_modules": "target_modules", "lora_top_layers": "top_layers"}
-
-
 class RMTrainConfig(StrictConfig):
     """Optimizer and adapter settings of the reward-model trainer (CPU-friendly defaults)."""
 
@@ -84,17 +79,6 @@ class RMTrainConfig(StrictConfig):
     max_length: int = Field(1024, ge=16, description="Longest reward-model input in tokens.")
     bf16: bool = Field(False, description="Run forward passes under bf16 autocast (GPU; ignored where unsupported).")
     seed: int = Field(0, description="Seed of the adapter initialisation and of dropout.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_lora_keys(cls, data: Any) -> Any:
-        """Name the new spelling when a recipe still uses the flat LoRA keys of older versions."""
-        if isinstance(data, dict):
-            old = [key for key in RENAMED_LORA_KEYS if key in data]
-            if old:
-                fix = ", ".join(f"{RENAMED_LORA_KEYS[key]}: ..." for key in old)
-                raise ValueError(f"{', '.join(old)} moved into the lora section: write lora: {{{fix}}}")
-        return data
 
 
 def add_reward_lora(base: SharedBase, config: RMTrainConfig, name: str = "reward", *,
