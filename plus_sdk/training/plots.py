@@ -74,7 +74,7 @@ def _draw(ax: Any, rows: list[dict[str, Any]], key: str) -> None:
 def plot_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
              metrics: list[str] | None = None) -> list[Path]:
     """Write the PNG curves of a run; returns the files written."""
-    import matplotlib
+    import matplotlib  # matplotlib: optional here, a missing one is a warning
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -114,7 +114,7 @@ def plot_stages(run_dir: str | os.PathLike[str], panels: list[tuple[str, str]],
                 name: str = "curves.png") -> Path:
     """One PNG of a run with stages (``plus train general``): each panel is (stage, metric), against the stage's
     own ``step``; returns the file written (``RUN_DIR/plots/NAME``)."""
-    import matplotlib
+    import matplotlib  # matplotlib: optional here, a missing one is a warning
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import load_file
+from transformers import AutoConfig
+
 from plus_sdk.bundle import find_bundle, read_card
 from plus_sdk.models import bundle_search_folders, model_id_of, resolve_model, shipped_bundle_names
 from plus_sdk.training.checkpoint import SUFFIX, read_checkpoint
@@ -82,8 +85,6 @@ def resolve_init_from(ref: str | os.PathLike[str]) -> WarmStartSource:
 
 
 def _num_layers(base: str | None) -> int:
-    from transformers import AutoConfig
-
 
     return int(AutoConfig.from_pretrained(resolve_model(base)).num_hidden_layers)
 
@@ -126,8 +127,6 @@ def _yaml(value: Any) -> str:
 
 def read_weights(source: WarmStartSource, roles: Sequence[str]) -> dict[str, Any]:
     """The weights of ``roles``: ``{"summarizer": adapter, "reward": adapter, "reward_head": head}`` (those asked)."""
-    from safetensors.torch import load_file
-
     out: dict[str, Any] = {}
     if source.kind == "run":
         folder = source.path / "checkpoints"  # the best checkpoint, else the latest (as plus export picks)

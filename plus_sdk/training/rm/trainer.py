@@ -24,6 +24,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from accelerate.utils import DistributedType
 from pydantic import Field
 
 from plus_sdk.backends.local import LocalModel, SharedBase
@@ -43,7 +45,6 @@ def uses_deepspeed(accelerator: Any) -> bool:
     """True when ``accelerator`` was set up for DeepSpeed (``accelerate launch`` with a DeepSpeed config)."""
     if accelerator is None:
         return False
-    from accelerate.utils import DistributedType
 
     return getattr(accelerator, "distributed_type", None) == DistributedType.DEEPSPEED
 
@@ -148,7 +149,7 @@ class RewardTrainer:
         if self.engine is None or self.engine.zero_optimization_stage() != 3:
             yield
             return
-        import deepspeed
+        import deepspeed  # deepspeed: optional dependency (plus-sdk[deepspeed])
 
         with deepspeed.zero.GatheredParameters(self.params, modifier_rank=0 if modify else None):
             yield
@@ -296,8 +297,6 @@ class RewardTrainer:
 
     def _deepspeed_state_dict(self) -> dict[str, Any]:
         """``state_dict`` under DeepSpeed: full LoRA weights + every process's optimizer shard (collective)."""
-        import torch.distributed as dist
-
         shard = portable_shard(self.engine.optimizer.state_dict())
         shards: list[Any] = [None] * self.world_size
         dist.all_gather_object(shards, shard)

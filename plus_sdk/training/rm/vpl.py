@@ -32,8 +32,10 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
+from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer
 
 from plus_sdk.backends.local import SharedBase
 from plus_sdk.files import atomic_write_text
@@ -91,8 +93,6 @@ class TextEncoder:
         self.max_tokens = max_tokens
         self.cache: dict[str, torch.Tensor] = {}
         if kind == "minilm":
-            from transformers import AutoModel, AutoTokenizer
-
             folder = find_minilm()
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
             self.model = AutoModel.from_pretrained(folder).to(self.device).eval()
@@ -318,8 +318,6 @@ class VPLTrainer:
 def save_vpl(net: VPLNetwork, config: VPLConfig, folder: str | os.PathLike[str], *,
              backbone: str | None = None) -> None:
     """Write ``vpl.safetensors`` and ``vpl.json`` (atomically) into ``folder``."""
-    from safetensors.torch import save_file
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{WEIGHTS_FILE}.tmp"
@@ -338,8 +336,6 @@ class VPLRewardModel:
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike[str], *, device: str | None = None) -> VPLRewardModel:
-        from safetensors.torch import load_file
-
         folder = Path(folder)
         if not (folder / CONFIG_FILE).exists():
             raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}; save VPL models with VPLTrainer.save_pretrained")
