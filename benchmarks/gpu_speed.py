@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 from judge_speed import ASKS, SENTENCES, TOPICS, unavoidable_tokens  # noqa: E402
 from plus_phases import SCALES, build_model, run_iterations  # noqa: E402
 
-from plus_sdk.training.ppo import non_embedding_parameters  # noqa: E402
+from plus_sdk.training.ppo.speed import non_embedding_parameters  # noqa: E402
 
 #: The issue's targets, printed next to each figure.
 TARGETS = {"summarize_tok_s": ">= 2000 and >= 2x plain generate", "prefer_batch_pairs_s": ">= 1500",

@@ -257,7 +257,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
                  abs(naive.reward(text, prompt, b) - pref.rewards[1])]
     out["naive_vs_fast_max_abs_reward_gap"] = max(gaps)
 
-    from plus_sdk.training.ppo import non_embedding_parameters
+    from plus_sdk.training.ppo.speed import non_embedding_parameters
 
     tokens = tree_tokens(judge, items)
     params = non_embedding_parameters(rm.model.base.model)

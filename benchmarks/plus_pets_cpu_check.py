@@ -14,9 +14,9 @@ import torch
 
 from plus_sdk.bundle import default_bundle_dir
 from plus_sdk.judge import PersonalizedJudge
-from plus_sdk.training.coadapt import fixed_subset
 from plus_sdk.training.data.pets import build_pets, build_pets_ood
-from plus_sdk.training.data.pets_metrics import names_right_animal
+from plus_sdk.training.stream import fixed_subset
+from plus_sdk.training.summary_metrics.pets import names_right_animal
 
 
 def main() -> None:

@@ -80,7 +80,7 @@ def run_iterations(summarizer: Path, reward: Path, run_dir: Path, args: argparse
                    dtype: str) -> tuple[Any, list[dict[str, float]], dict[str, float]]:
     """Run ``args.iterations`` co-adaptation iterations: (the run, their metrics, mean seconds per
     phase over all but the first, which is a warm-up)."""
-    from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig
+    from plus_sdk.training.ppo.coadapt import CoAdaptation, CoadaptConfig
 
     run = CoAdaptation(CoadaptConfig.model_validate(run_config(summarizer, reward, run_dir, args, dtype)))
     rows = []

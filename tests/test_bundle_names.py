@@ -17,8 +17,8 @@ from test_coadapt import tiny_config
 
 from plus_sdk.bundle import find_bundle
 from plus_sdk.models import ModelNotFoundError
-from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig
 from plus_sdk.training.config import LoraSettings, load_config
+from plus_sdk.training.ppo.coadapt import CoAdaptation, CoadaptConfig
 from plus_sdk.training.recipes import resolve_recipe
 from plus_sdk.training.warm_start import WarmStartError, check_fits, resolve_init_from
 

@@ -18,8 +18,8 @@ from torch_threads import threads_under_test
 
 from plus_sdk import prompts
 from plus_sdk.training.checkpoint import read_checkpoint
-from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig, run
-from plus_sdk.training.data.pets_metrics import animals_named, names_right_animal
+from plus_sdk.training.ppo.coadapt import CoAdaptation, CoadaptConfig, run
+from plus_sdk.training.summary_metrics.pets import animals_named, names_right_animal
 from plus_sdk.training.timing import BudgetSpentError, budget_guard
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,8 +107,8 @@ def test_animal_naming_metric() -> None:
 
 
 def test_pets_provides_its_summary_metrics_through_the_dataset_hook() -> None:
-    from plus_sdk.training.data.metrics import summary_metrics
     from plus_sdk.training.data.pets import build_pets
+    from plus_sdk.training.summary_metrics.hooks import summary_metrics
 
     cat = next(r for r in build_pets(n_train=20, n_test=20, n_context=2)["test"] if r.user_type == "cat")
     # first summary names the cat first but also a dog; the second names only the cat

@@ -17,9 +17,9 @@ from plus_sdk import PersonalizedJudge
 from plus_sdk.cli import main
 from plus_sdk.context_reader import READER_SPEC
 from plus_sdk.encoder_reward import SPEC_FILE
-from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig
-from plus_sdk.training.coadapt_roles import EncoderReward, ReaderPrompts
 from plus_sdk.training.export import export_run
+from plus_sdk.training.ppo.coadapt import CoAdaptation, CoadaptConfig
+from plus_sdk.training.ppo.roles import EncoderReward, ReaderPrompts
 
 
 @pytest.fixture(scope="module")

@@ -148,8 +148,8 @@ def test_data_dataset_jsonl_is_read_as_files_with_a_warning_naming_the_one_spell
         caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
-    from plus_sdk.training.coadapt_config import CoadaptConfig
     from plus_sdk.training.config import load_config
+    from plus_sdk.training.ppo.coadapt_config import CoadaptConfig
 
     with caplog.at_level(logging.WARNING):
         config = load_config(CoadaptConfig, None, ["data.dataset=jsonl", "data.train_path=a.jsonl"])

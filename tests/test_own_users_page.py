@@ -74,7 +74,7 @@ def test_the_own_users_page_runs_as_written_from_validation_to_a_judgement(tiny_
 
 def test_each_evaluation_point_is_evaluated_once(tiny_model_dir: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from plus_sdk.training.coadapt import CoAdaptation, CoadaptConfig
+    from plus_sdk.training.ppo.coadapt import CoAdaptation, CoadaptConfig
 
     config = CoadaptConfig.model_validate(tiny_config(tiny_model_dir, tmp_path / "run", **{"eval.every": 2}))
     run = CoAdaptation(config)

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 import torch
 
-from plus_sdk.training import ppo, ppo_trainer
-from plus_sdk.training import rollout as rollouts
+from plus_sdk.training.ppo import algorithm as ppo
+from plus_sdk.training.ppo import rollout as rollouts
+from plus_sdk.training.ppo import speed
+from plus_sdk.training.ppo import trainer as ppo_trainer
 
 # ---------------------------------------------------------------------------------------
 # GAE, whitening, baselines
@@ -297,29 +299,29 @@ def test_last_token_index_finds_the_last_real_token_under_any_padding() -> None:
 
 def test_autocast_is_bf16_on_request_and_auto_only_over_fp32_weights_on_a_bf16_gpu() -> None:
     fp32, bf16 = torch.float32, torch.bfloat16
-    assert ppo.autocast_dtype("bf16", "cpu", fp32, False) is bf16  # CPU autocast, so it is testable here
-    assert ppo.autocast_dtype("off", "cuda", fp32, True) is None
-    assert ppo.autocast_dtype("auto", "cuda", fp32, True) is bf16
-    assert ppo.autocast_dtype("auto", "cuda", bf16, True) is None  # already bf16 weights
-    assert ppo.autocast_dtype("auto", "cuda", fp32, False) is None  # no bf16 on that GPU
-    assert ppo.autocast_dtype("auto", "cpu", fp32, False) is None
+    assert speed.autocast_dtype("bf16", "cpu", fp32, False) is bf16  # CPU autocast, so it is testable here
+    assert speed.autocast_dtype("off", "cuda", fp32, True) is None
+    assert speed.autocast_dtype("auto", "cuda", fp32, True) is bf16
+    assert speed.autocast_dtype("auto", "cuda", bf16, True) is None  # already bf16 weights
+    assert speed.autocast_dtype("auto", "cuda", fp32, False) is None  # no bf16 on that GPU
+    assert speed.autocast_dtype("auto", "cpu", fp32, False) is None
 
 
 def test_activation_estimate_on_hand_computed_values() -> None:
     # 2 layers x 2 bytes x (10 tokens x (8*4 + 4*8) + 6 cached x 2*2) + 3 response tokens x 5 vocab x 16 bytes
-    estimate = ppo.activation_bytes(layers=2, hidden=4, intermediate=8, kv_dim=2, vocab=5, body_tokens=10,
-                                    cached_tokens=6, response_tokens=3, element_bytes=2)
+    estimate = speed.activation_bytes(layers=2, hidden=4, intermediate=8, kv_dim=2, vocab=5, body_tokens=10,
+                                      cached_tokens=6, response_tokens=3, element_bytes=2)
     assert estimate == 2 * 2 * (10 * 64 + 6 * 4) + 3 * 5 * 16 == 2896
-    assert ppo.needs_checkpointing(2896, free_bytes=3000)  # more than 80 % of what is free
-    assert not ppo.needs_checkpointing(2896, free_bytes=4000)
+    assert speed.needs_checkpointing(2896, free_bytes=3000)  # more than 80 % of what is free
+    assert not speed.needs_checkpointing(2896, free_bytes=4000)
 
 
 def test_update_tflops_and_known_peaks() -> None:
-    assert ppo.update_tflops(params=10**9, tokens=1000, seconds=2.0) == pytest.approx(2.0)  # 4e12 / 2 s
-    assert ppo.peak_tflops_of("NVIDIA H200") == 989.4
-    assert ppo.peak_tflops_of("NVIDIA H100 PCIe") == 756.0
-    assert ppo.peak_tflops_of("NVIDIA H100 80GB HBM3") == 989.4
-    assert ppo.peak_tflops_of("Tesla T4") is None
+    assert speed.update_tflops(params=10**9, tokens=1000, seconds=2.0) == pytest.approx(2.0)  # 4e12 / 2 s
+    assert speed.peak_tflops_of("NVIDIA H200") == 989.4
+    assert speed.peak_tflops_of("NVIDIA H100 PCIe") == 756.0
+    assert speed.peak_tflops_of("NVIDIA H100 80GB HBM3") == 989.4
+    assert speed.peak_tflops_of("Tesla T4") is None
 
 
 def test_step_statistics_are_token_weighted_and_averaged_over_steps() -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from plus_sdk.training.coadapt import CoadaptConfig, optimizer_steps
 from plus_sdk.training.config import load_config, read_config_file
 from plus_sdk.training.general import GeneralConfig
 from plus_sdk.training.optim import lr_multiplier, warmup_steps
+from plus_sdk.training.ppo.coadapt import CoadaptConfig, optimizer_steps
 from plus_sdk.training.rm.encoder import MIN_LR_RATIO as ENCODER_MIN_LR_RATIO
 from plus_sdk.training.rm.run import RMRunConfig
 from plus_sdk.training.rm.vpl import MIN_LR_RATIO as VPL_MIN_LR_RATIO

@@ -153,10 +153,3 @@ def test_top_layers_follow_the_loaded_model_for_every_adapter(tiny_model_dir: Pa
     adapted = {name.split(".layers.")[1].split(".")[0] for name, _ in base.model.named_parameters()
                if ".summarizer." in name}
     assert adapted == {str(layers - 1)}
-
-
-def test_the_old_flat_lora_keys_name_their_new_spelling() -> None:
-    from pydantic import ValidationError
-
-    with pytest.raises(ValidationError, match=r"lora_r moved into the lora section: write lora: \{r: \.\.\.\}"):
-        RMTrainConfig.model_validate({"lora_r": 16})

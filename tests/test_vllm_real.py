@@ -83,9 +83,9 @@ def test_vllm_greedy_with_a_lora_adapter_equals_local_peft(engine: object, local
 
 def test_rollout_engine_samples_from_the_lora_published_after_a_ppo_update(engine: object, local_base: object,
                                                                            tmp_path: Path) -> None:
-    from plus_sdk.training import ppo
-    from plus_sdk.training.ppo_trainer import PPOTrainer
-    from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
+    from plus_sdk.training.ppo import algorithm as ppo
+    from plus_sdk.training.ppo.trainer import PPOTrainer
+    from plus_sdk.training.ppo.vllm_rollout import VLLMRolloutEngine
 
     random_lora(local_base, "summarizer", seed=5)
     config = ppo.PPOConfig(samples_per_prompt=2, max_new_tokens=8, temperature=1.0, minibatch_size=4,

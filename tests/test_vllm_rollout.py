@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import torch
 
-from plus_sdk.training import ppo, ppo_trainer
-from plus_sdk.training import rollout as rollouts
-from plus_sdk.training.vllm_rollout import VLLMRolloutEngine, pack_rollout
+from plus_sdk.training.ppo import algorithm as ppo
+from plus_sdk.training.ppo import rollout as rollouts
+from plus_sdk.training.ppo import trainer as ppo_trainer
+from plus_sdk.training.ppo.vllm_rollout import VLLMRolloutEngine, pack_rollout
 
 PROMPTS = [[1, 2, 3, 4, 5, 6, 7], [8, 9, 10], [11, 12, 13, 14, 15]]
 

@@ -8,7 +8,6 @@ import random
 import pytest
 
 from plus_sdk.training.data.pets import USER_ANIMALS, build_pets, build_pets_ood
-from plus_sdk.training.data.pets_metrics import animals_named
 from plus_sdk.training.data.styles import (
     AXES,
     PREFERENCES,
@@ -29,13 +28,14 @@ from plus_sdk.training.data.wordings import (
     pets_wordings,
     side_wordings,
 )
+from plus_sdk.training.summary_metrics.pets import animals_named
 
 PETS_TYPES = ("dog", "cat", "bird", "rabbit")
 MINIMUM = {"train": 12, "heldout": 4, "typed": 4}
 
 
 def _names_animal(text: str, user_type: str) -> bool:
-    """The pets_metrics check: the user's animal named first, and no animal but the user's two."""
+    """The summary_metrics.pets check: the user's animal named first, and no animal but the user's two."""
     liked, other = USER_ANIMALS[user_type]
     named = animals_named(text)
     return bool(named) and named[0] == liked and set(named) <= {liked, other}

@@ -17,7 +17,6 @@ from plus_sdk.cli.config_arg import add_config_arguments
 from plus_sdk.console import emit
 from plus_sdk.files import check_target_folder
 from plus_sdk.models import user_bundles_dir
-from plus_sdk.training.coadapt import CoadaptConfig, run
 from plus_sdk.training.config import load_config, read_config_file
 from plus_sdk.training.distributed import dist_info
 from plus_sdk.training.evaluate import markdown_header, markdown_row, write_results
@@ -32,6 +31,7 @@ from plus_sdk.training.evaluate_llm import (
 from plus_sdk.training.export import export_rm_run, export_run, is_rm_run
 from plus_sdk.training.general import GeneralConfig, run_general
 from plus_sdk.training.plots import plot_run
+from plus_sdk.training.ppo.coadapt import CoadaptConfig, run
 from plus_sdk.training.recipes import resolve_recipe
 from plus_sdk.training.rm.run import RMRunConfig, evaluate_run, train_rm
 from plus_sdk.training.sft import SFTConfig, train_summarizer

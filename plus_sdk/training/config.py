@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from plus_sdk.files import atomic_write_text
+
 T = TypeVar("T", bound=BaseModel)
 
 
@@ -43,7 +45,7 @@ class LoraSettings(StrictConfig):
 
     def peft(self, num_layers: int | None = None) -> Any:
         """The peft ``LoraConfig`` (``num_layers``: the backbone's, needed for ``top_layers``)."""
-        from peft import LoraConfig
+        from peft import LoraConfig  # peft: imported on first use (about 0.5 s)
 
         layers = None
         if self.top_layers is not None and num_layers is not None:
@@ -142,6 +144,4 @@ def load_config(model: type[T], path: str | os.PathLike[str] | None = None, over
 
 def dump_config(config: BaseModel, path: str | os.PathLike[str]) -> None:
     """Write a config as YAML (atomically), e.g. next to a run's checkpoints."""
-    from plus_sdk.files import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

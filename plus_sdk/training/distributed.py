@@ -7,12 +7,11 @@ several processes run (accelerate itself reports one process under DeepSpeed on 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 
 
 def dist_info() -> tuple[int, int]:
     """(rank, world size); (0, 1) when torch.distributed is not initialized."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -20,8 +19,6 @@ def dist_info() -> tuple[int, int]:
 
 def reduce_mean(metrics: dict[str, float]) -> dict[str, float]:
     """Average a flat metrics dict over processes (identical keys everywhere)."""
-    import torch.distributed as dist
-
     world = dist_info()[1]
     if world == 1 or not metrics:
         return metrics
@@ -33,8 +30,6 @@ def reduce_mean(metrics: dict[str, float]) -> dict[str, float]:
 
 def replica_drift(params: list[torch.nn.Parameter]) -> float:
     """Largest difference between processes of a checksum of ``params`` (0 = in sync; 0 in one process)."""
-    import torch.distributed as dist
-
     world = dist_info()[1]
     if world == 1:
         return 0.0

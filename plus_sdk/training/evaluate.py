@@ -16,7 +16,6 @@ and writes ``eval.json`` plus a Markdown table row.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,6 @@ import torch
 
 from plus_sdk.files import atomic_write_text
 from plus_sdk.training.data.records import TrainingRecord
-
-logger = logging.getLogger(__name__)
 
 ECE_BINS = 10
 

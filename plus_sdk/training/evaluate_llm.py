@@ -29,11 +29,19 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from plus_sdk import prompts
+from plus_sdk.backends import make_backend
 from plus_sdk.backends.base import ChatBackend
+from plus_sdk.backends.local import LocalBackend, LocalModel
+from plus_sdk.bundle import find_bundle
 from plus_sdk.files import atomic_write_text
+from plus_sdk.generator import PersonalizedGenerator
+from plus_sdk.inputs import resolve_summaries
+from plus_sdk.judge import PersonalizedJudge
+from plus_sdk.reward import PersonalizedRewardModel
 from plus_sdk.summarizer import Summarizer
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.records import TrainingRecord, read_jsonl
+from plus_sdk.types import SamplingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +144,6 @@ def append_items(folder: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 def make_eval_backend(config: _EvalConfig) -> ChatBackend:
     """The evaluated LLM."""
-    from plus_sdk.backends import make_backend
-
     if config.backend == "openai":
         if not config.model:
             raise ValueError("backend=openai needs model= (the server's model name)")
@@ -150,12 +156,9 @@ def make_eval_backend(config: _EvalConfig) -> ChatBackend:
 
 def make_summarizer(config: _EvalConfig) -> Summarizer:
     """The summarizer: a bundle's, or the plain base model with the configured prompt family."""
-    from plus_sdk.bundle import find_bundle
-
     bundle = find_bundle(config.summarizer)
     if bundle is not None:
         return Summarizer.from_pretrained(bundle, device=config.device)
-    from plus_sdk.backends.local import LocalBackend, LocalModel
 
     model = LocalModel.load(config.summarizer, device=config.device)
     return Summarizer(LocalBackend(model, batch_size=config.batch_size), task=config.summary_task)
@@ -280,9 +283,6 @@ def judge_markdown(results: dict[str, Any]) -> str:
 def evaluate_judge(config: JudgeEvalConfig, *, backend: ChatBackend | None = None,
                    summarizer: Summarizer | None = None) -> dict[str, Any]:
     """Judge accuracy with vs without summaries; writes items.jsonl, results.json, results.md."""
-    from plus_sdk.judge import PersonalizedJudge
-    from plus_sdk.types import SamplingConfig
-
     records = load_records(config)
     backend = backend or make_eval_backend(config)
     if summarizer is None and config.summary_source == "summarizer":
@@ -324,8 +324,6 @@ def generate_step(generator: Any, reward_model: Any, mode: str) -> Callable[[lis
     """One batch of the generation evaluation."""
 
     def step(batch: list[tuple[str, TrainingRecord]]) -> list[dict[str, Any]]:
-        from plus_sdk.inputs import resolve_summaries
-
         summaries = resolve_summaries([r.context for _, r in batch], generator.summarizer)
         personal = generator.generate_batch([(s, r.prompt) for s, (_, r) in zip(summaries, batch, strict=True)])
         default = generator.generate_batch([(None, r.prompt) for _, r in batch])
@@ -372,10 +370,6 @@ def generate_markdown(results: dict[str, Any]) -> str:
 def evaluate_generation(config: GenerateEvalConfig, *, backend: ChatBackend | None = None,
                         summarizer: Summarizer | None = None, reward_model: Any = None) -> dict[str, Any]:
     """Win rate of personalized over default replies; writes items.jsonl, results.json, results.md."""
-    from plus_sdk.generator import PersonalizedGenerator
-    from plus_sdk.reward import PersonalizedRewardModel
-    from plus_sdk.types import SamplingConfig
-
     records = unique_prompts(load_records(config))
     backend = backend or make_eval_backend(config)
     summarizer = summarizer or make_summarizer(config)

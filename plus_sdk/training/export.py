@@ -18,19 +18,26 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-from plus_sdk import prompts
+from plus_sdk import __version__, prompts
+from plus_sdk.bundle import card_markdown, portable_base_name, write_card
+from plus_sdk.files import atomic_write_text, check_target_folder, staged_dir
+from plus_sdk.models import DEFAULT_MODEL
 from plus_sdk.training.checkpoint import SUFFIX, read_checkpoint
+from plus_sdk.training.config import load_config, read_config_file
+from plus_sdk.training.plots import read_metrics
+from plus_sdk.training.ppo.coadapt import CHECKPOINT_DIR, CONFIG_FILE, LATEST_FILE, CoAdaptation, CoadaptConfig
+from plus_sdk.training.rm.run import RMRunConfig
+from plus_sdk.types import AdapterCard
 
 logger = logging.getLogger(__name__)
 
 
 def checkpoint_path(run_dir: str | os.PathLike[str], which: str = "best") -> Path:
     """``best`` (highest held-out accuracy), ``latest``, or an explicit file."""
-    from plus_sdk.training.coadapt import CHECKPOINT_DIR, LATEST_FILE
-
     folder = Path(run_dir) / CHECKPOINT_DIR
     if which == "best":
         path = folder / f"best{SUFFIX}"
@@ -61,9 +68,6 @@ def load_checkpoint_run(run_dir: str | os.PathLike[str], checkpoint: str = "best
     bundle need not exist any more (encoder roles still read their frozen reader and encoder from it).
     ``work_dir`` redirects what the run writes (e.g. evaluation samples).
     """
-    from plus_sdk.training.coadapt import CONFIG_FILE, CoAdaptation, CoadaptConfig
-    from plus_sdk.training.config import load_config
-
     run_dir = Path(run_dir)
     config = load_config(CoadaptConfig, run_dir / CONFIG_FILE, overrides or [])
     config.progress = False
@@ -82,8 +86,6 @@ def load_checkpoint_run(run_dir: str | os.PathLike[str], checkpoint: str = "best
 
 def run_metrics(run_dir: str | os.PathLike[str], iteration: int) -> dict[str, float]:
     """Metrics worth a card: before training, at the exported iteration, and the final evaluation."""
-    from plus_sdk.training.plots import read_metrics
-
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return {}
@@ -105,14 +107,6 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
                name: str | None = None, extra_metrics: dict[str, float] | None = None, force: bool = False) -> Path:
     """Write the bundle of one checkpoint of ``run_dir`` to ``out``, atomically. A non-empty ``out`` is
     refused unless ``force`` (then replaced); the current folder never (``plus_sdk.files.staged_dir``)."""
-    from plus_sdk import __version__
-    from plus_sdk.bundle import card_markdown, portable_base_name, write_card
-    from plus_sdk.files import atomic_write_text, check_target_folder, staged_dir
-    from plus_sdk.models import DEFAULT_MODEL
-    from plus_sdk.training.coadapt import CONFIG_FILE, CoadaptConfig
-    from plus_sdk.training.config import load_config
-    from plus_sdk.types import AdapterCard
-
     run_dir, out = Path(run_dir), Path(out)
     check_target_folder(out, force=force)  # before loading anything
     run, state, path = load_checkpoint_run(run_dir, checkpoint)
@@ -126,19 +120,24 @@ def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, 
         portable_base_name(staging / "reward", config.model.reward_base or config.model.summarizer_base)
         metrics = run_metrics(run_dir, int(state["iteration"]))
         metrics.update(extra_metrics or {})
-        card = AdapterCard(
-            name=name or out.name, base_model=config.model.summarizer_base or DEFAULT_MODEL,
-            prompt_version=prompts.PROMPT_VERSION, summary_task=config.data.summary_task, context_kind="pairs",
-            trained=True, method="summary", trained_on=_data_name(config), metrics=metrics,
-            config={**config.model_dump(mode="json"), "checkpoint": path.name,
-                    "reward_base_model": config.model.reward_base or config.model.summarizer_base or DEFAULT_MODEL,
-                    "summary_max_new_tokens": config.ppo.max_new_tokens},
-            plus_sdk_version=__version__,
-        )
-        write_card(staging, card)
-        atomic_write_text(staging / "README.md", card_markdown(card))
+        write_bundle_card(staging, name=name or out.name, base_model=config.model.summarizer_base or DEFAULT_MODEL,
+                          summary_task=config.data.summary_task, trained_on=_data_name(config), metrics=metrics,
+                          config={**config.model_dump(mode="json"), "checkpoint": path.name,
+                                  "reward_base_model": config.model.reward_base or config.model.summarizer_base
+                                  or DEFAULT_MODEL, "summary_max_new_tokens": config.ppo.max_new_tokens})
     logger.info("Exported %s (iteration %d) to %s", path, state["iteration"], out)
     return out
+
+
+def write_bundle_card(staging: Path, *, name: str, base_model: str, summary_task: str, trained_on: str,
+                      metrics: dict[str, float], config: dict[str, Any]) -> AdapterCard:
+    """The card of a trained, summary-conditioned bundle (both kinds of run): ``card.json`` and ``README.md``."""
+    card = AdapterCard(name=name, base_model=base_model, prompt_version=prompts.PROMPT_VERSION,
+                       summary_task=summary_task, context_kind="pairs", trained=True, method="summary",
+                       trained_on=trained_on, metrics=metrics, config=config, plus_sdk_version=__version__)
+    write_card(staging, card)
+    atomic_write_text(staging / "README.md", card_markdown(card))
+    return card
 
 
 def _data_name(config: Any) -> str:
@@ -158,8 +157,6 @@ EXPORTABLE_RM = "method summary, or method oracle with oracle_as_summary: true"
 
 def is_rm_run(run_dir: str | os.PathLike[str]) -> bool:
     """True for a ``plus train-rm`` run folder (its config names a ``method``)."""
-    from plus_sdk.training.config import read_config_file
-
     config = Path(run_dir) / "config.yaml"
     return config.exists() and "method" in read_config_file(config)
 
@@ -186,16 +183,6 @@ def export_rm_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
     ``method: summary`` run ships the summarizer it was trained with, an Oracle run none. ``out`` is
     written as in ``export_run`` (non-empty: only with ``force``).
     """
-    import shutil
-
-    from plus_sdk import __version__
-    from plus_sdk.bundle import card_markdown, portable_base_name, write_card
-    from plus_sdk.files import atomic_write_text, check_target_folder, staged_dir
-    from plus_sdk.models import DEFAULT_MODEL
-    from plus_sdk.training.config import load_config
-    from plus_sdk.training.rm.run import RMRunConfig
-    from plus_sdk.types import AdapterCard
-
     run_dir, out = Path(run_dir), Path(out)
     check_target_folder(out, force=force)
     config = load_config(RMRunConfig, run_dir / "config.yaml")
@@ -222,14 +209,9 @@ def export_rm_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
         portable_base_name(staging / "reward", config.base)
         if summarizer is not None:
             shutil.copytree(summarizer, staging / "summarizer")
-        card = AdapterCard(
-            name=name or out.name, base_model=config.base or DEFAULT_MODEL, prompt_version=prompts.PROMPT_VERSION,
-            summary_task=config.summary.task if config.method == "summary" else "generic", context_kind="pairs",
-            trained=True, method="summary", trained_on=_data_name(config), metrics=metrics,
-            config={**config.model_dump(mode="json"), "checkpoint": source.name, "run_kind": "train-rm"},
-            plus_sdk_version=__version__,
-        )
-        write_card(staging, card)
-        atomic_write_text(staging / "README.md", card_markdown(card))
+        write_bundle_card(staging, name=name or out.name, base_model=config.base or DEFAULT_MODEL,
+                          summary_task=config.summary.task if config.method == "summary" else "generic",
+                          trained_on=_data_name(config), metrics=metrics,
+                          config={**config.model_dump(mode="json"), "checkpoint": source.name, "run_kind": "train-rm"})
     logger.info("Exported reward-model run %s (%s) to %s", run_dir, source.name, out)
     return out

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from plus_sdk.training.data.metrics import names_user
 from plus_sdk.training.data.records import TrainingRecord
+from plus_sdk.training.summary_metrics.hooks import names_user
 
 
 def axis_of(record: TrainingRecord) -> str:

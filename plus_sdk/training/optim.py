@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 
 from plus_sdk.training.distributed import dist_info
 
@@ -78,7 +79,6 @@ def all_reduce_grads(params: Sequence[torch.nn.Parameter]) -> None:
     world = dist_info()[1]
     if world == 1:
         return
-    import torch.distributed as dist
 
     for p in params:
         if p.grad is None:

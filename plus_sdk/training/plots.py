@@ -14,13 +14,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from plus_sdk.training.summary_metrics.hooks import headline_names
+
 logger = logging.getLogger(__name__)
 
-#: Metrics drawn when present, in this order.
+#: Metrics drawn when present, in this order; the datasets' headline shares come from their hooks.
 DEFAULT_METRICS: tuple[str, ...] = (
-    "test_accuracy", "ood_accuracy", "test_right_animal_first", "ood_right_animal_first",
+    "test_accuracy", "ood_accuracy", *(f"{split}_{name}" for name in headline_names() for split in ("test", "ood")),
     "score", "rm_accuracy", "rm_loss", "kl", "kl_coef", "entropy", "clip_fraction", "approx_kl",
-    "value_loss", "summary_tokens", "sample_right_animal_first", "grad_norm", "time_iteration",
+    "value_loss", "summary_tokens", *(f"sample_{name}" for name in headline_names()), "grad_norm", "time_iteration",
 )
 
 
@@ -72,7 +74,7 @@ def _draw(ax: Any, rows: list[dict[str, Any]], key: str) -> None:
 def plot_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
              metrics: list[str] | None = None) -> list[Path]:
     """Write the PNG curves of a run; returns the files written."""
-    import matplotlib
+    import matplotlib  # matplotlib: optional here, a missing one is a warning
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -112,7 +114,7 @@ def plot_stages(run_dir: str | os.PathLike[str], panels: list[tuple[str, str]],
                 name: str = "curves.png") -> Path:
     """One PNG of a run with stages (``plus train general``): each panel is (stage, metric), against the stage's
     own ``step``; returns the file written (``RUN_DIR/plots/NAME``)."""
-    import matplotlib
+    import matplotlib  # matplotlib: optional here, a missing one is a warning
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

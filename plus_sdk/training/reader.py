@@ -11,7 +11,7 @@
    from ê of real contexts, with a wording of that user as the target.
 
 Every ``eval_every`` steps the held-out users are summarized greedily and the share whose summary
-names what they prefer (``data.metrics.names_user``) is logged with the loss in
+names what they prefer (``summary_metrics.hooks.names_user``) is logged with the loss in
 ``metrics.jsonl``; ``plots/`` gets the curves. The result is a summarizer folder (LoRA adapter +
 ``reader.safetensors`` + ``reader.json``) that a bundle ships as ``summarizer/``.
 """
@@ -46,12 +46,12 @@ from plus_sdk.encoder import SentenceEncoder
 from plus_sdk.files import atomic_write_text
 from plus_sdk.prompts import EMPTY_SUMMARY, extract_summary
 from plus_sdk.training.config import LoraSettings, StrictConfig
-from plus_sdk.training.data.metrics import names_user
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.optim import adapter_parameters
 from plus_sdk.training.rm.encoder import WordingSplit, draw_wording
 from plus_sdk.training.run_files import append_jsonl
 from plus_sdk.training.sft import batch_tensors
+from plus_sdk.training.summary_metrics.hooks import names_user
 from plus_sdk.types import SamplingConfig
 
 logger = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from plus_sdk import prompts
+from plus_sdk.backends.local import SharedBase
 from plus_sdk.bundle import write_card
 from plus_sdk.files import atomic_write_text
 from plus_sdk.models import model_id_of
@@ -116,8 +117,6 @@ def batch_tensors(encoded: list[tuple[list[int], int]], pad_id: int) -> dict[str
 
 def train_summarizer(config: SFTConfig) -> dict[str, Any]:
     """Run the warm start; returns the final metrics and writes the bundle to ``config.run_dir``."""
-    from plus_sdk.backends.local import SharedBase
-
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)

@@ -9,6 +9,7 @@ the recipe's, so a mismatch is one line naming the setting to change, not a raw 
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Sequence
@@ -16,9 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import load_file
+from transformers import AutoConfig
+
 from plus_sdk.bundle import find_bundle, read_card
-from plus_sdk.models import bundle_search_folders, model_id_of, shipped_bundle_names
-from plus_sdk.training.config import LoraSettings
+from plus_sdk.models import bundle_search_folders, model_id_of, resolve_model, shipped_bundle_names
+from plus_sdk.training.checkpoint import SUFFIX, read_checkpoint
+from plus_sdk.training.config import LoraSettings, load_config
+from plus_sdk.training.ppo.coadapt_config import CoadaptConfig
 
 
 class WarmStartError(ValueError):
@@ -63,15 +69,11 @@ def resolve_init_from(ref: str | os.PathLike[str]) -> WarmStartSource:
         return WarmStartSource(bundle, "bundle", card.base_model, lora)
     path = Path(ref).expanduser()
     if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
-        from plus_sdk.training.coadapt_config import CoadaptConfig
-        from plus_sdk.training.config import load_config
-
         config = load_config(CoadaptConfig, path / "config.yaml")
         num_layers = _num_layers(config.model.summarizer_base)
         lora = {"summarizer": lora_shape(config.model.summarizer_lora, num_layers),
                 "reward": lora_shape(config.rm.lora, num_layers)}
         return WarmStartSource(path, "run", config.model.summarizer_base, lora)
-    import difflib
 
     names = shipped_bundle_names()
     near = difflib.get_close_matches(str(ref), names, n=3, cutoff=0.5)
@@ -83,9 +85,6 @@ def resolve_init_from(ref: str | os.PathLike[str]) -> WarmStartSource:
 
 
 def _num_layers(base: str | None) -> int:
-    from transformers import AutoConfig
-
-    from plus_sdk.models import resolve_model
 
     return int(AutoConfig.from_pretrained(resolve_model(base)).num_hidden_layers)
 
@@ -128,12 +127,8 @@ def _yaml(value: Any) -> str:
 
 def read_weights(source: WarmStartSource, roles: Sequence[str]) -> dict[str, Any]:
     """The weights of ``roles``: ``{"summarizer": adapter, "reward": adapter, "reward_head": head}`` (those asked)."""
-    from safetensors.torch import load_file
-
     out: dict[str, Any] = {}
     if source.kind == "run":
-        from plus_sdk.training.checkpoint import SUFFIX, read_checkpoint
-
         folder = source.path / "checkpoints"  # the best checkpoint, else the latest (as plus export picks)
         best, latest = folder / f"best{SUFFIX}", folder / "latest.json"
         if not best.exists() and not latest.exists():

@@ -3,6 +3,8 @@
 ``build_pets`` / ``build_pets_ood`` (synthetic, offline), ``build_ultrafeedback`` (UF-P2/P4) and
 ``build_prism`` (from the upstream files), ``apply_context_kind`` for the three context kinds,
 ``build_dataset`` / ``write_dataset`` for the CLI, ``dataset_stats`` for ``plus data stats``.
+What training does with the records lives elsewhere: ``training.stream`` (the resumable record stream)
+and ``training.summary_metrics`` (each dataset's summary-metrics hook).
 """
 
 from plus_sdk.training.data.build import DATASETS, build_dataset, write_dataset

@@ -12,7 +12,7 @@ Pets-OOD types bird, rabbit) has descriptions in three splits (tables in ``wordi
   still followed.
 
 Every styles wording names its side by ``styles.names_side`` and no keyword of another axis; every
-Pets wording names its user's animal first (``pets_metrics.animals_named``). ``describe_styles``,
+Pets wording names its user's animal first (``summary_metrics.pets.animals_named``). ``describe_styles``,
 ``describe_pets`` and ``describe_record`` compose a description from one split with a seeded
 ``random.Random``; ``heldout_record_oracles`` returns records whose ``oracle`` is such a
 description (one per user, deterministic for a seed), to evaluate under held-out or typed

@@ -1,6 +1,6 @@
 """The sentence tables of ``wordings`` for Pets users, and the hand-written one-line user summaries.
 
-Each Pets wording names its user's animal first (``pets_metrics.animals_named``) and no animal but
+Each Pets wording names its user's animal first (``summary_metrics.pets.animals_named``) and no animal but
 the user's two. ``HANDWRITTEN`` holds user-written one-line summaries, each with a pair of new
 replies that differ only on what the summary is about; see ``wordings.handwritten_checks``.
 """

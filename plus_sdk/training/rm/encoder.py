@@ -17,7 +17,6 @@ milliseconds and a run of thousands of steps takes seconds once the embeddings e
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -29,9 +28,8 @@ from pydantic import Field
 from plus_sdk.encoder_reward import EncoderScorer
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.records import TrainingRecord
+from plus_sdk.training.data.wordings import describe_record
 from plus_sdk.training.optim import scheduled
-
-logger = logging.getLogger(__name__)
 
 WordingSplit = Literal["dataset", "train", "heldout", "typed"]
 #: The head's learning rate falls from ``lr`` to ``lr × MIN_LR_RATIO`` along a cosine over the run.
@@ -65,7 +63,6 @@ def draw_wording(record: TrainingRecord, split: WordingSplit, seed: str) -> str:
             raise ValueError(f"record of user {record.user_id} has no 'oracle' description; the oracle method "
                              "needs datasets that describe each user")
         return record.oracle
-    from plus_sdk.training.data.wordings import describe_record  # the wordings tables load only when asked
 
     return describe_record(record, random.Random(seed), split)
 

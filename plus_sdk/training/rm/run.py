@@ -27,22 +27,30 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from accelerate import Accelerator
 from pydantic import Field
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from plus_sdk.backends.local import SharedBase
+from plus_sdk.cache import SummaryCache
+from plus_sdk.encoder_reward import EncoderScorer
 from plus_sdk.files import atomic_write_text
+from plus_sdk.models import DEFAULT_MODEL
+from plus_sdk.summarizer import Summarizer
 from plus_sdk.training.checkpoint import read_checkpoint, write_checkpoint
 from plus_sdk.training.config import StrictConfig, dump_config
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import DataSource, load_records
 from plus_sdk.training.distributed import dist_info
+from plus_sdk.training.evaluate import pair_metrics, write_results
 from plus_sdk.training.rm.encoder import EncoderSettings, EncoderTrainer, oracle_condition
 from plus_sdk.training.rm.encoder_vpl import EncoderVPLTrainer
 from plus_sdk.training.rm.registry import METHODS, make_method
 from plus_sdk.training.rm.trainer import RewardTrainer, RMTrainConfig, add_reward_lora
 from plus_sdk.training.rm.vpl import VPLConfig, VPLTrainer
 from plus_sdk.training.run_files import append_jsonl
+from plus_sdk.types import SamplingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -181,8 +189,6 @@ class LMLearner(Learner):
     """A LoRA reward model + head trained by ``RewardTrainer`` with a method's conditioning and loss."""
 
     def __init__(self, config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> None:
-        from plus_sdk.backends.local import SharedBase
-
         device = config.device or (str(accelerator.device) if accelerator is not None else None)
         options: dict[str, Any] = {"max_tokens": config.icl_max_tokens, "oracle_as_summary": config.oracle_as_summary,
                                    **config.summary.model_dump()}
@@ -221,8 +227,6 @@ class EncoderLearner(Learner):
     """The encoder-path head: btl (no condition), oracle (descriptions or wordings) or summary (summaries)."""
 
     def __init__(self, config: RMRunConfig, records: list[TrainingRecord], accelerator: Any = None) -> None:
-        from plus_sdk.encoder_reward import EncoderScorer
-
         if config.method not in ENCODER_METHODS:
             raise ValueError(f"method={config.method!r} has no encoder backbone; use {', '.join(ENCODER_METHODS)} "
                              "with backbone: encoder, or backbone: lm")
@@ -257,11 +261,6 @@ def summaries_of(records: list[TrainingRecord], config: RMRunConfig) -> dict[str
 
     ``summary.adapter``: a bundle whose summarizer writes them; null: the bare default base model
     (PLUS-untrained)."""
-    from plus_sdk.cache import SummaryCache
-    from plus_sdk.models import DEFAULT_MODEL
-    from plus_sdk.summarizer import Summarizer
-    from plus_sdk.types import SamplingConfig
-
     settings = config.summary
     cache_dir = settings.cache_dir or str(Path(config.run_dir).parent / "summary_cache")
     options: dict[str, Any] = {"cache": SummaryCache(cache_dir)}
@@ -316,8 +315,6 @@ def peak_rss_mb() -> float:
 
 def make_accelerator(config: RMRunConfig) -> Any:
     """An ``accelerate.Accelerator`` (works without ``accelerate launch`` for one process)."""
-    from accelerate import Accelerator
-
     cpu = config.device == "cpu" or (config.device is None and not torch.cuda.is_available())
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
         cpu = False  # cpu=True would turn a DeepSpeed launch into plain multi-CPU DDP (DS_ACCELERATOR picks CPU)
@@ -331,8 +328,6 @@ def make_accelerator(config: RMRunConfig) -> Any:
 
 def evaluate_learner(learner: Learner, test: list[TrainingRecord],
                      ood: list[TrainingRecord]) -> dict[str, Any]:
-    from plus_sdk.training.evaluate import pair_metrics
-
     results: dict[str, Any] = {"test": pair_metrics(test, *learner.predict(test))}
     if ood:
         results["ood"] = pair_metrics(ood, *learner.predict(ood))
@@ -341,8 +336,6 @@ def evaluate_learner(learner: Learner, test: list[TrainingRecord],
 
 def train_rm(config: RMRunConfig, *, accelerator: Any = None) -> dict[str, Any]:
     """Train (or resume) one run; returns the final evaluation results."""
-    from plus_sdk.training.evaluate import write_results
-
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.threads:

@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from plus_sdk import prompts
+from plus_sdk.backends.local import LocalBackend, LocalModel, SharedBase
 from plus_sdk.cache import SummaryCache
 from plus_sdk.summarizer import Summarizer
 from plus_sdk.training.data.records import TrainingRecord
@@ -41,8 +42,6 @@ class SummaryMethod(RewardMethod):
 
     def build_summarizer(self, reward_model: Any) -> Summarizer:
         """A summarizer on the reward model's base: adapters off (untrained) or a loaded adapter."""
-        from plus_sdk.backends.local import LocalBackend, LocalModel, SharedBase
-
         base: SharedBase = reward_model.model.base
         name = None
         if self.adapter is not None:

@@ -24,7 +24,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from pydantic import Field, model_validator
+import torch.distributed as dist
+from accelerate.utils import DistributedType
+from pydantic import Field
 
 from plus_sdk.backends.local import LocalModel, SharedBase
 from plus_sdk.reward import PersonalizedRewardModel, RewardHead
@@ -43,7 +45,6 @@ def uses_deepspeed(accelerator: Any) -> bool:
     """True when ``accelerator`` was set up for DeepSpeed (``accelerate launch`` with a DeepSpeed config)."""
     if accelerator is None:
         return False
-    from accelerate.utils import DistributedType
 
     return getattr(accelerator, "distributed_type", None) == DistributedType.DEEPSPEED
 
@@ -60,11 +61,6 @@ class RewardNetwork(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self._rm.forward(input_ids, attention_mask)
-
-
-#: Flat LoRA keys of older recipes and their names inside ``lora:``.
-RENAMED_LORA_KEYS = {"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout",
-                     "target_modules": "target_modules", "lora_top_layers": "top_layers"}
 
 
 class RMTrainConfig(StrictConfig):
@@ -84,17 +80,6 @@ class RMTrainConfig(StrictConfig):
     max_length: int = Field(1024, ge=16, description="Longest reward-model input in tokens.")
     bf16: bool = Field(False, description="Run forward passes under bf16 autocast (GPU; ignored where unsupported).")
     seed: int = Field(0, description="Seed of the adapter initialisation and of dropout.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_lora_keys(cls, data: Any) -> Any:
-        """Name the new spelling when a recipe still uses the flat LoRA keys of older versions."""
-        if isinstance(data, dict):
-            old = [key for key in RENAMED_LORA_KEYS if key in data]
-            if old:
-                fix = ", ".join(f"{RENAMED_LORA_KEYS[key]}: ..." for key in old)
-                raise ValueError(f"{', '.join(old)} moved into the lora section: write lora: {{{fix}}}")
-        return data
 
 
 def add_reward_lora(base: SharedBase, config: RMTrainConfig, name: str = "reward", *,
@@ -164,7 +149,7 @@ class RewardTrainer:
         if self.engine is None or self.engine.zero_optimization_stage() != 3:
             yield
             return
-        import deepspeed
+        import deepspeed  # deepspeed: optional dependency (plus-sdk[deepspeed])
 
         with deepspeed.zero.GatheredParameters(self.params, modifier_rank=0 if modify else None):
             yield
@@ -312,8 +297,6 @@ class RewardTrainer:
 
     def _deepspeed_state_dict(self) -> dict[str, Any]:
         """``state_dict`` under DeepSpeed: full LoRA weights + every process's optimizer shard (collective)."""
-        import torch.distributed as dist
-
         shard = portable_shard(self.engine.optimizer.state_dict())
         shards: list[Any] = [None] * self.world_size
         dist.all_gather_object(shards, shard)

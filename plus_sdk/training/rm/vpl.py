@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import math
 import os
 from collections.abc import Sequence
@@ -33,16 +32,19 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
+from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer
 
+from plus_sdk.backends.local import SharedBase
 from plus_sdk.files import atomic_write_text
+from plus_sdk.models import find_minilm, pick_device
+from plus_sdk.reward import last_token_index
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.optim import build_adamw, scheduled
 from plus_sdk.types import UserContext
-
-logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "vpl.safetensors"
 CONFIG_FILE = "vpl.json"
@@ -84,8 +86,6 @@ class TextEncoder:
 
     def __init__(self, kind: str = "minilm", *, backbone: str | None = None, device: str | None = None,
                  batch_size: int = 64, max_tokens: int = 256) -> None:
-        from plus_sdk.models import pick_device
-
         self.kind = kind
         self.backbone = backbone
         self.device = pick_device(device)
@@ -93,17 +93,11 @@ class TextEncoder:
         self.max_tokens = max_tokens
         self.cache: dict[str, torch.Tensor] = {}
         if kind == "minilm":
-            from transformers import AutoModel, AutoTokenizer
-
-            from plus_sdk.models import find_minilm
-
             folder = find_minilm()
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
             self.model = AutoModel.from_pretrained(folder).to(self.device).eval()
             self.dim = int(self.model.config.hidden_size)
         elif kind == "backbone":
-            from plus_sdk.backends.local import SharedBase
-
             self.base = SharedBase.load(backbone, device=str(self.device))
             self.tokenizer = self.base.tokenizer
             self.dim = int(self.base.model.config.hidden_size)
@@ -118,7 +112,6 @@ class TextEncoder:
             hidden = self.model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             return ((hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)).float().cpu()
-        from plus_sdk.reward import last_token_index
 
         with self.base.use(None) as model:
             body = self.base.decoder(model)
@@ -325,8 +318,6 @@ class VPLTrainer:
 def save_vpl(net: VPLNetwork, config: VPLConfig, folder: str | os.PathLike[str], *,
              backbone: str | None = None) -> None:
     """Write ``vpl.safetensors`` and ``vpl.json`` (atomically) into ``folder``."""
-    from safetensors.torch import save_file
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{WEIGHTS_FILE}.tmp"
@@ -345,8 +336,6 @@ class VPLRewardModel:
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike[str], *, device: str | None = None) -> VPLRewardModel:
-        from safetensors.torch import load_file
-
         folder = Path(folder)
         if not (folder / CONFIG_FILE).exists():
             raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}; save VPL models with VPLTrainer.save_pretrained")

@@ -1,13 +1,17 @@
 """PLUS co-adaptation (Algorithm 1): PPO on the summarizer, Bradley–Terry NLL on the reward model.
 
-Each iteration:
+Each iteration takes the next N (context, pair) records of the training set; then PPO on the
+summarizer (steps 1-5), then the reward model's NLL steps (step 6), numbered as in ``iterate``:
 
-1. take the next N (context, pair) records of the training set;
-2. sample ``k`` summaries per context with the current summarizer (``ppo_trainer.PPOTrainer.generate``);
-3. score: ``log σ(r(chosen | z) − r(rejected | z))`` with the current reward model, on the
-   summary's last token, with a per-token KL penalty against the start policy;
-4. PPO (or the critic-free RLOO / group estimator) updates the summarizer LoRA adapter;
-5. the reward model takes ``rm_steps`` NLL steps on the same fresh summaries, through the
+1. rollout: sample ``k`` summaries per context with the current summarizer (``PPOTrainer.generate``);
+2. score: ``log σ(r(chosen | z) − r(rejected | z))`` with the current reward model, on the
+   summary's last token;
+3. reference: per-token log-probs of the start policy (the base with adapters off);
+4. advantages: old log-probs (and values), the scores with a per-token KL penalty against the
+   reference, advantages (``PPOTrainer.make_experience``);
+5. update: PPO (or the critic-free RLOO / group estimator) updates the summarizer LoRA adapter
+   (``PPOTrainer.update``);
+6. the reward model takes ``rm_steps`` NLL steps on the same fresh summaries, through the
    reward-model trainer (``plus_sdk.training.rm.trainer.RewardTrainer``).
 
 Summarizer, critic and reward model are LoRA adapters on ONE ``SharedBase`` when they share a
@@ -48,18 +52,19 @@ from plus_sdk.training.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
-from plus_sdk.training.coadapt_config import CoadaptConfig, optimizer_steps
-from plus_sdk.training.coadapt_roles import EncoderReward, LMReward, ReaderPrompts, TextPrompts, encoder_parts
 from plus_sdk.training.config import dump_config
-from plus_sdk.training.data.metrics import summary_metrics
 from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.data.source import load_records
-from plus_sdk.training.data.stream import RecordStream, fixed_subset
 from plus_sdk.training.distributed import dist_info, reduce_mean, replica_drift
-from plus_sdk.training.ppo_trainer import Critic, PPOTrainer
+from plus_sdk.training.plots import plot_run
+from plus_sdk.training.ppo.coadapt_config import CoadaptConfig, optimizer_steps
+from plus_sdk.training.ppo.roles import EncoderReward, LMReward, ReaderPrompts, TextPrompts, encoder_parts
+from plus_sdk.training.ppo.trainer import Critic, PPOTrainer
+from plus_sdk.training.ppo.vllm_rollout import VLLMRolloutEngine
 from plus_sdk.training.run_files import append_jsonl, truncate_metrics
+from plus_sdk.training.stream import RecordStream, fixed_subset
+from plus_sdk.training.summary_metrics.hooks import headline_names, summary_metrics
 from plus_sdk.training.timing import BudgetSpentError, PhaseTimer, peak_memory_mb, phase_hook
-from plus_sdk.training.vllm_rollout import VLLMRolloutEngine
 from plus_sdk.training.warm_start import WarmStartSource, check_fits, read_weights, resolve_init_from
 
 logger = logging.getLogger(__name__)
@@ -416,8 +421,6 @@ class CoAdaptation:
 
 def write_plots(run_dir: Path) -> None:
     """The run's PNG curves in ``RUN_DIR/plots`` (``plus plot``); a missing matplotlib is a warning, not an error."""
-    from plus_sdk.training.plots import plot_run
-
     try:
         files = plot_run(run_dir)
     except ImportError as exc:
@@ -427,7 +430,8 @@ def write_plots(run_dir: Path) -> None:
 
 
 def _short(metrics: dict[str, float]) -> str:
-    keys = [k for k in metrics if k.endswith(("accuracy", "right_animal_first"))]
+    """The accuracies and the datasets' headline shares (their summary-metrics hooks) for one log line."""
+    keys = [k for k in metrics if k.endswith(("accuracy", *headline_names()))]
     return ", ".join(f"{k}={metrics[k]:.3f}" for k in keys)
 
 

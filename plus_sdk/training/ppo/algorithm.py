@@ -1,26 +1,24 @@
-"""PPO for the summarizer, written out plainly (read top to bottom).
+"""PPO for the summarizer, written out plainly: the config and the math (read top to bottom).
 
-Rollouts and log-probs live in ``rollout.py``, the update loop in ``ppo_trainer.py``; this
-module holds the config and the math, in the order one iteration uses it:
+A co-adaptation iteration (``coadapt.py``, Algorithm 1) runs 1. rollout, 2. score, 3. reference,
+4. advantages, 5. PPO update of the summarizer, 6. reward-model NLL steps. Sampling and log-probs (steps
+1 and 3, and the policy entropy ``rollout.entropy_from_logits``) live in ``rollout.py``, the loop in
+``trainer.py`` and its speed helpers in ``speed.py``; this module holds the math of steps 4 and 5:
 
-3. **rewards** — ``kl_estimate`` (k1, k2, k3), a fixed or adaptive KL coefficient
+4. **advantages** — ``kl_estimate`` (k1, k2, k3), a fixed or adaptive KL coefficient
    (``FixedKLController`` / ``AdaptiveKLController``), ``token_rewards`` puts the clipped
    score on the last token and −β·KL on every token; ``RunningMoments`` optionally
-   normalizes scores.
-4. **advantages** — ``gae`` (γ, λ) with a critic, or ``rloo_advantages`` (leave-one-out
-   baseline over the ``k`` samples of a prompt, critic-free); ``whiten`` over the batch.
-5. **losses** — ``policy_loss`` (clipped ratio, clip fraction, approximate KL),
-   ``value_loss`` (clipped), ``entropy_from_logits``.
-6. **optimizer steps** — ``optimizer_steps_per_iteration`` (epochs × minibatches), which sizes the
-   actor and critic schedules (``make_optimizer``) before training starts.
-7. **speed** — ``autocast_dtype`` (bf16 autocast over fp32 weights), ``activation_bytes`` and
-   ``needs_checkpointing`` (gradient checkpointing only when the update would not fit), and
-   ``update_tflops`` / ``peak_tflops_of`` (the update's throughput and its MFU).
+   normalizes scores. Then ``gae`` (γ, λ) with a critic, or ``rloo_advantages`` (leave-one-out
+   baseline over the ``k`` samples of a prompt, critic-free) / ``group_advantages``; ``whiten``
+   over the batch.
+5. **update** — ``policy_loss`` (clipped ratio, clip fraction, approximate KL), ``value_loss``
+   (clipped), ``mean_sequence_kl`` (what the KL controller follows);
+   ``optimizer_steps_per_iteration`` (epochs × minibatches) sizes the actor and critic schedules
+   (``make_optimizer``) before training starts.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -31,8 +29,6 @@ from pydantic import Field
 from plus_sdk.reward import last_token_index
 from plus_sdk.training.config import StrictConfig
 from plus_sdk.training.optim import Schedule, build_adamw, scheduled
-
-logger = logging.getLogger(__name__)
 
 KLEstimator = Literal["k1", "k2", "k3"]
 Estimator = Literal["rloo", "group", "gae"]
@@ -125,7 +121,7 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: fl
 
 
 # ---------------------------------------------------------------------------------------
-# 3. KL penalty and rewards
+# 4. Advantages: the KL penalty and token rewards
 # ---------------------------------------------------------------------------------------
 
 
@@ -266,7 +262,7 @@ def group_advantages(returns: torch.Tensor, k: int, eps: float = 1e-6) -> torch.
 
 
 # ---------------------------------------------------------------------------------------
-# 5. Losses
+# 5. Update: losses
 # ---------------------------------------------------------------------------------------
 
 
@@ -305,8 +301,13 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     return loss, fraction
 
 
+def mean_sequence_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """KL(π || π_ref) per sequence (k1, summed over its tokens), averaged over the batch."""
+    return (kl_estimate(logprobs, ref_logprobs, "k1") * mask.float()).sum(-1).mean()
+
+
 # ---------------------------------------------------------------------------------------
-# 6. Optimizer steps and schedules
+# 5. Update: optimizer steps and schedules
 # ---------------------------------------------------------------------------------------
 
 
@@ -321,62 +322,3 @@ def make_optimizer(params: list[torch.nn.Parameter], lr: float, config: PPOConfi
     """AdamW + warmup/schedule for one role, over ``total_steps`` optimizer steps."""
     optimizer = build_adamw(params, lr=lr, betas=config.betas, weight_decay=config.weight_decay)
     return optimizer, scheduled(optimizer, schedule=schedule, total=total_steps, warmup_ratio=config.warmup_ratio)
-
-
-# ---------------------------------------------------------------------------------------
-# 7. Speed: precision, activation memory, throughput
-# ---------------------------------------------------------------------------------------
-
-#: Dense bf16 peak of known GPUs in TFLOP/s (spec sheets); the first fragment found in the device name wins.
-PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (("H100 PCIe", 756.0), ("H200", 989.4), ("H100", 989.4),
-                                                    ("A100", 312.0))
-
-
-def autocast_dtype(mode: Autocast, device_type: str, weight_dtype: torch.dtype,
-                   bf16_supported: bool) -> torch.dtype | None:
-    """The autocast dtype of the update's forwards, or None for none: 'auto' is bf16 only over fp32 weights
-    on a bf16-capable CUDA device; 'bf16' is bf16 everywhere (CPU autocast too)."""
-    if mode == "off":
-        return None
-    if mode == "bf16":
-        return torch.bfloat16
-    cuda_fp32 = device_type == "cuda" and bf16_supported and weight_dtype == torch.float32
-    return torch.bfloat16 if cuda_fp32 else None
-
-
-def activation_bytes(*, layers: int, hidden: int, intermediate: int, kv_dim: int, vocab: int, body_tokens: int,
-                     cached_tokens: int, response_tokens: int, element_bytes: int) -> int:
-    """Bytes one forward keeps for its backward (a rough upper estimate for a Llama/Qwen-style decoder).
-
-    Per layer and token through the body: norms, q/o and residuals ≈ 8·hidden, the gated MLP ≈ 4·intermediate
-    elements; each response row also attends the cached prompt keys and values (2·kv_dim per cached token);
-    the head keeps about four fp32 vocab-wide tensors per response token (logits, log-softmax, probabilities,
-    their product for the entropy).
-    """
-    per_layer = body_tokens * (8 * hidden + 4 * intermediate) + cached_tokens * 2 * kv_dim
-    return layers * element_bytes * per_layer + response_tokens * vocab * 4 * 4
-
-
-def needs_checkpointing(estimate_bytes: int, free_bytes: int, headroom: float = 0.8) -> bool:
-    """True when the activations would take more than ``headroom`` of the free memory."""
-    return estimate_bytes > headroom * free_bytes
-
-
-def non_embedding_parameters(model: torch.nn.Module) -> int:
-    """Parameters of ``model`` without its input embedding (the count MFU is taken over)."""
-    embedding = model.get_input_embeddings().weight.numel()  # type: ignore[operator]
-    return sum(p.numel() for p in model.parameters()) - embedding
-
-
-def update_tflops(params: int, tokens: int, seconds: float) -> float:
-    """TFLOP/s of a LoRA update: 4 × params × tokens (forward 2, activation gradients 2; the frozen base
-    has no weight gradients) over ``seconds``."""
-    return 4 * params * tokens / max(seconds, 1e-12) / 1e12
-
-
-def peak_tflops_of(device_name: str) -> float | None:
-    """The spec bf16 dense peak of a known GPU by its name (``torch.cuda.get_device_name``), else None."""
-    for fragment, tflops in PEAK_BF16_TFLOPS:
-        if fragment.lower() in device_name.lower():
-            return tflops
-    return None

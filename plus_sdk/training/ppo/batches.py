@@ -1,22 +1,19 @@
-"""What the PPO update runs over, and the speed plumbing around it.
+"""What the PPO update (step 5 of an iteration) runs over.
 
-``Experience`` is a scored rollout with old log-probs, values and advantages; ``group_minibatches``,
-``select_groups`` and ``trim_prompt_padding`` cut it into minibatches that keep each prompt's k
-samples together. ``checkpointed_layers`` recomputes decoder layers in the backward pass (memory for
-compute) and ``sync`` waits for a device before a timing is read. ``ppo_trainer.PPOTrainer`` uses them.
+``Experience`` is a scored rollout with old log-probs, values and advantages (step 4); ``GroupLengths``
+holds each prompt group's token counts on the host; ``group_minibatches``, ``select_groups`` and
+``trim_prompt_padding`` cut the experience into minibatches that keep each prompt's k samples together.
+``trainer.PPOTrainer`` uses them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from plus_sdk.training.rollout import LogProbs, Rollout
+from plus_sdk.training.ppo.rollout import LogProbs, Rollout
 
 # ---------------------------------------------------------------------------------------
 # Experience and minibatches
@@ -36,6 +33,21 @@ class Experience:
     live: LogProbs | None = None  # fused: the policy forward, graph kept, that the update back-propagates
     live_seconds: float = 0.0  # fused: how long that forward took (counted in the update's throughput)
     checkpoint: bool = False  # the update recomputes decoder layers in its backward pass
+
+
+@dataclass
+class GroupLengths:
+    """Token counts of each prompt group, read to the host once per update (slicing needs no device sync)."""
+
+    prompt: list[int]  # the prompt's real tokens
+    responses: list[int]  # the k responses' tokens together
+
+    @classmethod
+    def of(cls, rollout: Rollout) -> GroupLengths:
+        groups, k = rollout.prompt_ids.shape[0], rollout.samples_per_prompt
+        prompt, responses = torch.stack([rollout.prompt_mask.sum(-1),
+                                         rollout.response_mask.view(groups, k, -1).sum((1, 2))]).tolist()
+        return cls(prompt, responses)
 
 
 def group_minibatches(num_groups: int, groups_per_minibatch: int, generator: torch.Generator) -> Iterator[list[int]]:
@@ -62,40 +74,3 @@ def trim_prompt_padding(rollout: Rollout, longest: int) -> Rollout:
     first = rollout.prompt_ids.shape[1] - longest if longest > 0 else 0
     return Rollout(rollout.prompt_ids[:, first:], rollout.prompt_mask[:, first:], rollout.response_ids,
                    rollout.response_mask, rollout.samples_per_prompt)
-
-
-# ---------------------------------------------------------------------------------------
-# Speed: recomputed layers and device syncs
-# ---------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def checkpointed_layers(model: Any) -> Iterator[None]:
-    """Recompute each decoder layer in the backward pass while the model stays in eval mode.
-
-    transformers checkpoints a layer only when that layer is training; only the layers' own flag is
-    set, so dropout in their children stays off and log-probs do not change.
-    """
-    from torch.utils.checkpoint import checkpoint
-    from transformers.modeling_layers import GradientCheckpointingLayer
-
-    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
-    saved = [(m.training, m.gradient_checkpointing, m.__dict__.get("_gradient_checkpointing_func")) for m in layers]
-    for m in layers:
-        m.training, m.gradient_checkpointing = True, True
-        m._gradient_checkpointing_func = functools.partial(checkpoint, use_reentrant=False)
-    try:
-        yield
-    finally:
-        for m, (training, enabled, func) in zip(layers, saved, strict=True):
-            m.training, m.gradient_checkpointing = training, enabled
-            if func is None:
-                del m._gradient_checkpointing_func
-            else:
-                m._gradient_checkpointing_func = func
-
-
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work (timing needs it; CPU work is already done)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from plus_sdk.backends.vllm import import_vllm, next_lora_id
-from plus_sdk.training.rollout import Rollout
+from plus_sdk.training.ppo.rollout import Rollout
 
 #: Adapter folders kept on disk (the one being served and the previous one).
 KEEP_VERSIONS = 2
@@ -67,7 +67,7 @@ class VLLMRolloutEngine:
 
     def publish(self, base: Any, adapter: str) -> Any:
         """Save ``adapter``'s current weights from ``base`` and make them the served version."""
-        from vllm.lora.request import LoRARequest
+        from vllm.lora.request import LoRARequest  # vllm: optional dependency (plus-sdk[vllm])
 
         self.version += 1
         folder = self.workdir / f"v{self.version:06d}"
@@ -81,7 +81,7 @@ class VLLMRolloutEngine:
     def sample(self, prompt_token_ids: Sequence[Sequence[int]], *, k: int, max_new_tokens: int,
                temperature: float, top_p: float, greedy: bool, seed: int | None = None) -> list[list[int]]:
         """``k`` completions per prompt (1 when greedy), as token id lists in prompt-major order."""
-        from vllm import SamplingParams
+        from vllm import SamplingParams  # vllm: optional dependency (plus-sdk[vllm])
 
         if self.request is None:
             raise RuntimeError("publish() the summarizer adapter before sampling")

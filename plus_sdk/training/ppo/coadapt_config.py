@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from plus_sdk.training.config import LoraSettings, StrictConfig
 from plus_sdk.training.data.source import DataSource
-from plus_sdk.training.ppo import PPOConfig, optimizer_steps_per_iteration
+from plus_sdk.training.ppo.algorithm import PPOConfig, optimizer_steps_per_iteration
 from plus_sdk.training.rm.encoder import EncoderSettings
 from plus_sdk.training.rm.trainer import RMTrainConfig
 

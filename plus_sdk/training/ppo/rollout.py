@@ -1,15 +1,17 @@
 """Sampling summaries and scoring them token by token: the rollout half of PPO (read top to bottom).
 
-0. **prompts** — ``summarizer_prompt_ids`` tokenizes a user's context as the summarizer's chat
-   prompt, dropping the oldest pairs until it fits; ``left_pad`` batches prompts.
+Numbered by the steps of a co-adaptation iteration (``coadapt.py``, Algorithm 1) that use them:
 
-1. **rollout** — ``sample_responses`` prefills each prompt once, copies its KV cache for the
-   ``k`` samples of that prompt, and samples token by token (temperature, optional top-p).
-   Token ids and masks are kept exactly as generated.
-2. **log-probs** — ``response_logprobs`` runs the prompt once (with gradients when training),
-   shares its cache across the ``k`` responses, and returns per-token log-probs (and the
-   hidden states a value head needs). The reference policy is the same base with every
-   adapter off, so no second copy of the model exists.
+1. **rollout** — ``summarizer_prompt_ids`` tokenizes a user's context as the summarizer's chat
+   prompt, dropping the oldest pairs until it fits; ``left_pad`` batches prompts.
+   ``sample_responses`` prefills each prompt once, copies its KV cache for the ``k`` samples of
+   that prompt, and samples token by token (temperature, optional top-p). Token ids and masks are
+   kept exactly as generated.
+3-5. **log-probs** — ``response_logprobs`` runs the prompt once (with gradients when training),
+   shares its cache across the ``k`` responses, and returns per-token log-probs and entropies
+   (``entropy_from_logits``); ``response_values`` the critic's values (the hidden states a value head
+   needs). The reference policy (step 3) is the same base with every adapter off, so no second copy
+   of the model exists; steps 4 (old log-probs, values) and 5 (the update's forward) use the adapters.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def sample_responses(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Te
 
 
 # ---------------------------------------------------------------------------------------
-# 2. Log-probs (policy, reference) and hidden states (critic), prompt run once per group
+# 3-5. Log-probs (reference, policy) and hidden states (critic), prompt run once per group
 # ---------------------------------------------------------------------------------------
 
 
@@ -169,7 +171,7 @@ def _full_sequence_hidden(body: Any, prompt_ids: torch.Tensor, prompt_mask: torc
 
 def causal_lm_parts(model: Any) -> tuple[Any, Any]:
     """(transformer body, lm head) of a causal LM, peft-wrapped or not."""
-    from peft import PeftModel
+    from peft import PeftModel  # peft: imported on first use (about 0.5 s)
 
     inner = model.get_base_model() if isinstance(model, PeftModel) else model
     body = inner.get_decoder() if hasattr(inner, "get_decoder") and inner.get_decoder() is not None else inner.model

@@ -1,4 +1,4 @@
-"""Styles summary metrics: does a summary name every side its user prefers? (the styles hook of ``data.metrics``)."""
+"""Styles summary metrics: does a summary name every side its user prefers? (the styles hook of ``hooks``)."""
 
 from __future__ import annotations
 

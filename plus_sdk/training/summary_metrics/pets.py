@@ -1,4 +1,4 @@
-"""Pets summary metrics: does a summary name the animal its user favours? (the Pets hook of ``data.metrics``)."""
+"""Pets summary metrics: does a summary name the animal its user favours? (the Pets hook of ``hooks``)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,12 @@ def names_right_animal(summary: str, record: TrainingRecord) -> tuple[bool, bool
     named = animals_named(summary)
     liked, other = animals
     return (bool(named) and named[0] == liked, liked in named and other not in named)
+
+
+def names_favourite_alone(summary: str, record: TrainingRecord) -> bool | None:
+    """Whether a summary names the Pets user's animal and not the other one; None for other datasets."""
+    animal = names_right_animal(summary, record)
+    return None if animal is None else animal[1]
 
 
 def right_animal_shares(summaries: Sequence[str], records: Sequence[TrainingRecord]) -> dict[str, float]:

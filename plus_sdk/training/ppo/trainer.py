@@ -1,33 +1,25 @@
-"""The PPO trainer of the summarizer: rollouts, experience and the clipped update, on one SharedBase.
+"""The PPO trainer of the summarizer: rollout → advantages → update, on one SharedBase.
 
-``PPOTrainer.make_experience`` turns a scored rollout into old log-probs, values and advantages;
-``PPOTrainer.update`` runs epochs × minibatches of clipped PPO with gradient accumulation,
-clipping and separate optimizers / schedules for the actor and the critic. When one on-policy
-step covers the batch (one epoch, one minibatch, no critic), the experience keeps the graph of
-its policy forward and the update reuses it (``fuse``): the same step, one forward pass fewer.
-
-On a GPU the update runs its forwards under bf16 autocast (``ppo.autocast``), keeps per-micro-batch
-statistics on the device until one host sync per update, recomputes decoder layers in the backward
-pass only when its activations would not fit (``gradient_checkpointing='auto'``), and reports its
-throughput (``update_tokens``, ``update_seconds``, ``update_tflops``, ``mfu``).
+One co-adaptation iteration (``coadapt.py``, Algorithm 1) calls it for step 1 (``generate``), step 3
+(``logprobs(..., reference=True)``), step 4 (``make_experience``: old log-probs, values, KL-penalized
+rewards, advantages) and step 5 (``update``: epochs × minibatches of clipped PPO with gradient
+accumulation, clipping and separate optimizers / schedules for the actor and the critic; then the
+KL controller). ``update`` reads like cleanrl's loop; the speed machinery around it (fusing, bf16
+autocast, checkpoint planning, throughput and MFU) lives in ``speed.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import time
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 
 from plus_sdk.training.optim import adapter_parameters, all_reduce_grads
-from plus_sdk.training.ppo import (
+from plus_sdk.training.ppo.algorithm import (
     PPOConfig,
     RunningMoments,
-    activation_bytes,
-    autocast_dtype,
     gae,
     group_advantages,
     kl_estimate,
@@ -35,31 +27,46 @@ from plus_sdk.training.ppo import (
     make_optimizer,
     masked_mean,
     masked_var,
-    needs_checkpointing,
-    non_embedding_parameters,
-    peak_tflops_of,
+    mean_sequence_kl,
     policy_loss,
     rloo_advantages,
     token_rewards,
-    update_tflops,
     value_loss,
     whiten,
 )
-from plus_sdk.training.ppo_batches import (
+from plus_sdk.training.ppo.batches import (
     Experience,
-    checkpointed_layers,
+    GroupLengths,
     group_minibatches,
     select_groups,
-    sync,
     trim_prompt_padding,
 )
-from plus_sdk.training.rollout import LogProbs, Rollout, left_pad, response_logprobs, response_values, sample_responses
-from plus_sdk.training.vllm_rollout import pack_rollout
+from plus_sdk.training.ppo.rollout import (
+    LogProbs,
+    Rollout,
+    left_pad,
+    response_logprobs,
+    response_values,
+    sample_responses,
+)
+from plus_sdk.training.ppo.speed import (
+    Checkpointing,
+    Stopwatch,
+    autocast_for,
+    can_fuse,
+    checkpointed_layers,
+    device_peak_tflops,
+    non_embedding_parameters,
+    plan_checkpointing,
+    precision,
+    rollout_activation_bytes,
+    throughput,
+)
+from plus_sdk.training.ppo.vllm_rollout import pack_rollout
 
-logger = logging.getLogger(__name__)
-
-#: ``gradient_checkpointing`` of the update: always, never, or when its activations would not fit (CUDA).
-Checkpointing = bool | Literal["auto"]
+#: The statistics of one optimizer step: each micro-batch's (device tensors) with its token share, the
+#: actor's gradient norm (a device tensor) and the learning rate.
+StepStats = tuple[list[tuple[dict[str, torch.Tensor], float]], torch.Tensor, float]
 
 #: A timing hook: ``phase("name")`` wraps one phase of the work (``PhaseTimer.phase`` in co-adaptation).
 Phase = Callable[[str], contextlib.AbstractContextManager[None]]
@@ -139,28 +146,22 @@ class PPOTrainer:
         self._published_step = -1
         self._vllm_seed = seed
         self.gradient_checkpointing = gradient_checkpointing
-        device = base.device
-        weight_dtype = base.model.get_input_embeddings().weight.dtype
-        bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
         #: bf16 under autocast, or None (the weights' own precision)
-        self.autocast = autocast_dtype(config.autocast, device.type, weight_dtype, bf16_ok)
+        self.autocast = autocast_for(config.autocast, base.model, base.device)
         self.params = non_embedding_parameters(base.model)
-        compute_bf16 = (self.autocast or weight_dtype) == torch.bfloat16
-        spec_peak = peak_tflops_of(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
-        self.peak_tflops = config.peak_tflops or (spec_peak if compute_bf16 else None)
+        compute_dtype = self.autocast or base.model.get_input_embeddings().weight.dtype
+        self.peak_tflops = device_peak_tflops(config.peak_tflops, base.device, compute_dtype)
 
     def precision(self) -> contextlib.AbstractContextManager[Any]:
         """Autocast to ``self.autocast`` around a forward, or nothing."""
-        if self.autocast is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.base.device.type, dtype=self.autocast)
+        return precision(self.autocast, self.base.device.type)
 
     def attach_vllm(self, engine: Any) -> None:
         """Sample with ``engine`` (a ``VLLMRolloutEngine``) instead of the training model."""
         self.vllm = engine
         self._published_step = -1
 
-    # -------------------------------------------------------------- rollout
+    # -------------------------------------------------------------- 1. rollout (and 3. reference log-probs)
     def generate(self, prompt_token_ids: Sequence[Sequence[int]], *, greedy: bool = False,
                  k: int | None = None) -> Rollout:
         """Sample (or greedily decode) responses for tokenized prompts."""
@@ -201,7 +202,7 @@ class PPOTrainer:
                                      rollout.response_mask, rollout.samples_per_prompt,
                                      self.config.temperature).logprobs
 
-    # -------------------------------------------------------------- experience
+    # -------------------------------------------------------------- 4. advantages: the experience
     def advantages(self, scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor,
                    mask: torch.Tensor, values: torch.Tensor | None,
                    k: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
@@ -232,9 +233,7 @@ class PPOTrainer:
 
     def can_fuse(self, num_responses: int) -> bool:
         """True when one on-policy gradient step covers the batch (no separate old-log-prob pass)."""
-        cfg = self.config
-        return (cfg.estimator != "gae" and cfg.epochs == 1 and cfg.minibatch_size >= num_responses
-                and cfg.micro_batch_size >= num_responses)
+        return can_fuse(self.config, num_responses)
 
     def make_experience(self, rollout: Rollout, scores: torch.Tensor, ref_logprobs: torch.Tensor, *,
                         fuse: bool | None = None, phase: Phase = no_phase) -> tuple[Experience, dict[str, float]]:
@@ -251,12 +250,10 @@ class PPOTrainer:
         checkpoint = self.plan_checkpointing(rollout)
         with phase("policy_logprobs"):
             if fuse:
-                sync(self.base.device)
-                start = time.perf_counter()
+                clock = Stopwatch(self.base.device)
                 with self.base.use(self.adapter) as model:
                     live = self._forward(model, rollout, checkpoint)
-                sync(self.base.device)
-                live_seconds = time.perf_counter() - start
+                live_seconds = clock.seconds()
                 old = live.logprobs.detach()
             else:
                 old = self.logprobs(rollout, reference=False)
@@ -277,80 +274,116 @@ class PPOTrainer:
             return response_logprobs(model, r.prompt_ids, r.prompt_mask, r.response_ids, r.response_mask,
                                      r.samples_per_prompt, self.config.temperature, share_prefix=not checkpoint)
 
-    # -------------------------------------------------------------- memory plan
+    # -------------------------------------------------------------- checkpoint planning (speed.py)
     def groups_per_micro_batch(self, k: int) -> int:
         """Prompt groups per forward/backward of the update (a group's k samples stay together)."""
         groups_per_mb = max(1, self.config.minibatch_size // k)
         return max(1, min(self.config.micro_batch_size // k, groups_per_mb))
 
     def activation_estimate(self, rollout: Rollout) -> int:
-        """Estimated bytes the largest micro-batch of the update keeps for its backward (padded shapes)."""
-        c = self.base.model.config
-        k, (groups, width), length = rollout.samples_per_prompt, rollout.prompt_ids.shape, rollout.response_ids.shape[1]
-        g = min(groups, self.groups_per_micro_batch(k))
-        if self.can_fuse(rollout.num_responses):
-            g = groups
-        heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
-        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        """Estimated bytes the largest forward of the update keeps for its backward (padded shapes)."""
+        groups = rollout.prompt_ids.shape[0]
+        if not self.can_fuse(rollout.num_responses):
+            groups = min(groups, self.groups_per_micro_batch(rollout.samples_per_prompt))
         element = 2 if self.autocast is not None else self.base.model.get_input_embeddings().weight.element_size()
-        return activation_bytes(layers=c.num_hidden_layers, hidden=c.hidden_size, intermediate=c.intermediate_size,
-                                kv_dim=heads * head_dim, vocab=c.vocab_size, body_tokens=g * width + g * k * length,
-                                cached_tokens=g * k * width, response_tokens=g * k * length, element_bytes=element)
+        return rollout_activation_bytes(self.base.model, rollout, groups, element)
 
     def plan_checkpointing(self, rollout: Rollout) -> bool:
         """Whether the update of ``rollout`` recomputes layers: the setting, or for 'auto' the estimate
         against the free CUDA memory (never on CPU)."""
-        if self.gradient_checkpointing != "auto":
-            return bool(self.gradient_checkpointing)
-        if self.base.device.type != "cuda":
-            return False
-        free, _ = torch.cuda.mem_get_info(self.base.device)
-        estimate = self.activation_estimate(rollout)
-        needed = needs_checkpointing(estimate, free)
-        logger.debug("PPO update activations ~%.2f GB, %.2f GB free: checkpointing %s", estimate / 1e9, free / 1e9,
-                     "on" if needed else "off")
-        return needed
+        return plan_checkpointing(self.gradient_checkpointing, self.base.device,
+                                  lambda: self.activation_estimate(rollout))
 
-    # -------------------------------------------------------------- update
+    # -------------------------------------------------------------- 5. update
     def update(self, exp: Experience) -> dict[str, float]:
         """Epochs × minibatches of clipped PPO on the actor (and the critic for GAE); then the KL controller.
 
         Statistics stay on the device until one sync at the end; the result also holds the update's
         throughput (``update_tokens``, ``update_seconds``, ``update_tflops``, and ``mfu`` when a peak is known).
         """
-        cfg = self.config
-        r = exp.rollout
-        k, groups = r.samples_per_prompt, r.prompt_ids.shape[0]
-        groups_per_mb = max(1, cfg.minibatch_size // k)
-        groups_per_micro = self.groups_per_micro_batch(k)
-        prompt_lengths, response_tokens = torch.stack(  # host-side token counts: one sync per update
-            [r.prompt_mask.sum(-1), r.response_mask.view(groups, k, -1).sum((1, 2))]).tolist()
-        sync(self.base.device)
-        start = time.perf_counter()
-        steps: list[tuple[list[tuple[dict[str, torch.Tensor], float]], torch.Tensor, float]] = []
-        tokens = 0
-        for _ in range(cfg.epochs):
-            batches = [list(range(groups))] if exp.live is not None else group_minibatches(groups, groups_per_mb,
-                                                                                             self.shuffler)
-            for mb in batches:
-                steps.append(self._minibatch_step(exp, mb, groups_per_micro, prompt_lengths, response_tokens))
-                passes = 2 if self.critic is not None else 1
-                tokens += passes * sum(prompt_lengths[g] + response_tokens[g] for g in mb)
-        mask = r.response_mask.float()
-        sequence_kl = (kl_estimate(exp.old_logprobs, exp.ref_logprobs, "k1") * mask).sum(-1).mean()
-        out = self._mean_stats(steps, sequence_kl)
-        self.kl_ctl.update(out.pop("sequence_kl"), r.num_responses)
-        seconds = time.perf_counter() - start + exp.live_seconds  # _mean_stats read the device: all work is done
-        exp.live_seconds = 0.0
-        out.update(update_tokens=float(tokens), update_seconds=seconds,
-                   update_tflops=update_tflops(self.params, tokens, seconds))
-        if self.peak_tflops:
-            out["mfu"] = out["update_tflops"] / self.peak_tflops
+        lengths = GroupLengths.of(exp.rollout)  # host-side token counts: one sync per update
+        clock = Stopwatch(self.base.device)
+        steps: list[StepStats] = []
+        minibatches: list[list[int]] = []
+        for _ in range(self.config.epochs):
+            for groups in self.minibatches(exp):
+                steps.append(self._minibatch_step(exp, groups, lengths))
+                minibatches.append(groups)
+        sequence_kl = mean_sequence_kl(exp.old_logprobs, exp.ref_logprobs, exp.rollout.response_mask)
+        out = self._mean_stats(steps, sequence_kl)  # the update's one read of device values
+        self.kl_ctl.update(out.pop("sequence_kl"), exp.rollout.num_responses)
+        out.update(self._throughput(exp, minibatches, lengths, clock))
         return out
 
+    def minibatches(self, exp: Experience) -> Iterable[list[int]]:
+        """One epoch's minibatches of prompt groups: all of them when fused, else shuffled chunks."""
+        groups, k = exp.rollout.prompt_ids.shape[0], exp.rollout.samples_per_prompt
+        if exp.live is not None:
+            return [list(range(groups))]
+        return group_minibatches(groups, max(1, self.config.minibatch_size // k), self.shuffler)
+
+    def _minibatch_step(self, exp: Experience, groups: list[int], lengths: GroupLengths) -> StepStats:
+        """One optimizer step of the actor (and critic) over one minibatch, with token-weighted accumulation.
+
+        Returns each micro-batch's statistics (device tensors) with its token share, the actor's gradient
+        norm (a device tensor) and the learning rate; nothing here waits for the device.
+        """
+        total_tokens = float(sum(lengths.responses[g] for g in groups))
+        index = torch.tensor(groups, device=exp.rollout.prompt_ids.device)  # one copy per minibatch
+        per_micro = self.groups_per_micro_batch(exp.rollout.samples_per_prompt)
+        self.actor_opt.zero_grad(set_to_none=True)
+        if self.critic_opt is not None:
+            self.critic_opt.zero_grad(set_to_none=True)
+        micros: list[tuple[dict[str, torch.Tensor], float]] = []
+        for start in range(0, len(groups), per_micro):
+            chunk = groups[start : start + per_micro]
+            micro = select_groups(exp, index[start : start + per_micro])
+            micro.rollout = trim_prompt_padding(micro.rollout, max(lengths.prompt[g] for g in chunk))
+            share = float(sum(lengths.responses[g] for g in chunk)) / max(total_tokens, 1.0)
+            micros.append((self._backward(exp, micro, share), share))
+        exp.live = None  # its graph is spent
+        grad_norm = self._optimizer_step(self.actor_params, self.actor_opt, self.actor_sched)
+        if self.critic is not None and self.critic_opt is not None and self.critic_sched is not None:
+            self._optimizer_step(self.critic.parameters(), self.critic_opt, self.critic_sched)
+        self.step_count += 1
+        return micros, grad_norm, float(self.actor_sched.get_last_lr()[0])
+
+    def _backward(self, exp: Experience, micro: Experience, share: float) -> dict[str, torch.Tensor]:
+        """Back-propagate the losses of ``micro`` (a micro-batch of ``exp``), weighted by its token ``share``:
+        the clipped policy loss minus the entropy bonus, and the clipped value loss for GAE. Returns its
+        statistics (device tensors)."""
+        cfg = self.config
+        r = micro.rollout
+        mask = r.response_mask.float()
+        with self.base.use(self.adapter) as model:
+            # fused: the experience's forward is this (one) micro-batch
+            out = exp.live if exp.live is not None else self._forward(model, r, exp.checkpoint)
+            pl = policy_loss(out.logprobs, micro.old_logprobs, micro.advantages, mask, cfg.clip_eps)
+            entropy = masked_mean(out.entropy, mask)
+            ((pl.loss - cfg.entropy_coef * entropy) * share).backward()
+        stats = {"policy_loss": pl.loss.detach(), "entropy": entropy.detach(),
+                 "clip_fraction": pl.clip_fraction, "approx_kl": pl.approx_kl}
+        if self.critic is not None:
+            assert micro.old_values is not None
+            with self.precision():
+                values = self.critic.values(r)
+            vloss, vclip = value_loss(values, micro.old_values, micro.returns, mask, cfg.value_clip)
+            (cfg.vf_coef * vloss * share).backward()
+            stats.update(value_loss=vloss.detach(), value_clip_fraction=vclip)
+        return stats
+
+    def _throughput(self, exp: Experience, minibatches: list[list[int]], lengths: GroupLengths,
+                    clock: Stopwatch) -> dict[str, float]:
+        """The update's tokens (prompt and responses of each minibatch, twice with a critic), its wall time
+        (the fused forward included) and FLOP rate."""
+        passes = 2 if self.critic is not None else 1
+        tokens = sum(passes * sum(lengths.prompt[g] + lengths.responses[g] for g in mb) for mb in minibatches)
+        seconds = clock.seconds() + exp.live_seconds
+        exp.live_seconds = 0.0
+        return throughput(self.params, tokens, seconds, self.peak_tflops)
+
     @staticmethod
-    def _mean_stats(steps: list[tuple[list[tuple[dict[str, torch.Tensor], float]], torch.Tensor, float]],
-                    sequence_kl: torch.Tensor) -> dict[str, float]:
+    def _mean_stats(steps: list[StepStats], sequence_kl: torch.Tensor) -> dict[str, float]:
         """Token-weighted statistics of each optimizer step, averaged over steps: every device value is
         read in one host sync, then summed in the same order as per-micro-batch floats would be."""
         device_values = [v for micros, grad_norm, _ in steps for stats, _ in micros for v in stats.values()]
@@ -370,50 +403,6 @@ class PPOTrainer:
         out = {key: value / max(len(steps), 1) for key, value in totals.items()}
         out["sequence_kl"] = next(host)
         return out
-
-    def _minibatch_step(self, exp: Experience, groups: list[int], groups_per_micro: int, prompt_lengths: list[int],
-                        response_tokens: list[int]) -> tuple[list[tuple[dict[str, torch.Tensor], float]],
-                                                             torch.Tensor, float]:
-        """One optimizer step of the actor (and critic) over one minibatch, with token-weighted accumulation.
-
-        Returns each micro-batch's statistics (device tensors) with its token share, the actor's gradient
-        norm (a device tensor) and the learning rate; nothing here waits for the device.
-        """
-        cfg = self.config
-        total_tokens = float(sum(response_tokens[g] for g in groups))
-        index = torch.tensor(groups, device=exp.rollout.prompt_ids.device)  # one copy per minibatch
-        self.actor_opt.zero_grad(set_to_none=True)
-        if self.critic_opt is not None:
-            self.critic_opt.zero_grad(set_to_none=True)
-        micros: list[tuple[dict[str, torch.Tensor], float]] = []
-        for start in range(0, len(groups), groups_per_micro):
-            chunk = groups[start : start + groups_per_micro]
-            micro = select_groups(exp, index[start : start + groups_per_micro])
-            r = trim_prompt_padding(micro.rollout, max(prompt_lengths[g] for g in chunk))
-            mask = r.response_mask.float()
-            share = float(sum(response_tokens[g] for g in chunk)) / max(total_tokens, 1.0)
-            with self.base.use(self.adapter) as model:
-                # fused: the experience's forward is this (one) micro-batch
-                out = exp.live if exp.live is not None else self._forward(model, r, exp.checkpoint)
-                pl = policy_loss(out.logprobs, micro.old_logprobs, micro.advantages, mask, cfg.clip_eps)
-                entropy = masked_mean(out.entropy, mask)
-                ((pl.loss - cfg.entropy_coef * entropy) * share).backward()
-            stats = {"policy_loss": pl.loss.detach(), "entropy": entropy.detach(),
-                     "clip_fraction": pl.clip_fraction, "approx_kl": pl.approx_kl}
-            if self.critic is not None:
-                assert micro.old_values is not None
-                with self.precision():
-                    values = self.critic.values(r)
-                vloss, vclip = value_loss(values, micro.old_values, micro.returns, mask, cfg.value_clip)
-                (cfg.vf_coef * vloss * share).backward()
-                stats.update(value_loss=vloss.detach(), value_clip_fraction=vclip)
-            micros.append((stats, share))
-        exp.live = None  # its graph is spent
-        grad_norm = self._optimizer_step(self.actor_params, self.actor_opt, self.actor_sched)
-        if self.critic is not None and self.critic_opt is not None and self.critic_sched is not None:
-            self._optimizer_step(self.critic.parameters(), self.critic_opt, self.critic_sched)
-        self.step_count += 1
-        return micros, grad_norm, float(self.actor_sched.get_last_lr()[0])
 
     def _optimizer_step(self, params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
                         scheduler: torch.optim.lr_scheduler.LRScheduler) -> torch.Tensor:

@@ -40,9 +40,9 @@ from plus_sdk.context_reader import (
 from plus_sdk.encoder_reward import EncoderRewardHead, EncoderScorer, is_encoder_reward
 from plus_sdk.training.checkpoint import adapter_weights, load_adapter_weights
 from plus_sdk.training.data.records import TrainingRecord
+from plus_sdk.training.ppo.rollout import summarizer_prompt_ids
 from plus_sdk.training.rm.encoder import EncoderSettings, EncoderTrainer
 from plus_sdk.training.rm.trainer import RewardTrainer, RMExample, RMTrainConfig, add_reward_lora
-from plus_sdk.training.rollout import summarizer_prompt_ids
 
 
 class SummarizerPrompts(Protocol):
