@@ -2,7 +2,8 @@
 
 A page's ```python and shell (```bash, ```sh, ```shell) blocks run in one fresh subprocess, in page
 order, in a working folder laid out like the repository root (copies of ``docs/``, ``training/``,
-``benchmarks/`` and ``tests/``, and ``adapters/`` holding the shipped bundles). Python blocks share
+``benchmarks/``, ``tests/`` and ``pyproject.toml``, ``adapters/`` holding the shipped bundles, and
+``.venv`` pointing at the running environment). Python blocks share
 one namespace; each shell block runs in ``bash -e -o pipefail`` with ``plus`` on PATH, and what it
 exports (and its working folder) carries over to later blocks, as in one terminal. Processes a shell
 block leaves in the background (``plus serve ... &``) are stopped when the page ends.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import re
 import shutil
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^```(python|bash|sh|shell)\n(.*?)^```", re.S | re.M)
 SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s*\((.+?)\)\s*-->\s*$")
 #: copied into the working folder so that a page's relative paths resolve as from the repository root
-COPIED = ("docs", "training", "benchmarks", "tests")
+COPIED = ("docs", "training", "benchmarks", "tests", "pyproject.toml")
 
 RUNNER = r"""
 import json, os, resource, signal, subprocess, sys, tempfile, time, traceback
@@ -115,12 +117,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def add_words(code: str, command: str, words: str) -> str:
-    """``words`` added to each line of ``code`` that runs ``command`` (a regex after ``plus``), before a
-    trailing ``&`` or comment; lines with ``--model``, ``--bundle`` or ``backend=openai`` are left alone."""
-    line = re.compile(rf"^(\s*plus (?:-v )?{command}\b(?![^#\n]*(?:--model|--bundle|backend=openai))[^#\n]*?)"
-                      r"(\s*&)?[ \t]*(#.*)?$", re.M)
-    return line.sub(lambda m: f"{m.group(1)} {words}{m.group(2) or ''}", code)
+def add_words(code: str, command: str, words: str, after_recipe: bool = False) -> str:
+    """``words`` inserted in each line of ``code`` that runs ``command`` (a regex after ``plus``), right
+    after the command (after its recipe argument with ``after_recipe``), so that no option such as
+    ``--resume`` comes before them; lines naming ``--model``, ``--bundle`` or ``backend=openai`` are left alone."""
+    recipe = r"[ \t]+[^\s#]+" if after_recipe else ""
+    line = re.compile(rf"^(\s*plus (?:-v )?{command}{recipe})(?![^#\n]*(?:--model|--bundle|backend=openai))", re.M)
+    return line.sub(lambda m: f"{m.group(1)} {words}", code)
 
 
 def rewrite_for_test(block: Block, tiny: Path, port: int) -> str:
@@ -130,8 +133,8 @@ def rewrite_for_test(block: Block, tiny: Path, port: int) -> str:
         return code
     code = code.replace("\\\n", " ")
     code = add_words(code, "train general", f"reader.base={tiny}")
-    code = add_words(code, "train (?!general\\b)", f"model.summarizer_base={tiny}")
-    code = add_words(code, "train-rm", f"base={tiny}")
+    code = add_words(code, "train(?! general\\b)", f"model.summarizer_base={tiny}", after_recipe=True)
+    code = add_words(code, "train-rm", f"base={tiny}", after_recipe=True)
     code = add_words(code, "eval-(?:judge|generate)", f"model={tiny} summarizer={tiny}")
     return add_words(code, "(?:demo|summarize|judge|serve)", f"--model {tiny}")
 
@@ -139,7 +142,11 @@ def rewrite_for_test(block: Block, tiny: Path, port: int) -> str:
 def lay_out_workspace(folder: Path) -> None:
     """``folder`` laid out like the repository root: copies of COPIED, ``adapters/`` with the shipped bundles."""
     for name in COPIED:
-        shutil.copytree(REPO / name, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        if (REPO / name).is_file():
+            shutil.copy2(REPO / name, folder / name)
+        else:
+            shutil.copytree(REPO / name, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (folder / ".venv").symlink_to(Path(sys.executable).parent.parent, target_is_directory=True)  # .venv/bin/python
     (folder / "adapters").mkdir()
     for bundle in (REPO / "adapters").iterdir():
         (folder / "adapters" / bundle.name).symlink_to(bundle, target_is_directory=bundle.is_dir())

@@ -43,16 +43,20 @@ def test_extract_blocks_reads_languages_code_lines_and_skip_marks(tmp_path: Path
 def test_the_test_gives_training_lines_the_tiny_model_and_the_port_a_free_one(tmp_path: Path) -> None:
     from docs_blocks import Block
 
-    code = ("plus train styles iterations=2 \\\n    run_dir=r   # quick\nplus train general rm_steps=5\n"
-            "plus train-rm training/pets/oracle.yaml steps=3\nplus serve --port 8000 &  # start it\n"
-            "plus serve --bundle b\nplus -v judge -a x\nplus eval-judge data=d backend=openai\n")
-    rewritten = rewrite_for_test(Block(tmp_path, 1, "bash", code, None), Path("/tiny"), 1234)
-    assert rewritten.splitlines() == ["plus train styles iterations=2      run_dir=r model.summarizer_base=/tiny",
-                                      "plus train general rm_steps=5 reader.base=/tiny",
-                                      "plus train-rm training/pets/oracle.yaml steps=3 base=/tiny",
-                                      f"plus serve --port 1234 --model {Path('/tiny')} &",
-                                      "plus serve --bundle b", f"plus -v judge -a x --model {Path('/tiny')}",
-                                      "plus eval-judge data=d backend=openai"]
+    code = ("plus train styles iterations=2 \\\n    run_dir=r   # quick\nplus train general --show\n"
+            "plus train x.yaml --resume\nplus train-rm training/pets/oracle.yaml steps=3\n"
+            "plus serve --port 8000 &  # start it\nplus serve --bundle b\nplus -v judge -a x\n"
+            "plus eval-judge data=d backend=openai\nplus eval-generate data=d\n")
+    tiny = Path("/tiny")
+    rewritten = rewrite_for_test(Block(tmp_path, 1, "bash", code, None), tiny, 1234)
+    assert rewritten.splitlines() == [f"plus train styles model.summarizer_base={tiny} iterations=2"
+                                      "      run_dir=r   # quick",
+                                      f"plus train general reader.base={tiny} --show",
+                                      f"plus train x.yaml model.summarizer_base={tiny} --resume",
+                                      f"plus train-rm training/pets/oracle.yaml base={tiny} steps=3",
+                                      f"plus serve --model {tiny} --port 1234 &  # start it", "plus serve --bundle b",
+                                      f"plus -v judge --model {tiny} -a x", "plus eval-judge data=d backend=openai",
+                                      f"plus eval-generate model={tiny} summarizer={tiny} data=d"]
 
 
 DOC_BLOCKS = {file: extract_blocks(file.read_text(encoding="utf-8"), file) for file in FILES
