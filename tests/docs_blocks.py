@@ -7,6 +7,8 @@ order, in a working folder laid out like the repository root (copies of ``docs/`
 one namespace; each shell block runs in ``bash -e -o pipefail`` with ``plus`` on PATH, and what it
 exports (and its working folder) carries over to later blocks, as in one terminal. Processes a shell
 block leaves in the background (``plus serve ... &``) are stopped when the page ends.
+``PLUS_SUMMARY_STORE`` and ``PLUS_SDK_BUNDLES`` point into the test's temporary folder, so no block
+touches the user's own store or bundles.
 
 The test changes a page in these stated ways only (``rewrite_for_test``):
 
@@ -16,11 +18,13 @@ The test changes a page in these stated ways only (``rewrite_for_test``):
   / ``plus eval-generate`` line ``model=TINY summarizer=TINY``, and each ``plus demo``, ``summarize``,
   ``judge`` and ``serve`` line that names no model or bundle ``--model TINY``: the suite's tiny
   random model, so training, evaluations and servers take seconds (the pages give quick
-  settings; the model is the one change; python blocks keep the models they name).
+  settings; the model is the one change; python blocks keep the models they name, except
+  ``"smollm2-135m-instruct"``, the base the shell blocks trained on, which becomes TINY too).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -129,8 +133,8 @@ def add_words(code: str, command: str, words: str, after_recipe: bool = False) -
 def rewrite_for_test(block: Block, tiny: Path, port: int) -> str:
     """The block's code with the test's stated changes (see the module docstring)."""
     code = re.sub(r"\b8000\b", str(port), block.code)
-    if block.lang != "bash":
-        return code
+    if block.lang != "bash":  # the default base named in a python block is the one the shell blocks trained on
+        return code.replace('"smollm2-135m-instruct"', json.dumps(str(tiny)))
     code = code.replace("\\\n", " ")
     code = add_words(code, "train general", f"reader.base={tiny}")
     code = add_words(code, "train(?! general\\b)", f"model.summarizer_base={tiny}", after_recipe=True)

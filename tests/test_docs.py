@@ -91,7 +91,7 @@ def test_doc_code_blocks_run(file: Path, tmp_path: Path, tiny_model_dir: Path) -
                                   for b in runnable]), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PLUS_SDK_BUNDLES": str(tmp_path / "user-bundles"),
+           "PLUS_SDK_BUNDLES": str(tmp_path / "user-bundles"), "PLUS_SUMMARY_STORE": str(tmp_path / "store.sqlite3"),
            "OPENAI_API_KEY": "docs-test-placeholder", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     result = subprocess.run([sys.executable, "-c", RUNNER, str(script)], cwd=work, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800)
