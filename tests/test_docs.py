@@ -1,11 +1,13 @@
-"""Every ```python block in README.md and docs/*.md runs, so the docs cannot drift from the code.
+"""Every ```python and shell block in README.md and docs/*.md runs, so the docs cannot drift from the code.
 
-Blocks of one file run in order in one fresh subprocess (later blocks may use names from
-earlier ones), in a temporary working folder, on the embedded default model. A block that
-cannot run here is marked in the markdown, on the line right before its fence, with
-``<!-- docs-test: skip (why) -->``; the skipped blocks and their reasons are reported.
-The environment gets a placeholder ``OPENAI_API_KEY`` so blocks that only *build* an
-OpenAI backend run; blocks that call a remote API are marked skip.
+Blocks of one page run in order in one fresh subprocess, as a reader would: python blocks share one
+namespace, shell blocks run in bash with ``plus`` on PATH, in a temporary folder laid out like the
+repository root, on the embedded default model unless the page chooses another
+(``tests/docs_blocks.py`` says how, and the few stated changes the test makes: a free port for
+``8000``, the suite's tiny model for ``plus train`` and ``plus train-rm``). A block that needs a GPU or
+a remote server (one the page does not start) is marked in the markdown, on the line right before
+its fence, with ``<!-- docs-test: skip (why) -->``; the skipped blocks and their reasons are reported.
+The environment gets a placeholder ``OPENAI_API_KEY`` so blocks that only *build* an OpenAI backend run.
 """
 
 from __future__ import annotations
@@ -16,66 +18,45 @@ import re
 import subprocess
 import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from docs_blocks import REPO, RUNNER, extract_blocks, free_port, lay_out_workspace, rewrite_for_test
 
-REPO = Path(__file__).resolve().parent.parent
 FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s*\((.+?)\)\s*-->\s*$")
 #: a page whose shell and python blocks a dedicated test runs in order, as a reader would (named in the mark)
 WHOLE_PAGE = re.compile(r"<!--\s*docs-test:\s*whole page\s*\((tests/\S+\.py)")
-
-RUNNER = r"""
-import json, sys, time, traceback
-blocks = json.load(open(sys.argv[1]))
-namespace = {"__name__": "__docs__"}
-for block in blocks:
-    start = time.perf_counter()
-    try:
-        exec(compile(block["code"], block["where"], "exec"), namespace)
-    except BaseException:
-        print(f"DOCS-BLOCK-FAILED {block['where']}", file=sys.stderr)
-        traceback.print_exc()
-        sys.exit(1)
-    print(f"ran {block['where']} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-"""
 
 
 class DocsBlocksSkipped(UserWarning):
     """Some blocks of a file are marked skip (listed with their reasons in the warnings summary)."""
 
 
-@dataclass
-class Block:
-    file: Path
-    line: int
-    code: str
-    skip: str | None
-
-    @property
-    def where(self) -> str:
-        return f"{self.file.relative_to(REPO)}:{self.line}"
-
-
-def extract_blocks(text: str, file: Path) -> list[Block]:
-    """The ```python blocks of a markdown text, with their line and skip reason (if marked)."""
-    blocks = []
-    for match in FENCE.finditer(text):
-        line = text.count("\n", 0, match.start()) + 1
-        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        reason = SKIP.search(before)
-        blocks.append(Block(file, line, match.group(1), reason.group(1) if reason else None))
-    return blocks
-
-
-def test_extract_blocks_reads_code_lines_and_skip_marks(tmp_path: Path) -> None:
+def test_extract_blocks_reads_languages_code_lines_and_skip_marks(tmp_path: Path) -> None:
     text = ("# T\n\n```python\nx = 1\n```\n\n<!-- docs-test: skip (needs a GPU) -->\n```python\ny = 2\n```\n"
-            "```bash\nls\n```\n")
+            "```bash\nls\n```\n```json\n{}\n```\n")
     blocks = extract_blocks(text, tmp_path / "t.md")
-    assert [(b.line, b.code, b.skip) for b in blocks] == [(3, "x = 1\n", None), (8, "y = 2\n", "needs a GPU")]
+    assert [(b.line, b.lang, b.code, b.skip) for b in blocks] == [
+        (3, "python", "x = 1\n", None), (8, "python", "y = 2\n", "needs a GPU"), (11, "bash", "ls\n", None)]
+
+
+def test_the_test_gives_training_lines_the_tiny_model_and_the_port_a_free_one(tmp_path: Path) -> None:
+    from docs_blocks import Block
+
+    code = ("plus train styles iterations=2 \\\n    run_dir=r   # quick\nplus train general --show\n"
+            "plus train x.yaml --resume\nplus train-rm training/pets/oracle.yaml steps=3\n"
+            "plus serve --port 8000 &  # start it\nplus serve --bundle b\nplus -v judge -a x\n"
+            "plus eval-judge data=d backend=openai\nplus eval-generate data=d\n")
+    tiny = Path("/tiny")
+    rewritten = rewrite_for_test(Block(tmp_path, 1, "bash", code, None), tiny, 1234)
+    assert rewritten.splitlines() == [f"plus train styles model.summarizer_base={tiny} iterations=2"
+                                      "      run_dir=r   # quick",
+                                      f"plus train general reader.base={tiny} --show",
+                                      f"plus train x.yaml model.summarizer_base={tiny} --resume",
+                                      f"plus train-rm training/pets/oracle.yaml base={tiny} steps=3",
+                                      f"plus serve --model {tiny} --port 1234 &  # start it", "plus serve --bundle b",
+                                      f"plus -v judge --model {tiny} -a x", "plus eval-judge data=d backend=openai",
+                                      f"plus eval-generate model={tiny} summarizer={tiny} data=d"]
 
 
 DOC_BLOCKS = {file: extract_blocks(file.read_text(encoding="utf-8"), file) for file in FILES
@@ -92,24 +73,30 @@ def test_a_page_run_whole_names_a_test_that_reads_it() -> None:
 
 @pytest.mark.parametrize("file", [f for f, blocks in DOC_BLOCKS.items() if blocks],
                          ids=lambda f: str(f.relative_to(REPO)))
-def test_doc_code_blocks_run(file: Path, tmp_path: Path) -> None:
+def test_doc_code_blocks_run(file: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
     blocks = DOC_BLOCKS[file]
     skipped = [b for b in blocks if b.skip]
     runnable = [b for b in blocks if not b.skip]
     if skipped and runnable:
         warnings.warn(DocsBlocksSkipped(f"{len(skipped)} of {len(blocks)} blocks skipped: "
                                         + "; ".join(f"{b.where} ({b.skip})" for b in skipped)), stacklevel=1)
-    if runnable:
-        script = tmp_path / "blocks.json"
-        script.write_text(json.dumps([{"where": b.where, "code": b.code} for b in runnable]), encoding="utf-8")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
-               "OPENAI_API_KEY": "docs-test-placeholder", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-        result = subprocess.run([sys.executable, "-c", RUNNER, str(script)], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=900)
-        assert result.returncode == 0, f"{result.stderr[-6000:]}"
-        assert len(re.findall(r"^ran \S+:\d+ in ", result.stderr, re.M)) == len(runnable)
     if not runnable:
         pytest.skip(f"all {len(skipped)} blocks marked skip: " + "; ".join(f"{b.where} ({b.skip})" for b in skipped))
+    work = tmp_path / "work"
+    work.mkdir()
+    lay_out_workspace(work)
+    port = free_port()
+    script = tmp_path / "blocks.json"
+    script.write_text(json.dumps([{"where": b.where, "lang": b.lang, "code": rewrite_for_test(b, tiny_model_dir, port)}
+                                  for b in runnable]), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PLUS_SDK_BUNDLES": str(tmp_path / "user-bundles"), "PLUS_SUMMARY_STORE": str(tmp_path / "store.sqlite3"),
+           "OPENAI_API_KEY": "docs-test-placeholder", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    result = subprocess.run([sys.executable, "-c", RUNNER, str(script)], cwd=work, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800)
+    assert result.returncode == 0, f"{result.stdout[-6000:]}"
+    assert len(re.findall(r"^ran \S+:\d+ in ", result.stdout, re.M)) == len(runnable)
 
 
 SHELL_FENCE = re.compile(r"^```(?:bash|sh|shell|console)\n(.*?)^```", re.S | re.M)
