@@ -42,7 +42,8 @@ from plus_sdk.server.access_log import AccessLogMiddleware
 from plus_sdk.server.auth import Authenticator, Principal, principal_dependency
 from plus_sdk.server.limits import GuardMiddleware, error_body, uvicorn_config
 from plus_sdk.server.review import add_review_page
-from plus_sdk.store import add_store_routes, attach_store, forget_user
+from plus_sdk.server.store_routes import add_store_routes
+from plus_sdk.store import SummaryStore, attach_store, forget_user
 from plus_sdk.summarizer import Summarizer
 from plus_sdk.types import Preference, SamplingConfig, Summary, UserContext
 
@@ -232,8 +233,6 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
     app.state.services = svc
     store = None
     if config.store:
-        from plus_sdk.store import SummaryStore
-
         store = SummaryStore(config.store, busy_timeout_s=config.store_busy_timeout_s)
     auth = Authenticator(config.token.get_secret_value() if config.token else None, store,
                          require_auth=config.require_auth)
