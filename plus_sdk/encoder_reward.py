@@ -131,7 +131,7 @@ class EncoderScorer:
     def load_folder(cls, folder: str | os.PathLike[str], *, device: str | None = None,
                     encoder: SentenceEncoder | None = None) -> EncoderScorer:
         """Load ``folder`` (a bundle's ``reward/``): the spec, then the encoder it names, then the head."""
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # optional at import: loaded when weights are read
 
         folder = Path(folder)
         spec_path = folder / SPEC_FILE
@@ -155,7 +155,7 @@ class EncoderScorer:
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
         """Write the head and its spec (which encoder, what sizes) into ``folder``."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # optional at import: loaded when weights are read
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

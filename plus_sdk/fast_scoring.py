@@ -144,7 +144,7 @@ def cache_argument(body: Any) -> str:
 
 def new_cache(body: Any) -> Any:
     """An empty ``DynamicCache`` for ``body``."""
-    from transformers import DynamicCache
+    from transformers import DynamicCache  # optional at import: loaded with the first model
 
     try:
         return DynamicCache(config=body.config)

@@ -38,7 +38,7 @@ def quiet_loading() -> Iterator[None]:
     if _verbose:
         yield
         return
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # optional at import: loaded with the first model
 
     bar_was_on = hf_logging.is_progress_bar_enabled()
     verbosity = hf_logging.get_verbosity()
