@@ -28,7 +28,6 @@ from plus_sdk.models import (
 from plus_sdk.types import AdapterCard, SamplingConfig
 from plus_sdk.version import __version__
 
-logger = logging.getLogger(__name__)
 #: the one line saying which bundle ``from_pretrained`` loaded (INFO, shown by default: see ``announce``)
 loaded_logger = logging.getLogger("plus_sdk.loaded")
 loaded_logger.setLevel(logging.INFO)

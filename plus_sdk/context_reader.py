@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,8 +38,6 @@ from plus_sdk.encoder import SentenceEncoder
 from plus_sdk.encoder_reward import mlp
 from plus_sdk.files import atomic_write_text, umask_mode
 from plus_sdk.types import SamplingConfig, UserContext
-
-logger = logging.getLogger(__name__)
 
 READER_FILE = "reader.safetensors"
 READER_SPEC = "reader.json"

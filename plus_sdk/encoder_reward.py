@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
 import re
 from collections.abc import Sequence
@@ -38,8 +37,6 @@ from torch import nn
 from plus_sdk.encoder import SentenceEncoder
 from plus_sdk.files import atomic_write_text, umask_mode
 from plus_sdk.inputs import SummaryLike, summary_text
-
-logger = logging.getLogger(__name__)
 
 HEAD_FILE = "encoder_head.safetensors"
 SPEC_FILE = "encoder_reward.json"

@@ -307,21 +307,6 @@ def load_causal_lm(
     return model.to(dev).eval()
 
 
-@quiet_loading()
-def attach_lora(model: Any, adapter: str | os.PathLike[str] | None, *, adapter_name: str = "default",
-                trainable: bool = False) -> Any:
-    """Load a saved LoRA adapter onto ``model`` (returns a peft model)."""
-    from peft import PeftModel  # optional at import: loaded with the first model
-
-    if adapter is None:
-        return model
-    if isinstance(model, PeftModel):
-        model.load_adapter(str(adapter), adapter_name=adapter_name, is_trainable=trainable)
-        model.set_adapter(adapter_name)
-        return model
-    return PeftModel.from_pretrained(model, str(adapter), adapter_name=adapter_name, is_trainable=trainable)
-
-
 def model_id_of(name: str | None) -> str:
     """A short, stable id for a base model (the alias for the default)."""
     if is_default(name):

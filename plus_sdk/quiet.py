@@ -28,10 +28,6 @@ def set_verbose(on: bool) -> None:
     _verbose = on
 
 
-def is_verbose() -> bool:
-    return _verbose
-
-
 @contextlib.contextmanager
 def quiet_loading() -> Iterator[None]:
     """Hide the known load warnings and progress bars inside the block (unless verbose)."""

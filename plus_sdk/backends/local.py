@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -26,8 +25,6 @@ from plus_sdk.cancel import cancelled, raise_if_cancelled
 from plus_sdk.models import check_adapter_folder, load_causal_lm, load_tokenizer, model_id_of, resolve_model
 from plus_sdk.quiet import quiet_loading
 from plus_sdk.types import SamplingConfig
-
-logger = logging.getLogger(__name__)
 
 
 def adapter_fingerprint(path: str | Path) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from typing import Any
 
 from plus_sdk.console import emit_error
@@ -16,8 +15,6 @@ from plus_sdk.training.data.contexts import CONTEXT_KINDS
 from plus_sdk.training.data.records import validate_jsonl
 from plus_sdk.training.data.stats import dataset_stats
 from plus_sdk.training.data.upstream import SourceError
-
-logger = logging.getLogger(__name__)
 
 #: CLI flag -> config field, per dataset family (None: the flag does not apply)
 _FLAGS: dict[str, dict[str, str]] = {

@@ -24,7 +24,6 @@ the field; a store that stays locked gets 503 with ``Retry-After``.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 import uuid
@@ -47,8 +46,6 @@ from plus_sdk.server.store_routes import add_store_routes
 from plus_sdk.store import SummaryStore, attach_store, forget_user
 from plus_sdk.summarizer import Summarizer
 from plus_sdk.types import Preference, SamplingConfig, Summary, UserContext
-
-logger = logging.getLogger(__name__)
 
 #: Environment variable read for the bearer token when no ``--token`` is given.
 TOKEN_ENV = "PLUS_SERVE_TOKEN"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import threading
 from typing import Any
 
@@ -25,8 +24,6 @@ from plus_sdk.cancel import cancel_scope
 from plus_sdk.files import non_finite_path
 from plus_sdk.server.auth import Authenticator, AuthError, bearer_token
 from plus_sdk.store.errors import SummaryStoreError
-
-logger = logging.getLogger(__name__)
 
 #: Paths whose requests need a token (a prefix match); only these may carry a request body.
 PROTECTED_PREFIXES: tuple[str, ...] = ("/v1",)
