@@ -42,6 +42,20 @@ OPTIONAL_IMPORTS = {
     "httpx",
 }
 
+#: The layers of docs/guide.md's Architecture section, lowest first: a module imports only its own layer
+#: and the ones before it (a name covers the module and, for a package, everything in it).
+LAYERS = [
+    ("records and plumbing", ["version", "files", "console", "cancel", "quiet", "batching", "coalesce", "types",
+                              "prompts", "inputs", "cache", "truncation", "data"]),
+    ("models and engines", ["models", "encoder", "fast_scoring", "backends", "bundle", "encoder_reward",
+                            "context_reader"]),
+    ("the summary store", ["store"]),
+    ("the public classes", ["reward", "summarizer", "judge", "generator", ""]),
+    ("training", ["training"]),
+    ("the server", ["server"]),
+    ("the command", ["cli"]),
+]
+
 COMMAND_CALLS = {"add_argument", "add_subparsers", "add_parser", "add_argument_group",
                  "add_mutually_exclusive_group"}
 
@@ -243,6 +257,22 @@ def test_the_pending_training_list_holds_only_training_modules_that_still_offend
     offending = set(function_level_problems()) | {n for c in cycles(import_graph()) for n in c}
     offending |= {n for c in cycles(import_graph(type_checking=True)) for n in c}
     assert sorted(TRAINING_PENDING - offending) == [], "these are clean now: remove them from TRAINING_PENDING"
+
+
+def layer_of(module: str) -> int:
+    """The index in ``LAYERS`` of ``module`` (``""`` names the ``plus_sdk`` package itself)."""
+    rest = module.removeprefix("plus_sdk").removeprefix(".")
+    for i, (_, names) in enumerate(LAYERS):
+        if any(rest == n or (n and rest.startswith(n + ".")) for n in names):
+            return i
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS and to docs/guide.md's Architecture")
+
+
+def test_each_layer_imports_only_its_own_and_the_layers_before_it() -> None:
+    graph = import_graph(type_checking=True)
+    upward = sorted(f"{name} ({LAYERS[layer_of(name)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
+                    for name, targets in graph.items() for target in targets if layer_of(target) > layer_of(name))
+    assert upward == []
 
 
 def test_only_plus_sdk_cli_defines_commands() -> None:
