@@ -10,9 +10,9 @@ OUT=${OUT:-runs/gpu-out}
 mkdir -p "$OUT"
 python3 -c "import torch; print('cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0))"
 RUN=runs/pets-smollm2-gpu
-python3 -m plus_sdk.training training/pets/plus_smollm2_gpu.yaml run_dir=$RUN "$@"
+python3 -m plus_sdk.cli -v train training/pets/plus_smollm2_gpu.yaml run_dir=$RUN "$@"
 if [ -z "${SKIP_UNTRAINED:-}" ]; then
-  python3 -m plus_sdk.training training/pets/plus_smollm2_gpu.yaml run_dir=runs/pets-untrained-gpu \
+  python3 -m plus_sdk.cli -v train training/pets/plus_smollm2_gpu.yaml run_dir=runs/pets-untrained-gpu \
     train_summarizer=false max_minutes=1.0 eval.every=1000
 fi
 python3 - <<'PY'

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from plus_sdk import prompts
 from plus_sdk.files import atomic_write_text, staged_dir
@@ -25,13 +25,9 @@ from plus_sdk.models import (
     bundle_search_folders,
     is_default,
 )
-from plus_sdk.types import AdapterCard
+from plus_sdk.types import AdapterCard, SamplingConfig
 from plus_sdk.version import __version__
 
-if TYPE_CHECKING:
-    from plus_sdk.summarizer import Summarizer
-
-logger = logging.getLogger(__name__)
 #: the one line saying which bundle ``from_pretrained`` loaded (INFO, shown by default: see ``announce``)
 loaded_logger = logging.getLogger("plus_sdk.loaded")
 loaded_logger.setLevel(logging.INFO)
@@ -156,7 +152,19 @@ def find_bundle(base: str | os.PathLike[str] | None) -> Path | None:
     return next((root / name for root in bundle_search_folders() if is_bundle(root / name)), None)
 
 
-def save_bundle(folder: str | os.PathLike[str], card: AdapterCard, summarizer: Summarizer | None,
+class BundledSummarizer(Protocol):
+    """What a bundle reads of a summarizer (``plus_sdk.summarizer.Summarizer`` is one); bundles sit below it."""
+
+    backend: Any
+    card: AdapterCard | None
+    sampling: SamplingConfig
+    task: str
+    context_kind: str
+
+    def save_pretrained(self, folder: str | os.PathLike[str]) -> None: ...
+
+
+def save_bundle(folder: str | os.PathLike[str], card: AdapterCard, summarizer: BundledSummarizer | None,
                 reward_model: Any = None) -> None:
     """Write an adapter bundle (``card.json``, ``summarizer/``, ``reward/``) atomically.
 
@@ -172,7 +180,7 @@ def save_bundle(folder: str | os.PathLike[str], card: AdapterCard, summarizer: S
         write_card(staging, card)
 
 
-def card_for(summarizer: Summarizer | None, base_model: str, **fields: Any) -> AdapterCard:
+def card_for(summarizer: BundledSummarizer | None, base_model: str, **fields: Any) -> AdapterCard:
     """The card of a bundle built from live objects (the summarizer's own card when it has one)."""
     if summarizer is not None and summarizer.card is not None:
         return summarizer.card.model_copy(update=fields)

@@ -8,8 +8,11 @@ each item is retried alone, so a bad item fails only its own caller.
 
 Local models run on **one worker per model**: ``worker_for(obj)`` returns a single-thread
 executor keyed by the model's shared base weights, so the event loop never blocks and two
-batches never fight over one model. Remote backends skip all this and stay async end to end
-(see ``plus_sdk.aio``).
+batches never fight over one model. Remote backends skip all this and stay async end to end.
+
+The async twins (``Summarizer.asummarize``, ``PersonalizedJudge.aprefer``, ``PersonalizedGenerator.agenerate``
+...) sit beside their sync methods in each class and build on this module: single calls with default
+options go through ``coalescer_for``; batch calls and per-call options run on ``run_on_worker``.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ GPU_SETTINGS = CoalesceSettings(window_ms=2.0, max_batch=128)
 def default_settings(device: Any = None) -> CoalesceSettings:
     """``GPU_SETTINGS`` for a CUDA device, else ``CPU_SETTINGS``."""
     return GPU_SETTINGS if str(device or "").startswith("cuda") else CPU_SETTINGS
+
+
+def settings_of(obj: Any) -> CoalesceSettings:
+    """``obj.coalesce`` when set, else the defaults for the device its model sits on."""
+    chosen = getattr(obj, "coalesce", None)
+    return chosen if chosen is not None else default_settings(getattr(model_key(obj), "device", None))
 
 
 def run_isolated(run_batch: Callable[[list[T]], Sequence[R]], items: list[T]) -> list[R | Exception]:

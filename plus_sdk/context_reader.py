@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,8 +38,6 @@ from plus_sdk.encoder import SentenceEncoder
 from plus_sdk.encoder_reward import mlp
 from plus_sdk.files import atomic_write_text, umask_mode
 from plus_sdk.types import SamplingConfig, UserContext
-
-logger = logging.getLogger(__name__)
 
 READER_FILE = "reader.safetensors"
 READER_SPEC = "reader.json"
@@ -226,7 +223,7 @@ def move_slot(slot0_ids: list[int], vocab: int, slot: int, k: int = SOFT_TOKENS)
 
 def save_reader(reader: ContextReader, encoder_name: str, folder: str | os.PathLike[str]) -> None:
     """Write the reader's weights and spec into ``folder`` (next to the LoRA adapter)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # optional at import: loaded when weights are read
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -240,7 +237,7 @@ def save_reader(reader: ContextReader, encoder_name: str, folder: str | os.PathL
 
 def load_reader(folder: str | os.PathLike[str]) -> tuple[ContextReader, str]:
     """The reader saved in ``folder`` and the name of its encoder."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # optional at import: loaded when weights are read
 
     folder = Path(folder)
     try:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from plus_sdk.files import cache_dir
 from plus_sdk.models import ModelNotFoundError, check_hub_name, find_minilm, pick_device
@@ -135,7 +136,7 @@ class SentenceEncoder:
     def load(cls, name: str | os.PathLike[str] | None = None, *, device: str | None = None,
              **kwargs: Any) -> SentenceEncoder:
         """Load an encoder by name (``None`` or ``"all-minilm-l6-v2"``: the offline default)."""
-        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import SentenceTransformer  # optional at import: loaded with the encoder
 
         source = resolve_encoder(name)
         try:
@@ -192,8 +193,6 @@ class SentenceEncoder:
             missing = {k: t for k, t in missing.items() if k not in self.memory}
         if missing:
             todo = sorted(missing.items(), key=lambda kv: len(kv[1]))
-            from tqdm.auto import tqdm
-
             bar = tqdm(total=len(todo), desc="encode", unit="text", disable=not progress, leave=False)
             step = max(self.batch_size * 4, 1)
             for start in range(0, len(todo), step):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
 import re
 from collections.abc import Sequence
@@ -38,8 +37,6 @@ from torch import nn
 from plus_sdk.encoder import SentenceEncoder
 from plus_sdk.files import atomic_write_text, umask_mode
 from plus_sdk.inputs import SummaryLike, summary_text
-
-logger = logging.getLogger(__name__)
 
 HEAD_FILE = "encoder_head.safetensors"
 SPEC_FILE = "encoder_reward.json"
@@ -131,7 +128,7 @@ class EncoderScorer:
     def load_folder(cls, folder: str | os.PathLike[str], *, device: str | None = None,
                     encoder: SentenceEncoder | None = None) -> EncoderScorer:
         """Load ``folder`` (a bundle's ``reward/``): the spec, then the encoder it names, then the head."""
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # optional at import: loaded when weights are read
 
         folder = Path(folder)
         spec_path = folder / SPEC_FILE
@@ -155,7 +152,7 @@ class EncoderScorer:
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
         """Write the head and its spec (which encoder, what sizes) into ``folder``."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # optional at import: loaded when weights are read
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,6 @@ it to 1e-4 in fp32, with and without a LoRA adapter.
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,8 +31,6 @@ from typing import Any
 import torch
 
 from plus_sdk import batching
-
-logger = logging.getLogger(__name__)
 
 #: Default budget of (prefix + suffix) token slots in one forward batch on CPU (bounds memory).
 DEFAULT_TOKENS_PER_BATCH = batching.CPU_SCORING_TOKENS
@@ -144,7 +141,7 @@ def cache_argument(body: Any) -> str:
 
 def new_cache(body: Any) -> Any:
     """An empty ``DynamicCache`` for ``body``."""
-    from transformers import DynamicCache
+    from transformers import DynamicCache  # optional at import: loaded with the first model
 
     try:
         return DynamicCache(config=body.config)

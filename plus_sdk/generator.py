@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,9 +16,10 @@ import torch
 from plus_sdk import prompts
 from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend, Messages
+from plus_sdk.backends.local import LocalBackend, LocalModel
 from plus_sdk.bundle import card_for, find_bundle, quiet_loads, read_card, save_bundle
-from plus_sdk.coalesce import CoalesceSettings
-from plus_sdk.inputs import ContextOrSummary, resolve_summaries
+from plus_sdk.coalesce import CoalesceSettings, coalescer_for, is_local, run_on_worker, settings_of
+from plus_sdk.inputs import ContextOrSummary, aresolve_summaries, resolve_summaries
 from plus_sdk.prompts import clip_words
 from plus_sdk.store import attach_store
 from plus_sdk.summarizer import Summarizer
@@ -58,8 +60,6 @@ class PersonalizedGenerator:
         Both share one copy of the base weights when they use the same base. ``quiet``: no line on
         stderr saying which bundle was loaded.
         """
-        from plus_sdk.backends.local import LocalBackend, LocalModel
-
         bundle = find_bundle(base)
         if bundle is not None:
             base = read_card(bundle).base_model
@@ -72,8 +72,6 @@ class PersonalizedGenerator:
 
     def save_pretrained(self, folder: str | os.PathLike[str], *, name: str | None = None) -> None:
         """Save the generator's summarizer as a bundle; ``from_pretrained(folder)`` rebuilds both."""
-        from pathlib import Path
-
         model = getattr(self.backend, "model", None)
         if model is None:
             raise ValueError("only a local generator can be saved; remote backends have no weights here")
@@ -115,8 +113,19 @@ class PersonalizedGenerator:
     async def agenerate(self, context: ContextOrSummary, prompt: str, *, max_words: int | None = None,
                         sampling: SamplingConfig | None = None, user_id: str | None = None,
                         refresh: bool = False) -> str:
-        """``generate`` without blocking the event loop; concurrent calls are batched (``plus_sdk.aio``)."""
-        from plus_sdk import aio
-
-        return await aio.agenerate(self, context, prompt, max_words=max_words, sampling=sampling, user_id=user_id,
-                                   refresh=refresh)
+        """``generate`` without blocking the event loop; a local generator batches concurrent callers that ask
+        nothing per call through ``generate_batch`` (``plus_sdk.coalesce``); remote backends stay async."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("prompt must be a non-empty string")
+        if is_local(self):
+            if user_id is None and max_words is None and sampling is None and not refresh:
+                coalescer = coalescer_for(self, "generate", self.generate_batch, settings_of(self))
+                return await coalescer.submit((context, prompt))
+            return await run_on_worker(self, lambda: self.generate(
+                context, prompt, max_words=max_words, sampling=sampling, user_id=user_id, refresh=refresh))
+        summaries = await aresolve_summaries([context], self.summarizer,
+                                             user_ids=None if user_id is None else [user_id], refresh=refresh)
+        budget = max_words or self.max_words
+        conversations, sampling = self.requests_for([(context, prompt)], summaries, budget, sampling)
+        texts = await self.backend.achat(conversations, sampling)  # type: ignore[attr-defined]
+        return clip_words(texts[0], budget)

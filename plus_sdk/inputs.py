@@ -1,19 +1,27 @@
 """What callers hand the public classes, checked and turned into summaries.
 
-``PersonalizedJudge``, ``PersonalizedGenerator``, the async twins (``aio``) and the server all
+``PersonalizedJudge``, ``PersonalizedGenerator`` (sync and async methods) and the server all
 accept a user as a ``UserContext`` (or its dict), a ``Summary``, a summary text, or ``None``;
-this module is the one place that validates those inputs and resolves them to summaries.
+this module is the one place that validates those inputs and resolves them to summaries. It sits
+below the classes: what it needs of a summarizer is the ``BatchSummarizer`` protocol.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from plus_sdk.types import Summary, UserContext
 
-if TYPE_CHECKING:
-    from plus_sdk.summarizer import Summarizer
+
+class BatchSummarizer(Protocol):
+    """What resolving needs of a summarizer (``plus_sdk.summarizer.Summarizer`` is one)."""
+
+    def summarize_batch(self, contexts: Sequence[UserContext | dict[str, Any]], *,
+                        user_ids: Sequence[str | None] | None = None, refresh: bool = False) -> list[Summary]: ...
+
+    async def asummarize_batch(self, contexts: Sequence[UserContext | dict[str, Any]]) -> list[Summary]: ...
 
 
 def as_context(value: UserContext | dict[str, Any]) -> UserContext:
@@ -42,7 +50,7 @@ def summary_text(summary: SummaryLike) -> str | None:
     return summary.text if isinstance(summary, Summary) else (summary.strip() or None)
 
 
-def resolve_summaries(values: Sequence[ContextOrSummary], summarizer: Summarizer | None, *,
+def resolve_summaries(values: Sequence[ContextOrSummary], summarizer: BatchSummarizer | None, *,
                       user_ids: Sequence[str | None] | None = None, refresh: bool = False,
                       ) -> list[Summary | None]:
     """Turn what a caller passed into summaries, summarizing contexts in one batch.
@@ -84,3 +92,18 @@ def resolve_summaries(values: Sequence[ContextOrSummary], summarizer: Summarizer
     return out
 
 
+
+
+async def aresolve_summaries(values: Sequence[ContextOrSummary], summarizer: BatchSummarizer | None, *,
+                             user_ids: Sequence[str | None] | None = None,
+                             refresh: bool = False) -> list[Summary | None]:
+    """``resolve_summaries`` with the summarizing done by ``summarizer.asummarize_batch``."""
+    if user_ids is not None:  # the store is synchronous: keep it off the event loop
+        return await asyncio.to_thread(resolve_summaries, values, summarizer, user_ids=user_ids, refresh=refresh)
+    rows = [i for i, v in enumerate(values) if isinstance(v, (UserContext, dict))]
+    resolved = list(values)
+    if rows and summarizer is not None:
+        summaries = await summarizer.asummarize_batch([values[i] for i in rows])  # type: ignore[misc]
+        for i, summary in zip(rows, summaries, strict=True):
+            resolved[i] = summary
+    return resolve_summaries(resolved, summarizer)  # only summaries and texts left: no model work

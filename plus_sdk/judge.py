@@ -26,8 +26,8 @@ from plus_sdk import prompts
 from plus_sdk.backends import as_backend
 from plus_sdk.backends.base import ChatBackend
 from plus_sdk.bundle import card_for, quiet_loads, save_bundle
-from plus_sdk.coalesce import CoalesceSettings
-from plus_sdk.inputs import ContextOrSummary, check_item, resolve_summaries
+from plus_sdk.coalesce import CoalesceSettings, coalescer_for, is_local, run_on_worker, settings_of
+from plus_sdk.inputs import ContextOrSummary, aresolve_summaries, check_item, resolve_summaries
 from plus_sdk.reward import PersonalizedRewardModel
 from plus_sdk.store import attach_store
 from plus_sdk.summarizer import Summarizer
@@ -218,14 +218,24 @@ class PersonalizedJudge:
 
     async def aprefer(self, context: ContextOrSummary, prompt: str, a: str, b: str, *, user_id: str | None = None,
                       refresh: bool = False) -> Preference:
-        """``prefer`` without blocking the event loop; concurrent calls are batched (``plus_sdk.aio``)."""
-        from plus_sdk import aio
-
-        return await aio.aprefer(self, context, prompt, a, b, user_id=user_id, refresh=refresh)
+        """``prefer`` without blocking the event loop; a local judge batches concurrent callers through
+        ``prefer_batch`` (``plus_sdk.coalesce``)."""
+        check_item(prompt, a, b)
+        if user_id is None and not refresh and is_local(self):
+            coalescer = coalescer_for(self, "prefer", self.prefer_batch, settings_of(self))
+            return await coalescer.submit((context, prompt, a, b))
+        user_ids = None if user_id is None else [user_id]
+        return (await self.aprefer_batch([(context, prompt, a, b)], user_ids=user_ids, refresh=refresh))[0]
 
     async def aprefer_batch(self, items: Sequence[JudgeItem], *, user_ids: Sequence[str | None] | None = None,
                             refresh: bool = False) -> list[Preference]:
-        """``prefer_batch`` without blocking the event loop (remote backends: async end to end)."""
-        from plus_sdk import aio
-
-        return await aio.aprefer_batch(self, items, user_ids=user_ids, refresh=refresh)
+        """``prefer_batch`` on the model's worker thread, or async end to end for a remote LLM judge."""
+        for _, prompt, a, b in items:
+            check_item(prompt, a, b)
+        if is_local(self):
+            return await run_on_worker(self, lambda: self.prefer_batch(items, user_ids=user_ids, refresh=refresh))
+        summaries = await aresolve_summaries([item[0] for item in items], self.summarizer, user_ids=user_ids,
+                                             refresh=refresh)
+        conversations, a_first = self.llm_conversations(items, summaries)
+        answers = await self.backend.achat(conversations, self.sampling)  # type: ignore[union-attr]
+        return self.read_llm_answers(items, summaries, a_first, answers)

@@ -10,8 +10,10 @@ from there afterwards. Online, ``HuggingFaceTB/SmolLM2-135M-Instruct`` is the sa
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.util
+import json
 import logging
 import os
 from pathlib import Path
@@ -94,7 +96,7 @@ def default_model_dir() -> Path:
 
 def _convert_gguf(gguf: Path, target: Path) -> None:
     """Dequantize a GGUF file to a float32 safetensors folder, atomically."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # optional at import: loaded with the first model
 
     logger.info("Converting %s to a float32 folder in %s (once; ~20 s)", gguf.name, target)
     with staged_dir(target, force=True) as staging:  # our own cache folder, under its file lock
@@ -162,8 +164,6 @@ def shipped_bundle_names() -> list[str]:
 def _not_found(name: str, why: str) -> ModelNotFoundError:
     """The error for a name that is no local folder, no bundle and no hub model: where it was looked for,
     and the nearest bundle names."""
-    import difflib
-
     bundles = shipped_bundle_names()
     near = difflib.get_close_matches(name, bundles, n=3, cutoff=0.5)
     searched = ", ".join(str(f) for f in bundle_search_folders())
@@ -181,7 +181,7 @@ def hub_offline() -> bool:
 
 def _hub_cached(repo_id: str) -> bool:
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import try_to_load_from_cache  # optional at import: loaded when a model is fetched
     except ImportError:  # pragma: no cover - transformers depends on it
         return False
     try:
@@ -218,6 +218,7 @@ def check_hub_name(name: str) -> str:
 def _probe_hub(name: str, timeout: float) -> str | None:
     """None when the hub knows ``name`` (or it is gated/private: transformers then says why), else why not."""
     try:
+        # optional at import: loaded when a model is fetched
         from huggingface_hub import HfApi
         from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
     except ImportError:  # pragma: no cover - transformers depends on it
@@ -247,8 +248,6 @@ def check_hub_reachable(name: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> str:
 
 def check_adapter_folder(folder: str | os.PathLike[str]) -> Path:
     """``folder`` if it holds a readable ``adapter_config.json``; else an error naming the file and the fix."""
-    import json
-
     path = Path(folder).expanduser() / "adapter_config.json"
     if not path.is_file():
         raise ModelNotFoundError(f"{path} does not exist: an adapter folder needs adapter_config.json (written "
@@ -287,7 +286,7 @@ def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.d
 
 def load_tokenizer(name: str | None = None) -> Any:
     """The tokenizer of a model, with a pad token and left padding (for generation)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # optional at import: loaded with the first model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(name))
     if tokenizer.pad_token is None:
@@ -301,26 +300,11 @@ def load_causal_lm(
     name: str | None = None, *, device: str | None = None, dtype: str | torch.dtype | None = None
 ) -> Any:
     """A causal LM in eval mode on ``device``; SDPA attention when the model supports it."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM  # optional at import: loaded with the first model
 
     dev = pick_device(device)
     model = AutoModelForCausalLM.from_pretrained(resolve_model(name), dtype=pick_dtype(dtype, dev))
     return model.to(dev).eval()
-
-
-@quiet_loading()
-def attach_lora(model: Any, adapter: str | os.PathLike[str] | None, *, adapter_name: str = "default",
-                trainable: bool = False) -> Any:
-    """Load a saved LoRA adapter onto ``model`` (returns a peft model)."""
-    from peft import PeftModel
-
-    if adapter is None:
-        return model
-    if isinstance(model, PeftModel):
-        model.load_adapter(str(adapter), adapter_name=adapter_name, is_trainable=trainable)
-        model.set_adapter(adapter_name)
-        return model
-    return PeftModel.from_pretrained(model, str(adapter), adapter_name=adapter_name, is_trainable=trainable)
 
 
 def model_id_of(name: str | None) -> str:

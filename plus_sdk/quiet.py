@@ -28,17 +28,13 @@ def set_verbose(on: bool) -> None:
     _verbose = on
 
 
-def is_verbose() -> bool:
-    return _verbose
-
-
 @contextlib.contextmanager
 def quiet_loading() -> Iterator[None]:
     """Hide the known load warnings and progress bars inside the block (unless verbose)."""
     if _verbose:
         yield
         return
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # optional at import: loaded with the first model
 
     bar_was_on = hf_logging.is_progress_bar_enabled()
     verbosity = hf_logging.get_verbosity()

@@ -112,7 +112,7 @@ class PersonalizedRewardModel:
         hidden = model.base.model.config.hidden_size
         head_path = Path(adapter) / HEAD_FILE if adapter is not None else None
         if head_path is not None and head_path.exists():
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # optional at import: loaded when weights are read
 
             state = load_file(str(head_path))
             head = RewardHead(hidden, state["linear.weight"].shape[0])
@@ -134,7 +134,7 @@ class PersonalizedRewardModel:
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
         """Write the LoRA adapter (if any) and the head into ``folder``."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # optional at import: loaded when weights are read
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

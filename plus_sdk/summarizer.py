@@ -13,6 +13,7 @@ recent item alone is too long its texts are cut.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import warnings
@@ -25,10 +26,11 @@ from tqdm.auto import tqdm
 
 from plus_sdk import prompts
 from plus_sdk.backends.base import ChatBackend, Messages
+from plus_sdk.backends.local import LocalBackend, LocalModel
 from plus_sdk.bundle import open_bundle
 from plus_sdk.cache import SummaryCache, cache_key
 from plus_sdk.cancel import raise_if_cancelled
-from plus_sdk.coalesce import CoalesceSettings
+from plus_sdk.coalesce import CoalesceSettings, coalescer_for, is_local, run_on_worker, settings_of
 from plus_sdk.context_reader import ReaderBackend, is_reader, load_reader
 from plus_sdk.encoder import SentenceEncoder
 from plus_sdk.inputs import as_context
@@ -84,7 +86,6 @@ class Summarizer:
         ``base``: a bundle folder (``card.json`` + ``summarizer/``), a model name or folder,
         or ``None`` for the trained default bundle when it exists, else the default base.
         """
-        from plus_sdk.backends.local import LocalBackend, LocalModel
         bundle, card = open_bundle(base, adapter, quiet=kwargs.pop("quiet", False))
         if bundle is not None and card is not None:
             if prompts.PROMPT_VERSION not in (card.prompt_version, *card.checked_prompt_versions):
@@ -234,18 +235,33 @@ class Summarizer:
 
     async def asummarize(self, context: UserContext | dict[str, Any] | None, *, sampling: SamplingConfig | None = None,
                          user_id: str | None = None, refresh: bool = False) -> Summary:
-        """``summarize`` without blocking the event loop; concurrent calls are batched (``plus_sdk.aio``)."""
-        from plus_sdk import aio
-
-        return await aio.asummarize(self, context, sampling=sampling, user_id=user_id, refresh=refresh)
+        """``summarize`` without blocking the event loop; a local model batches concurrent callers that ask
+        nothing per call through ``summarize_batch`` (``plus_sdk.coalesce``)."""
+        if user_id is None and context is None:
+            raise ValueError("context is None: give a UserContext (or a user_id with a store)")
+        if user_id is None and sampling is None and not refresh and is_local(self):
+            coalescer = coalescer_for(self, "summarize", self.summarize_batch, settings_of(self))
+            return await coalescer.submit(as_context(context))  # type: ignore[arg-type]
+        user_ids = None if user_id is None else [user_id]
+        return (await self.asummarize_batch([context], sampling=sampling, user_ids=user_ids,  # type: ignore[list-item]
+                                            refresh=refresh))[0]
 
     async def asummarize_batch(self, contexts: Sequence[UserContext | dict[str, Any]], *,
                                sampling: SamplingConfig | None = None,
                                user_ids: Sequence[str | None] | None = None, refresh: bool = False) -> list[Summary]:
-        """``summarize_batch`` without blocking the event loop (remote backends: async end to end)."""
-        from plus_sdk import aio
-
-        return await aio.asummarize_batch(self, contexts, sampling=sampling, user_ids=user_ids, refresh=refresh)
+        """``summarize_batch`` on the model's worker thread, or with ``achat`` for a remote backend."""
+        if is_local(self) or user_ids is not None:  # the store is synchronous: keep it off the loop too
+            return await run_on_worker(self, lambda: self.summarize_batch(
+                contexts, sampling=sampling, user_ids=user_ids, refresh=refresh))
+        sampling = sampling or self.sampling
+        use_cache = not sampling.do_sample
+        plan = self.plan_batch(contexts, sampling, use_cache)
+        keys = list(plan.todo)
+        if keys:
+            texts = await self.backend.achat([self.messages_for(plan.first(k)) for k in keys],  # type: ignore[attr-defined]
+                                             sampling)
+            plan.fill(self, keys, texts, use_cache)
+        return plan.summaries()
 
     @property
     def backend_batch_size(self) -> int:
@@ -279,8 +295,6 @@ class Summarizer:
 
     def _generate(self, conversations: list[Messages], sampling: SamplingConfig) -> list[str]:
         """Raw summarizer outputs; a backend that takes ``stop`` ends each row with its summary."""
-        import inspect
-
         if "stop" in inspect.signature(self.backend.chat).parameters:
             return self.backend.chat(conversations, sampling, stop=self.summary_complete)  # type: ignore[call-arg]
         return self.backend.chat(conversations, sampling)

@@ -40,9 +40,10 @@ def why_no_postgres() -> str | None:
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        return "psycopg is not installed: pip install -e '.[postgres]' (make install does it)"
+        return "psycopg is not installed: pip install -e '.[postgres]' (make install-test does it)"
     if find_postgres_bin() is None:
-        return "no PostgreSQL binaries (initdb, postgres): apt-get install postgresql (make install does it as root)"
+        return ("no PostgreSQL binaries (initdb, postgres): apt-get install postgresql "
+                "(make install-test does it as root)")
     return None
 
 

@@ -16,9 +16,9 @@ import pytest
 from raw_http import raw_request
 
 from plus_sdk.cli import main as plus_main
+from plus_sdk.server.keys import create_key, list_keys
 from plus_sdk.server.spawn import spawned_server
 from plus_sdk.store import SummaryStore
-from plus_sdk.store.keys import create_key, list_keys
 
 MAX_CONNECTIONS = 50
 

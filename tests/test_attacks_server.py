@@ -20,8 +20,8 @@ from raw_http import raw_request
 
 from plus_sdk.cli import main as plus_main
 from plus_sdk.server import Services, create_app, serve_in_thread
+from plus_sdk.server.keys import create_key
 from plus_sdk.store import SummaryStore
-from plus_sdk.store.keys import create_key
 from plus_sdk.types import PreferenceExample, Summary, UserContext
 
 ADMIN = "admin-token-abc"

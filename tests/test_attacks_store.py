@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from plus_sdk.server.keys import create_key, key_for_token, list_keys
 from plus_sdk.store import (
     ImportFormatError,
     InvalidTextError,
     InvalidUserIdError,
     SummaryStore,
 )
-from plus_sdk.store.keys import create_key, key_for_token, list_keys
 from plus_sdk.types import Summary, UserContext
 
 

@@ -119,7 +119,7 @@ def test_pets_provides_its_summary_metrics_through_the_dataset_hook() -> None:
 
 
 def _run_cli(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "plus_sdk.training", *args], cwd=REPO, env=env,
+    return subprocess.Popen([sys.executable, "-m", "plus_sdk.cli", "train", *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
 
 
@@ -167,7 +167,7 @@ def test_two_process_cpu_ddp_run(tiny_model_dir: Path, tmp_path: Path) -> None:
                                                 contexts_per_iteration=4))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "plus_sdk.training", str(config)]
+           "-m", "plus_sdk.cli", "train", str(config)]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     lines = _train_lines(tmp_path / "ddp")

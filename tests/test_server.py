@@ -149,3 +149,9 @@ def test_store_routes_are_served_behind_the_token(tiny_model_dir: Path, tmp_path
         shown = httpx.get(f"{url}/v1/summaries/u1", headers=auth, timeout=30).json()
         assert "Loves cats." in str(shown)
         assert httpx.get(f"{url}/v1/summaries/nobody", headers=auth, timeout=30).status_code == 404
+
+
+def test_the_review_page_asks_for_the_users_own_key_or_the_admin_token() -> None:
+    page = (Path(__file__).resolve().parents[1] / "plus_sdk" / "server" / "ui" / "index.html").read_text()
+    assert "plus keys create" in page and "admin token" in page
+    assert "until per-user keys exist" not in page

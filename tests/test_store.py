@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from plus_sdk.cli import main as plus_main
+from plus_sdk.server.store_routes import add_store_routes
 from plus_sdk.store import (
     SCHEMA_VERSION,
     EmptySummaryError,
@@ -29,7 +30,6 @@ from plus_sdk.store import (
     SummaryTooLargeError,
     UnknownUserError,
     UnknownVersionError,
-    add_store_routes,
 )
 from plus_sdk.types import Summary
 

@@ -31,10 +31,10 @@ def why_no_browser() -> str | None:
     try:
         import selenium  # noqa: F401
     except ImportError:
-        return "selenium is not installed: pip install -e '.[ui-test]' (make install does it)"
+        return "selenium is not installed: pip install -e '.[ui-test]' (make install-test does it)"
     for path in (CHROMIUM, CHROMEDRIVER):
         if not Path(path).exists():
-            return f"{path} is missing: apt-get install chromium chromium-driver (make install does it as root)"
+            return f"{path} is missing: apt-get install chromium chromium-driver (make install-test does it as root)"
     return None
 
 

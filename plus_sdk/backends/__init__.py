@@ -1,7 +1,7 @@
 """Text engines behind the ``ChatBackend`` protocol: local, OpenAI-compatible, vLLM.
 
-Only the protocol and the factory are imported eagerly; each engine imports its heavy
-library (torch models, the ``openai`` client, ``vllm``) when it is built.
+The engine modules are light to import: each imports its heavy library (transformers and
+peft, the ``openai`` client, ``vllm``) when it is built.
 """
 
 from __future__ import annotations
@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from plus_sdk.backends.base import ChatBackend
+from plus_sdk.backends.local import LocalBackend, LocalModel
+from plus_sdk.backends.openai import OpenAIBackend
+from plus_sdk.backends.vllm import VLLMBackend
 
 #: The engine kinds ``make_backend`` knows.
 BACKEND_KINDS: tuple[str, ...] = ("local", "openai", "vllm")
@@ -25,8 +28,6 @@ def make_backend(kind: str, **kwargs: Any) -> ChatBackend:
     - ``"vllm"``: kwargs of ``VLLMBackend`` (``model``, ``adapter``, ...).
     """
     if kind == "local":
-        from plus_sdk.backends.local import LocalBackend, LocalModel
-
         batch_size = kwargs.pop("batch_size", None)
         static_cache = kwargs.pop("static_cache", False)
         model = kwargs.pop("model", None)
@@ -34,12 +35,8 @@ def make_backend(kind: str, **kwargs: Any) -> ChatBackend:
         return LocalBackend(LocalModel.load(model, adapter, **kwargs), batch_size=batch_size,
                             static_cache=static_cache)
     if kind == "openai":
-        from plus_sdk.backends.openai import OpenAIBackend
-
         return OpenAIBackend(**kwargs)
     if kind == "vllm":
-        from plus_sdk.backends.vllm import VLLMBackend
-
         return VLLMBackend(**kwargs)
     raise ValueError(f"backend={kind!r} is unknown; use one of {', '.join(BACKEND_KINDS)} or pass a backend object")
 

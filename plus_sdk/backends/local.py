@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,8 +25,6 @@ from plus_sdk.cancel import cancelled, raise_if_cancelled
 from plus_sdk.models import check_adapter_folder, load_causal_lm, load_tokenizer, model_id_of, resolve_model
 from plus_sdk.quiet import quiet_loading
 from plus_sdk.types import SamplingConfig
-
-logger = logging.getLogger(__name__)
 
 
 def adapter_fingerprint(path: str | Path) -> str:
@@ -73,7 +71,7 @@ class SharedBase:
     @quiet_loading()
     def add_adapter(self, path: str | Path, name: str, *, trainable: bool = False) -> str:
         """Load a saved LoRA adapter under ``name`` (a no-op if already loaded)."""
-        from peft import PeftModel
+        from peft import PeftModel  # optional at import: loaded with the first model
 
         check_adapter_folder(path)
         with self.lock:
@@ -95,7 +93,7 @@ class SharedBase:
     @quiet_loading()
     def add_new_adapter(self, name: str, lora_config: Any) -> None:
         """Create a fresh trainable LoRA adapter under ``name``."""
-        from peft import PeftModel, get_peft_model
+        from peft import PeftModel, get_peft_model  # optional at import: loaded with the first model
 
         with self.lock:
             if isinstance(self.model, PeftModel):
@@ -107,8 +105,6 @@ class SharedBase:
     @quiet_loading()
     def save_adapter(self, name: str, folder: str | Path) -> None:
         """Save the LoRA adapter ``name`` flat into ``folder`` (peft nests non-default ones)."""
-        import os
-
         folder = Path(folder)
         self.model.save_pretrained(str(folder), selected_adapters=[name])
         nested = folder / name
@@ -121,7 +117,7 @@ class SharedBase:
     @contextlib.contextmanager
     def use(self, adapter: str | None) -> Iterator[Any]:
         """The model with ``adapter`` active, or with every adapter off when ``None``."""
-        from peft import PeftModel
+        from peft import PeftModel  # optional at import: loaded with the first model
 
         with self.lock:
             if not isinstance(self.model, PeftModel):
@@ -135,7 +131,7 @@ class SharedBase:
 
     def decoder(self, model: Any) -> Any:
         """The transformer body (no LM head) of ``model``; LoRA layers live inside it."""
-        from peft import PeftModel
+        from peft import PeftModel  # optional at import: loaded with the first model
 
         inner = model.get_base_model() if isinstance(model, PeftModel) else model
         if hasattr(inner, "get_decoder") and inner.get_decoder() is not None:
@@ -344,7 +340,7 @@ class LocalBackend:
             rows = [order[k] for k in run]
             chunk = [texts[i] for i in rows]
             enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
-            from transformers import StoppingCriteriaList
+            from transformers import StoppingCriteriaList  # optional at import: loaded with the first model
 
             criteria: list[Any] = [CancelStop()]  # a cancelled request (client gone) stops at the next token
             if stop is not None:

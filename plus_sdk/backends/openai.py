@@ -100,7 +100,7 @@ def status_of(exc: BaseException) -> int | None:
 
 def is_retryable(exc: BaseException) -> bool:
     """True for rate limits, 408, 5xx, timeouts and connection errors."""
-    import openai
+    import openai  # optional at import: loaded with an OpenAI backend
 
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
         return True
@@ -227,7 +227,7 @@ class OpenAIBackend:
     # ------------------------------------------------------------------ async core
     async def achat(self, messages_batch: list[Messages], sampling: SamplingConfig | None = None) -> list[str]:
         """One reply per conversation, at most ``concurrency`` requests in flight (``sampling`` None: greedy)."""
-        import openai
+        import openai  # optional at import: loaded with an OpenAI backend
 
         sampling = sampling or SamplingConfig()
         if not messages_batch:
@@ -259,6 +259,7 @@ class OpenAIBackend:
 
     async def _complete(self, client: Any, messages: Messages, sampling: SamplingConfig) -> str:
         """One request under the retry policy."""
+        # optional at import: loaded with an OpenAI backend
         from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
         request = self._request(messages, sampling)
@@ -280,7 +281,7 @@ class OpenAIBackend:
                 f"{self.model_id}: gave up after {attempts} attempts; last error {_describe(last)}: {last}",
                 status_code=status_of(last) if last else None, attempts=attempts) from last
         except Exception as exc:
-            import openai
+            import openai  # optional at import: loaded with an OpenAI backend
 
             if not isinstance(exc, openai.OpenAIError):
                 raise

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from plus_sdk.backends.base import Messages
+from plus_sdk.backends.local import adapter_fingerprint
+from plus_sdk.models import model_id_of, resolve_model
 from plus_sdk.types import SamplingConfig
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class BackendUnavailableError(ImportError):
 def import_vllm() -> Any:
     """The ``vllm`` module, or ``BackendUnavailableError`` naming the install command."""
     try:
-        import vllm
+        import vllm  # optional: the vllm extra
     except ImportError as exc:
         raise BackendUnavailableError(f"the vLLM backend needs the vllm package, which is not installed. "
                                       f"Fix: {INSTALL_HINT}") from exc
@@ -49,7 +51,7 @@ def import_vllm() -> Any:
 
 def sampling_params(sampling: SamplingConfig) -> Any:
     """vLLM ``SamplingParams`` equivalent to a ``SamplingConfig`` (temperature 0 = greedy)."""
-    from vllm import SamplingParams
+    from vllm import SamplingParams  # optional: the vllm extra
 
     if sampling.do_sample:
         return SamplingParams(max_tokens=sampling.max_new_tokens, temperature=sampling.temperature,
@@ -66,12 +68,10 @@ class VLLMBackend:
                  tensor_parallel_size: int = 1, seed: int = 0, batch_size: int = 256,
                  engine_kwargs: dict[str, Any] | None = None, llm: Any = None) -> None:
         import_vllm()
-        from plus_sdk.models import model_id_of, resolve_model
-
         self.model_name = None if model is None else str(model)
         self.batch_size = batch_size
         if llm is None:
-            from vllm import LLM
+            from vllm import LLM  # optional: the vllm extra
 
             kwargs: dict[str, Any] = {
                 "model": resolve_model(self.model_name), "dtype": dtype, "seed": seed,
@@ -91,9 +91,7 @@ class VLLMBackend:
 
     @staticmethod
     def _lora(adapter: str | os.PathLike[str]) -> Any:
-        from vllm.lora.request import LoRARequest
-
-        from plus_sdk.backends.local import adapter_fingerprint
+        from vllm.lora.request import LoRARequest  # optional: the vllm extra
 
         path = Path(adapter).expanduser()
         if not (path / "adapter_config.json").exists():

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -27,6 +29,15 @@ from plus_sdk.store.errors import SummaryStoreError
 
 logger = logging.getLogger("plus_sdk.cli")
 
+try:
+    from plus_sdk.cli.data import add_data_commands
+    from plus_sdk.cli.train import add_train_commands
+except ImportError as exc:  # optional: the training extras (accelerate, datasets, ...) are not installed
+    logger.debug("training commands unavailable: %s", exc)
+    TRAINING_COMMANDS: tuple[Callable[[Any], None], ...] = ()
+else:
+    TRAINING_COMMANDS = (add_data_commands, add_train_commands)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plus", description="Personalize LLM assistants with PLUS summaries.")
@@ -40,14 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_summaries_commands(sub)
     add_keys_commands(sub)
 
-    try:
-        from plus_sdk.cli.data import add_data_commands
-        from plus_sdk.cli.train import add_train_commands
-    except ImportError as exc:  # training extras not installed
-        logger.debug("training commands unavailable: %s", exc)
-    else:
-        add_data_commands(sub)
-        add_train_commands(sub)
+    for add_commands in TRAINING_COMMANDS:
+        add_commands(sub)
     return parser
 
 

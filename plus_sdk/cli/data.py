@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from typing import Any
 
 from plus_sdk.console import emit_error
@@ -13,10 +12,9 @@ from plus_sdk.models import load_tokenizer
 from plus_sdk.training.config import ConfigError, load_config
 from plus_sdk.training.data.build import DATASETS, build_dataset, config_class, write_dataset
 from plus_sdk.training.data.contexts import CONTEXT_KINDS
+from plus_sdk.training.data.records import validate_jsonl
 from plus_sdk.training.data.stats import dataset_stats
 from plus_sdk.training.data.upstream import SourceError
-
-logger = logging.getLogger(__name__)
 
 #: CLI flag -> config field, per dataset family (None: the flag does not apply)
 _FLAGS: dict[str, dict[str, str]] = {
@@ -116,8 +114,6 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 def cmd_data_validate(args: argparse.Namespace) -> int:
     """``plus data validate FILE...``: every bad row of every file, with its line and field."""
-    from plus_sdk.training.data.records import validate_jsonl
-
     status = 0
     for path in args.files:
         try:

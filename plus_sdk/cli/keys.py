@@ -6,10 +6,10 @@ import argparse
 import json
 
 from plus_sdk.console import emit, emit_error
+from plus_sdk.server.keys import create_key, list_keys, revoke_key
 from plus_sdk.store.base import STORE_ENV
 from plus_sdk.store.core import SummaryStore
 from plus_sdk.store.errors import SummaryStoreError
-from plus_sdk.store.keys import create_key, list_keys, revoke_key
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:

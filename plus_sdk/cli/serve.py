@@ -9,15 +9,14 @@ import os
 from pydantic import SecretStr
 
 from plus_sdk.server import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, ServeConfig, create_app
+from plus_sdk.server.limits import uvicorn_config
 from plus_sdk.store.sqlite import check_store_location
 
 logger = logging.getLogger(__name__)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from plus_sdk.server.limits import uvicorn_config
+    import uvicorn  # optional: the server extra
 
     if args.token:
         logger.warning("--token on the command line is visible to every local user in /proc/<pid>/cmdline; "

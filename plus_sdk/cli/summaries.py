@@ -7,6 +7,7 @@ import json
 import sys
 
 from plus_sdk.console import emit, emit_error
+from plus_sdk.server.store_routes import UserSummaries
 from plus_sdk.store.base import (
     STORE_ENV,
     SummaryVersion,
@@ -16,7 +17,6 @@ from plus_sdk.store.errors import (
     SummaryStoreError,
     UnknownUserError,
 )
-from plus_sdk.store.routes import UserSummaries
 
 
 def _print_version(row: SummaryVersion) -> None:

@@ -1,7 +1,8 @@
 """``plus train``, ``train-rm``, ``eval``, ``eval-judge``, ``eval-generate``, ``plot`` and ``export``.
 
 Needs the training extras (torch, peft, ...): ``plus_sdk.cli`` skips these commands when the
-imports below fail. ``python -m plus_sdk.training`` reuses ``add_train_arguments``.
+imports below fail. Several processes run ``python -m plus_sdk.cli train CONFIG`` under
+``accelerate launch`` or ``torch.distributed.run``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from plus_sdk.training.sft import SFTConfig, train_summarizer
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of ``plus train`` (shared with ``python -m plus_sdk.training``)."""
+    """The arguments of ``plus train``."""
     parser.add_argument("config", help="YAML recipe: a file, or a shipped recipe's name (styles, pets/oracle, ...)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. iterations=50 ppo.actor_lr=1e-4")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/latest.json")

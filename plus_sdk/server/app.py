@@ -24,7 +24,6 @@ the field; a store that stays locked gets 503 with ``Retry-After``.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 import uuid
@@ -33,20 +32,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from plus_sdk.aio import aresolve_summaries
+from plus_sdk.backends.local import LocalBackend, LocalModel
 from plus_sdk.cancel import RequestCancelledError
 from plus_sdk.coalesce import CoalesceSettings, default_settings
 from plus_sdk.generator import PersonalizedGenerator
+from plus_sdk.inputs import aresolve_summaries
 from plus_sdk.judge import PersonalizedJudge
 from plus_sdk.server.access_log import AccessLogMiddleware
 from plus_sdk.server.auth import Authenticator, Principal, principal_dependency
 from plus_sdk.server.limits import GuardMiddleware, error_body, uvicorn_config
 from plus_sdk.server.review import add_review_page
-from plus_sdk.store import add_store_routes, attach_store, forget_user
+from plus_sdk.server.store_routes import add_store_routes
+from plus_sdk.store import SummaryStore, attach_store, forget_user
 from plus_sdk.summarizer import Summarizer
 from plus_sdk.types import Preference, SamplingConfig, Summary, UserContext
-
-logger = logging.getLogger(__name__)
 
 #: Environment variable read for the bearer token when no ``--token`` is given.
 TOKEN_ENV = "PLUS_SERVE_TOKEN"
@@ -180,8 +179,6 @@ class Services:
     """The models behind the routes, loaded once."""
 
     def __init__(self, config: ServeConfig) -> None:
-        from plus_sdk.backends.local import LocalBackend, LocalModel
-
         self.config = config
         model = LocalModel.load(config.model, device=config.device)
         self.model = model
@@ -211,7 +208,7 @@ def coalesce_settings(config: ServeConfig, device: Any) -> CoalesceSettings:
 
 def _personal(request: _Personalized) -> UserContext | str | None:
     if request.context is not None and request.summary is not None:
-        from fastapi import HTTPException
+        from fastapi import HTTPException  # optional: the server extra
 
         raise HTTPException(400, "give either context or summary, not both")
     return request.summary if request.summary is not None else request.context
@@ -219,10 +216,10 @@ def _personal(request: _Personalized) -> UserContext | str | None:
 
 def create_app(config: ServeConfig | None = None, *, services: Services | None = None) -> Any:
     """The FastAPI app for ``config`` (``services``: already loaded models to reuse)."""
-    from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request  # optional: the server extra
+    from fastapi.exceptions import RequestValidationError  # optional: the server extra
+    from fastapi.responses import JSONResponse  # optional: the server extra
+    from starlette.exceptions import HTTPException as StarletteHTTPException  # optional: the server extra
 
     config = config or ServeConfig()
     svc = services or Services(config)
@@ -232,8 +229,6 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
     app.state.services = svc
     store = None
     if config.store:
-        from plus_sdk.store import SummaryStore
-
         store = SummaryStore(config.store, busy_timeout_s=config.store_busy_timeout_s)
     auth = Authenticator(config.token.get_secret_value() if config.token else None, store,
                          require_auth=config.require_auth)
@@ -341,7 +336,7 @@ def create_app(config: ServeConfig | None = None, *, services: Services | None =
 def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
                     start_timeout: float = 60.0) -> Iterator[str]:
     """Run ``app`` with uvicorn in a background thread; yields its base URL (``http://host:port``)."""
-    import uvicorn
+    import uvicorn  # optional: the server extra
 
     services = getattr(getattr(app, "state", None), "services", None)
     config: ServeConfig = services.config if services is not None else ServeConfig()

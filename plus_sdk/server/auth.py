@@ -16,6 +16,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
+from plus_sdk.server.keys import key_for_token, keys_ever_created
 from plus_sdk.store.core import SummaryStore
 
 #: Header FastAPI's HTTPBearer reads; the middleware checks the same one before the body.
@@ -74,8 +75,6 @@ class Authenticator:
 
     def __init__(self, admin_token: str | None, store: SummaryStore | None = None, *,
                  require_auth: bool | None = None) -> None:
-        from plus_sdk.store.keys import keys_ever_created
-
         self.admin_token = admin_token or None
         self.store = store
         if require_auth is False and (self.admin_token is not None or (store is not None and keys_ever_created(store))):
@@ -88,11 +87,8 @@ class Authenticator:
     def required(self) -> bool:
         """True when a token is needed. Fixed at start, except that an open server with a store closes for good
         once a first key is created (it never reopens, whatever happens to the keys)."""
-        if not self._required and self.store is not None:
-            from plus_sdk.store.keys import keys_ever_created
-
-            if keys_ever_created(self.store):
-                self._required = True
+        if not self._required and self.store is not None and keys_ever_created(self.store):
+            self._required = True
         return self._required
 
     def resolve(self, token: str) -> Principal:
@@ -100,8 +96,6 @@ class Authenticator:
         if self.admin_token is not None and hmac.compare_digest(token.encode(), self.admin_token.encode()):
             return ADMIN
         if self.store is not None and token:
-            from plus_sdk.store.keys import key_for_token
-
             found = key_for_token(self.store, token)
             if found is not None:
                 return Principal(user_id=found[1], actor=f"key:{found[0]}")
@@ -113,8 +107,8 @@ class Authenticator:
 
 def principal_dependency(auth: Authenticator) -> Any:
     """A FastAPI dependency giving the request's ``Principal`` (set by the middleware when it ran)."""
-    from fastapi import Depends, HTTPException, Request
-    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from fastapi import Depends, HTTPException, Request  # optional: the server extra
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # optional: the server extra
 
     bearer = HTTPBearer(auto_error=False, description="The admin token, or a user key from `plus keys create`.")
 

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import threading
 from typing import Any
 
 from plus_sdk.cancel import cancel_scope
 from plus_sdk.files import non_finite_path
 from plus_sdk.server.auth import Authenticator, AuthError, bearer_token
-
-logger = logging.getLogger(__name__)
+from plus_sdk.store.errors import SummaryStoreError
 
 #: Paths whose requests need a token (a prefix match); only these may carry a request body.
 PROTECTED_PREFIXES: tuple[str, ...] = ("/v1",)
@@ -53,7 +51,7 @@ def non_finite_in(body: bytes) -> str | None:
 
 async def _respond(scope: dict[str, Any], receive: Any, send: Any, status: int, message: str, kind: str,
                    headers: dict[str, str] | None = None, param: str | None = None) -> None:
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse  # optional: the server extra
 
     response = JSONResponse(error_body(message, kind, param), status_code=status,
                             headers={"Connection": "close", **(headers or {})})
@@ -65,7 +63,7 @@ class GuardMiddleware:
 
     def __init__(self, app: Any, *, auth: Authenticator, max_bytes: int, body_timeout_s: float = 30.0,
                  protected: tuple[str, ...] = PROTECTED_PREFIXES) -> None:
-        import anyio
+        import anyio  # optional: comes with the server extra (starlette)
 
         self.app = app
         self.auth = auth
@@ -112,9 +110,7 @@ class GuardMiddleware:
         await self._run(scope, receive, send, body)
 
     async def _authenticate(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:
-        import anyio
-
-        from plus_sdk.store.errors import SummaryStoreError
+        import anyio  # optional: comes with the server extra (starlette)
 
         token = bearer_token(scope.get("headers") or [])
         try:
@@ -175,7 +171,7 @@ class GuardMiddleware:
 
 def header_timeout_protocol(header_timeout_s: float) -> type:
     """uvicorn's h11 protocol that closes a connection whose request headers take over ``header_timeout_s``."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.h11_impl import H11Protocol  # optional: the server extra
 
     class HeaderTimeoutProtocol(H11Protocol):  # type: ignore[misc]
         def connection_made(self, transport: Any) -> None:
@@ -200,7 +196,7 @@ def header_timeout_protocol(header_timeout_s: float) -> type:
 def uvicorn_config(app: Any, *, host: str, port: int, log_level: str = "warning", header_timeout_s: float = 10.0,
                    max_connections: int = 1024, shutdown_timeout_s: float = 3.0, lifespan: str = "auto") -> Any:
     """uvicorn settings with the header timeout, a connection limit (503 beyond it) and a bounded shutdown."""
-    import uvicorn
+    import uvicorn  # optional: the server extra
 
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan=lifespan,
                           http=header_timeout_protocol(header_timeout_s), limit_concurrency=max_connections,

@@ -41,8 +41,8 @@ class _WithHeaders:
 def add_review_page(app: Any, *, store_enabled: bool, auth_required: Callable[[], bool], prefix: str = "/ui") -> None:
     """Serve the review page under ``prefix`` on the FastAPI ``app`` (``auth_required``: asked on each
     ``/ui/info``, e.g. ``Authenticator.required``)."""
-    from fastapi.responses import RedirectResponse
-    from fastapi.staticfiles import StaticFiles
+    from fastapi.responses import RedirectResponse  # optional: the server extra
+    from fastapi.staticfiles import StaticFiles  # optional: the server extra
 
     @app.get(f"{prefix}/info", include_in_schema=False)
     def review_page_info() -> dict[str, bool]:

@@ -31,7 +31,7 @@ def spawned_server(flags: Sequence[str], *, env: dict[str, str] | None = None, c
     """``plus [cli_flags] serve [flags] --port P`` in a child process; yields its base URL and the process.
 
     ``log_path``: a file that receives the server's output as it runs (default: a hidden temporary file)."""
-    import httpx
+    import httpx  # optional at import: loaded when a spawned server is polled
 
     port = free_port()
     log = open(log_path, "w+", encoding="utf-8") if log_path is not None else \

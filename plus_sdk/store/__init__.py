@@ -2,9 +2,10 @@
 
 Modules: ``errors`` (the exceptions), ``base`` (limits, the ``SummaryVersion`` record,
 validation, the ``StoreBackend`` protocol), ``sqlite`` (the SQLite backend, ``open_backend``),
-``postgres`` (the PostgreSQL backend), ``migrations`` (schema versions), ``core``
-(``SummaryStore``), ``summaries`` (summarizing with a store) and ``routes`` (the HTTP routes
-of ``plus serve``). Import from here.
+``postgres`` (the PostgreSQL backend), ``migrations`` (schema versions), ``imports`` (JSONL
+import), ``core`` (``SummaryStore``) and ``summaries`` (summarizing with a store). Import from
+here. The store knows nothing of HTTP: its routes and the API keys of ``plus serve`` live in
+``plus_sdk.server`` (``store_routes``, ``keys``).
 """
 
 from plus_sdk.store.base import (
@@ -34,7 +35,6 @@ from plus_sdk.store.errors import (
 )
 from plus_sdk.store.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 from plus_sdk.store.postgres import PostgresBackend
-from plus_sdk.store.routes import EditRequest, RevertRequest, UserSummaries, add_store_routes
 from plus_sdk.store.sqlite import SQLiteBackend, default_store_location, open_backend
 from plus_sdk.store.summaries import attach_store, forget_user, summarize_with_store
 
@@ -47,14 +47,12 @@ __all__ = [
     "SCHEMA_VERSION",
     "STORE_ENV",
     "Cursor",
-    "EditRequest",
     "EmptySummaryError",
     "ImportConflictError",
     "ImportFormatError",
     "InvalidTextError",
     "InvalidUserIdError",
     "PostgresBackend",
-    "RevertRequest",
     "SQLiteBackend",
     "SchemaError",
     "StoreBackend",
@@ -65,8 +63,6 @@ __all__ = [
     "SummaryVersion",
     "UnknownUserError",
     "UnknownVersionError",
-    "UserSummaries",
-    "add_store_routes",
     "attach_store",
     "default_store_location",
     "forget_user",

@@ -74,7 +74,7 @@ def _migrate_1_to_2(cur: Cursor) -> None:
 
 
 def _migrate_2_to_3(cur: Cursor) -> None:
-    """Version 3: hashed per-user API keys of ``plus serve`` (see ``plus_sdk.store.keys``)."""
+    """Version 3: hashed per-user API keys of ``plus serve`` (see ``plus_sdk.server.keys``)."""
     cur.execute("""CREATE TABLE IF NOT EXISTS plus_api_keys (
         key_id TEXT NOT NULL PRIMARY KEY,
         user_id TEXT NOT NULL,

@@ -90,7 +90,7 @@ class PostgresBackend:
 
     def __init__(self, url: str, *, busy_timeout_s: float = 30.0, connect_timeout_s: float = 10.0) -> None:
         try:
-            import psycopg  # noqa: F401
+            import psycopg  # noqa: F401  (optional: the postgres extra)
         except ImportError as exc:
             raise SummaryStoreError("a postgresql:// store needs psycopg: pip install 'plus-sdk[postgres]'") from exc
         if busy_timeout_s <= 0:
@@ -107,7 +107,7 @@ class PostgresBackend:
         self._connection()  # fail now, with a clear message, if the server cannot be reached
 
     def _connection(self) -> Any:
-        import psycopg
+        import psycopg  # optional: the postgres extra
 
         if os.getpid() != self._pid:  # forked: the parent's sessions are not ours to use or close
             self._orphans.extend(self._all)
@@ -131,7 +131,7 @@ class PostgresBackend:
 
     @contextlib.contextmanager
     def _transaction(self, begin: str, locks: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Iterator[PgCursor]:
-        import psycopg
+        import psycopg  # optional: the postgres extra
 
         raw = self._begin(begin)
         try:
@@ -153,7 +153,7 @@ class PostgresBackend:
     def _begin(self, begin: str) -> Any:
         """A cursor in a new transaction. A session the server dropped while idle (restart, idle timeout,
         ``pg_terminate_backend``) is replaced once: nothing had happened in it yet."""
-        import psycopg
+        import psycopg  # optional: the postgres extra
 
         for attempt in (1, 2):
             raw = self._connection().cursor()
@@ -185,7 +185,7 @@ class PostgresBackend:
 
     def vacuum(self, *, full: bool = False) -> None:
         """``VACUUM`` the store's tables; ``full=True`` rewrites their files (takes an exclusive table lock)."""
-        import psycopg
+        import psycopg  # optional: the postgres extra
 
         conn = self._connection()
         for table in _TABLES:

@@ -122,8 +122,6 @@ class SQLiteBackend:
     def scrub(self, *, max_wait_s: float = 3.0, pause_s: float = 0.05) -> bool:
         """Checkpoint and truncate the WAL so deleted rows leave the ``-wal`` file; while readers
         hold it, retry for up to ``max_wait_s``. Returns True once it completed."""
-        import time
-
         conn = self._connection()
         deadline = time.monotonic() + max_wait_s
         conn.execute("PRAGMA busy_timeout = 50")  # each try waits briefly; the loop bounds the total

@@ -99,7 +99,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def adapter_weights(base: Any, name: str) -> dict[str, torch.Tensor]:
     """CPU copies of the weights of LoRA adapter ``name`` on a ``SharedBase``."""
-    from peft import get_peft_model_state_dict  # peft: imported on first use (about 0.5 s)
+    from peft import get_peft_model_state_dict  # optional: peft, imported on first use (about 0.5 s)
 
     state = get_peft_model_state_dict(base.model, adapter_name=name)
     return {k: v.detach().cpu().clone() for k, v in state.items()}
@@ -107,7 +107,7 @@ def adapter_weights(base: Any, name: str) -> dict[str, torch.Tensor]:
 
 def load_adapter_weights(base: Any, name: str, weights: dict[str, torch.Tensor]) -> None:
     """Copy ``weights`` into LoRA adapter ``name`` of a ``SharedBase``; unknown keys are an error."""
-    from peft import set_peft_model_state_dict  # peft: imported on first use (about 0.5 s)
+    from peft import set_peft_model_state_dict  # optional: peft, imported on first use (about 0.5 s)
 
     result = set_peft_model_state_dict(base.model, weights, adapter_name=name)
     unexpected = getattr(result, "unexpected_keys", [])

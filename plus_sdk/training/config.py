@@ -45,7 +45,7 @@ class LoraSettings(StrictConfig):
 
     def peft(self, num_layers: int | None = None) -> Any:
         """The peft ``LoraConfig`` (``num_layers``: the backbone's, needed for ``top_layers``)."""
-        from peft import LoraConfig  # peft: imported on first use (about 0.5 s)
+        from peft import LoraConfig  # optional: peft, imported on first use (about 0.5 s)
 
         layers = None
         if self.top_layers is not None and num_layers is not None:

@@ -77,7 +77,7 @@ def plot_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | 
     import matplotlib  # matplotlib: optional here, a missing one is a warning
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional: matplotlib (training extra)
 
     rows = read_metrics(Path(run_dir) / "metrics.jsonl")
     keys = [k for k in (metrics or DEFAULT_METRICS) if series(rows, k)[1]]
@@ -117,7 +117,7 @@ def plot_stages(run_dir: str | os.PathLike[str], panels: list[tuple[str, str]],
     import matplotlib  # matplotlib: optional here, a missing one is a warning
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional: matplotlib (training extra)
 
     rows = read_metrics(Path(run_dir) / "metrics.jsonl")
     out = Path(run_dir) / "plots"

@@ -175,7 +175,7 @@ def from_arrow_row(row: dict[str, Any]) -> TrainingRecord:
 
 def write_arrow(records: Iterable[TrainingRecord], folder: str | os.PathLike[str]) -> int:
     """Save records as a Hugging Face ``datasets`` folder (``load_from_disk``), atomically."""
-    from datasets import Dataset  # datasets (training extra): imported on first use (about 1.4 s)
+    from datasets import Dataset  # optional: datasets (training extra), imported on first use (about 1.4 s)
 
     rows = [to_arrow_row(r) for r in records]
     names = list(TrainingRecord.model_fields)
@@ -187,7 +187,7 @@ def write_arrow(records: Iterable[TrainingRecord], folder: str | os.PathLike[str
 
 def read_arrow(folder: str | os.PathLike[str]) -> list[TrainingRecord]:
     """Records of a folder written by ``write_arrow``; a bad row raises ``RecordError`` naming it."""
-    from datasets import load_from_disk  # datasets (training extra): imported on first use (about 1.4 s)
+    from datasets import load_from_disk  # optional: datasets (training extra), imported on first use (about 1.4 s)
 
     state = Path(folder) / "state.json"
     if state.exists() and not json.loads(state.read_text(encoding="utf-8")).get("_data_files"):

@@ -26,6 +26,10 @@ import logging
 import os
 from typing import Any, TypeVar
 
+import numpy as np
+
+from plus_sdk.models import load_tokenizer
+
 logger = logging.getLogger(__name__)
 P = TypeVar("P")
 
@@ -36,8 +40,6 @@ EMBEDDED = "embedded"
 def row_split(n_rows: int, fraction: float, seed: int) -> set[int]:
     """Indices of the held-out rows, drawn as VPL draws them: ``int(fraction * n_rows)`` of them, legacy
     numpy ``RandomState(seed).choice(n_rows, k, replace=False)``."""
-    import numpy as np
-
     k = int(n_rows * fraction)
     if k < 1:
         return set()
@@ -46,9 +48,7 @@ def row_split(n_rows: int, fraction: float, seed: int) -> set[int]:
 
 def load_length_tokenizer(name: str) -> tuple[Any, str]:
     """(tokenizer, the name of the one loaded): ``name``, or the embedded one when ``name`` cannot load."""
-    from transformers import AutoTokenizer
-
-    from plus_sdk.models import load_tokenizer
+    from transformers import AutoTokenizer  # optional: transformers, loaded only when a tokenizer is needed
 
     if name != EMBEDDED:
         attempts = [True] if os.environ.get("HF_HUB_OFFLINE") == "1" else [True, False]

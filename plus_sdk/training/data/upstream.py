@@ -42,7 +42,7 @@ def _iter_file(path: Path) -> Iterator[dict[str, Any] | None]:
             raise SourceError(f"{path}: expected a JSON list of rows (or {{'data': [...]}})")
         yield from (r if isinstance(r, dict) else None for r in rows)
     elif suffix in {".parquet", ".arrow"}:
-        from datasets import Dataset  # datasets (training extra): imported on first use (about 1.4 s)
+        from datasets import Dataset  # optional: datasets (training extra), imported on first use (about 1.4 s)
 
         dataset = Dataset.from_parquet(str(path)) if suffix == ".parquet" else Dataset.from_file(str(path))
         yield from dataset
@@ -51,7 +51,10 @@ def _iter_file(path: Path) -> Iterator[dict[str, Any] | None]:
 
 
 def _iter_dataset_folder(folder: Path) -> Iterator[dict[str, Any] | None]:
-    from datasets import DatasetDict, load_from_disk  # datasets (training extra): imported on first use (about 1.4 s)
+    from datasets import (  # optional: datasets (training extra), imported on first use (about 1.4 s)
+        DatasetDict,
+        load_from_disk,
+    )
 
     dataset = load_from_disk(str(folder))
     if isinstance(dataset, DatasetDict):
@@ -81,7 +84,7 @@ def iter_rows(source: str | Path, *, name: str | None = None, split: str = "trai
     if "/" not in str(source) or str(source).startswith((".", "/", "~")):
         raise SourceError(f"{source} is neither an existing local path nor a hub name like 'owner/name'")
     try:
-        from datasets import load_dataset  # datasets (training extra): imported on first use (about 1.4 s)
+        from datasets import load_dataset  # optional: datasets (training extra), imported on first use (about 1.4 s)
 
         dataset = load_dataset(str(source), name, split=split)
     except Exception as exc:  # network, auth, missing config: one clear message

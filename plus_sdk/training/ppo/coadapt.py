@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -287,12 +288,7 @@ class CoAdaptation:
         }
         if self.ppo.critic is not None:
             state["critic"] = adapter_weights(self.policy_base, "critic")
-        try:
-            import numpy as np
-
-            state["rng"]["numpy"] = np.random.get_state()
-        except ImportError:
-            pass
+        state["rng"]["numpy"] = np.random.get_state()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -307,8 +303,6 @@ class CoAdaptation:
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
         if "numpy" in state["rng"]:
-            import numpy as np
-
             np.random.set_state(state["rng"]["numpy"])
 
     def save_checkpoint(self, *, best: bool = False) -> Path | None:
@@ -369,7 +363,7 @@ class CoAdaptation:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             dump_config(cfg, self.run_dir / CONFIG_FILE)
             if cfg.tensorboard:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # optional: tensorboard
 
                 self.writer = SummaryWriter(str(self.run_dir / "tb"))
         resumed = self.resume() if resume else False
@@ -439,7 +433,7 @@ def run(config: CoadaptConfig, *, resume: bool = False) -> dict[str, float]:
     """Build a run from a config and train it (uses accelerate when launched by it)."""
     accelerator = None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from accelerate import Accelerator
+        from accelerate import Accelerator  # optional: accelerate, for multi-process runs
 
         accelerator = Accelerator(cpu=not torch.cuda.is_available())
     return CoAdaptation(config, accelerator=accelerator).train(resume=resume)

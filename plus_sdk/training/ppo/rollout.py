@@ -171,7 +171,7 @@ def _full_sequence_hidden(body: Any, prompt_ids: torch.Tensor, prompt_mask: torc
 
 def causal_lm_parts(model: Any) -> tuple[Any, Any]:
     """(transformer body, lm head) of a causal LM, peft-wrapped or not."""
-    from peft import PeftModel  # peft: imported on first use (about 0.5 s)
+    from peft import PeftModel  # optional: peft, imported on first use (about 0.5 s)
 
     inner = model.get_base_model() if isinstance(model, PeftModel) else model
     body = inner.get_decoder() if hasattr(inner, "get_decoder") and inner.get_decoder() is not None else inner.model

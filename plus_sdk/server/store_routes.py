@@ -1,17 +1,16 @@
-"""HTTP routes of the summary store, added to the ``plus serve`` FastAPI app."""
+"""HTTP routes of the summary store, added to the ``plus serve`` FastAPI app (the store itself knows no HTTP)."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from plus_sdk.store.base import (
-    MAX_VERSION,
-    SummaryVersion,
-)
+from plus_sdk.server.auth import AuthError
+from plus_sdk.store.base import MAX_VERSION, SummaryVersion
 from plus_sdk.store.core import SummaryStore
 from plus_sdk.store.errors import (
     ImportConflictError,
@@ -65,10 +64,8 @@ def add_store_routes(app: Any, store: SummaryStore, auth_dependency: Callable[..
     Invalid ids or texts get 400, unknown users or versions 404, import conflicts 409, a store
     lock held past its busy timeout 503 with ``Retry-After``.
     """
-    import io
-
-    from fastapi import APIRouter, Depends, HTTPException, Request
-    from fastapi.responses import PlainTextResponse
+    from fastapi import APIRouter, Depends, HTTPException, Request  # optional: the server extra
+    from fastapi.responses import PlainTextResponse  # optional: the server extra
 
     router = APIRouter(prefix=prefix, tags=["summaries"])
 
@@ -79,8 +76,6 @@ def add_store_routes(app: Any, store: SummaryStore, auth_dependency: Callable[..
 
     def allowed(principal: Any, user_id: str | None, what: str) -> None:
         """A user key touches only its own user; ``user_id=None`` means an admin-only operation."""
-        from plus_sdk.server.auth import AuthError
-
         if principal is None:  # an auth dependency that returns nothing: the caller passed, as the admin
             return
         try:
@@ -167,7 +162,7 @@ def add_store_routes(app: Any, store: SummaryStore, auth_dependency: Callable[..
     @router.post("/import")
     async def import_(request: Request, on_conflict: Literal["error", "skip", "replace"] = "error",
                       principal: Any = caller) -> dict[str, Any]:
-        import anyio
+        import anyio  # optional: comes with the server extra (starlette)
 
         allowed(principal, None, "import")
         body = (await request.body()).decode("utf-8", errors="replace")

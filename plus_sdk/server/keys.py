@@ -2,7 +2,8 @@
 
 A key is ``plus_<key id>_<secret>``; only its SHA-256 is stored (the secret has 256 random
 bits, so a fast hash is enough), with the user it belongs to. A user key reads and edits only
-that user's summaries (see ``plus_sdk.server.auth``). Keys are created, listed and revoked with
+that user's summaries (see ``plus_sdk.server.auth``). The table lives in the store's database (schema
+version 3); this module is the server's, since only ``plus serve`` reads keys. Keys are created, listed and revoked with
 ``plus keys create|list|revoke``; revoking keeps the row (with ``revoked_at``) for the record.
 Deleting a user (``SummaryStore.delete``) revokes their keys and blanks the user id and label of
 those rows, so the table no longer names them; the rows stay, so a server that once had keys
