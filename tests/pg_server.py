@@ -42,7 +42,8 @@ def why_no_postgres() -> str | None:
     except ImportError:
         return "psycopg is not installed: pip install -e '.[postgres]' (make install-test does it)"
     if find_postgres_bin() is None:
-        return "no PostgreSQL binaries (initdb, postgres): apt-get install postgresql (make install-test does it as root)"
+        return ("no PostgreSQL binaries (initdb, postgres): apt-get install postgresql "
+                "(make install-test does it as root)")
     return None
 
 
