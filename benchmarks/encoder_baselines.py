@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -43,6 +44,7 @@ AXES = ("caveats", "clarify", "code", "example", "format", "length", "level", "n
 def run_recipe(recipe: str, run_root: Path, threads: int) -> dict[str, Any]:
     """Train one baseline in a child process; its eval.json plus the wall time."""
     run_dir = run_root / recipe
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: train-rm would resume a finished one in 0 s
     started = time.perf_counter()
     recipe_file = ROOT / "training" / "encoder" / f"{recipe}.yaml"
     subprocess.run([sys.executable, "-m", "plus_sdk.cli", "train-rm", str(recipe_file), f"run_dir={run_dir}",

@@ -1,4 +1,8 @@
-"""Judge speed: PLUS's fast path against the naive way, on the embedded default model.
+"""Judge speed: PLUS's fast path against the naive way, on the causal-LM bundle ``pets-smollm2``.
+
+The fast path measured here (prefix-shared scoring by the LM reward model) is the paper's design;
+the encoder-path default ``general-smollm2`` is timed through the public API by
+``benchmarks/default_speed.py``.
 
 For each configuration (pairs per user x users) one fresh subprocess measures, back to back:
 
@@ -58,6 +62,10 @@ SENTENCES = ["{T} are curious animals that explore every corner of a new home.",
              "Toys that change every week keep {t} from getting bored.",
              "Watch for changes in appetite, which are often the first sign of illness.",
              "{T} usually sleep more than people expect, so give them a quiet corner."]
+
+
+#: The bundle whose LM reward model this benchmark times (the paper's design).
+LM_BUNDLE = "pets-smollm2"
 
 
 # ---------------------------------------------------------------------------------------------- workload
@@ -205,7 +213,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     gflops = matmul_gflops()
     items = make_workload(args.users, args.pairs)
     n = len(items)
-    judge = PersonalizedJudge.from_pretrained(None)
+    judge = PersonalizedJudge.from_pretrained(LM_BUNDLE)
     rm, summarizer = judge.reward_model, judge.summarizer
     assert rm is not None and summarizer is not None
     judge.prefer_batch(items[:1])  # warm-up: kernels, tokenizer, one summary

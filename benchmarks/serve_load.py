@@ -4,6 +4,9 @@ Measures:
 
 - **store reads**: ``--reads`` GETs of ``/v1/summaries/{user}`` at concurrency ``--concurrency``
   (requests/s, p50, p99 latency);
+- **judging**: ``--judges`` POSTs of ``/v1/judge`` at concurrency ``--judge-concurrency`` (16), each
+  for a user whose summary is stored (the client sends that summary) and a new pair of replies, so
+  the server embeds both replies every time (requests/s, p50, p99 latency);
 - **huge context**: a 10,000-example context: the time ``Summarizer.messages_for`` takes to
   cut it, and the whole ``POST /v1/summarize`` round trip (which also generates the summary);
 - **slow clients**: RSS of this process before and with ``--slow`` unauthenticated
@@ -13,7 +16,8 @@ Measures:
 ``os.getloadavg()`` is recorded because the machine is shared. Results go to
 ``benchmarks/results/serve_load.json``.
 
-    .venv/bin/python benchmarks/serve_load.py                  # default model
+    .venv/bin/python benchmarks/serve_load.py                  # default bundle (general-smollm2)
+    .venv/bin/python benchmarks/serve_load.py --bundle none    # the base model's LLM judge
     .venv/bin/python benchmarks/serve_load.py --model PATH     # any model folder
 """
 
@@ -35,6 +39,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from plus_sdk.bundle import DEFAULT_BUNDLE
 from plus_sdk.server import ServeConfig, Services, create_app, serve_in_thread
 from plus_sdk.store import SummaryStore
 from plus_sdk.types import PreferenceExample, UserContext
@@ -76,6 +81,40 @@ async def store_reads(url: str, users: list[str], reads: int, concurrency: int) 
         await asyncio.gather(*(one(i) for i in range(reads)))
         wall = time.perf_counter() - start
     return {"reads": reads, "concurrency": concurrency, "wall_s": wall, "requests_per_s": reads / wall,
+            "p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * percentile(latencies, 0.99),
+            "statuses": statuses}
+
+
+async def judge_requests(url: str, summaries: list[str], count: int, concurrency: int) -> dict[str, Any]:
+    """``count`` judgements of new reply pairs for users with stored summaries, ``concurrency`` at a time."""
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    gate = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, limits=limits,
+                                 timeout=600) as client:
+        async def one(i: int) -> None:
+            body = {"summary": summaries[i % len(summaries)], "prompt": f"Question {i}: how do I keep basil fresh?",
+                    "a": f"Answer {i}: stand the stems in water on the counter and change it daily.",
+                    "b": f"Answer {i}: basil keeps best in a glass of water, like cut flowers, away from the cold "
+                         "of the fridge, which blackens its leaves; change the water every day or two."}
+            async with gate:
+                start = time.perf_counter()
+                try:
+                    response = await client.post("/v1/judge", json=body)
+                    status = str(response.status_code)
+                except httpx.TransportError as exc:  # counted, not hidden
+                    status = type(exc).__name__
+                latencies.append(time.perf_counter() - start)
+                statuses[status] = statuses.get(status, 0) + 1
+
+        await one(-1)  # the first request loads nothing new but warms the encoder's caches of the summaries
+        latencies.clear()
+        statuses.clear()
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        wall = time.perf_counter() - start
+    return {"requests": count, "concurrency": concurrency, "wall_s": wall, "requests_per_s": count / wall,
             "p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * percentile(latencies, 0.99),
             "statuses": statuses}
 
@@ -128,8 +167,12 @@ def slow_clients(url: str, count: int, header_timeout_s: float, body_timeout_s: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model folder (default: the embedded default)")
+    parser.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle served (default: the default bundle, as "
+                        "`plus serve --bundle general-smollm2`); 'none' serves the base model's LLM judge")
     parser.add_argument("--reads", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--judges", type=int, default=320, help="POST /v1/judge requests")
+    parser.add_argument("--judge-concurrency", type=int, default=16)
     parser.add_argument("--examples", type=int, default=10_000)
     parser.add_argument("--slow", type=int, default=300)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "serve_load.json"))
@@ -137,23 +180,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "summaries.sqlite3"
         users = [f"user-{i}" for i in range(100)]
+        tastes = ["likes short answers about cats.", "wants detailed replies with worked examples.",
+                  "prefers a formal tone and numbered steps.", "asks for code first, explanations after."]
+        stored = [f"{user} {tastes[i % len(tastes)]}" for i, user in enumerate(users)]
         with SummaryStore(db) as store:
-            for user in users:
-                store.edit(user, f"{user} likes short answers about cats.")
-        config = ServeConfig(model=args.model, served_model_name="bench", token=SecretStr(TOKEN), store=str(db),
-                             header_timeout_s=10.0, body_timeout_s=10.0)
+            for user, text in zip(users, stored, strict=True):
+                store.edit(user, text)
+        bundle = None if args.bundle == "none" else args.bundle
+        config = ServeConfig(model=args.model, bundle=bundle, served_model_name="bench", token=SecretStr(TOKEN),
+                             store=str(db), header_timeout_s=10.0, body_timeout_s=10.0)
         services = Services(config)
         services.summarizer.sampling = services.summarizer.sampling.model_copy(update={"max_new_tokens": 8})
         with serve_in_thread(create_app(config, services=services)) as url:
             load_before = os.getloadavg()
             reads = asyncio.run(store_reads(url, users, args.reads, args.concurrency))
+            judges = asyncio.run(judge_requests(url, stored, args.judges, args.judge_concurrency))
             huge = huge_context(services, url, args.examples)
             slow = slow_clients(url, args.slow, config.header_timeout_s, config.body_timeout_s)
             load_after = os.getloadavg()
-    result: dict[str, Any] = {"store_reads": reads, "huge_context": huge, "slow_clients": slow,
+    result: dict[str, Any] = {"store_reads": reads, "judge": judges, "huge_context": huge, "slow_clients": slow,
                               "loadavg_before": load_before, "loadavg_after": load_after,
                               "cpus": os.cpu_count(), "python": platform.python_version(),
-                              "model": args.model or "default"}
+                              "model": args.model or "default", "bundle": bundle}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))

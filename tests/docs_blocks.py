@@ -136,21 +136,23 @@ def rewrite_for_test(block: Block, tiny: Path, port: int) -> str:
     if block.lang != "bash":  # the default base named in a python block is the one the shell blocks trained on
         return code.replace('"smollm2-135m-instruct"', json.dumps(str(tiny)))
     code = code.replace("\\\n", " ")
-    code = add_words(code, "train general", f"reader.base={tiny}")
-    code = add_words(code, "train(?! general\\b)", f"model.summarizer_base={tiny}", after_recipe=True)
+    code = add_words(code, "train general(?![/\\w-])", f"reader.base={tiny}")  # not general/coadapt: a co-adaptation
+    code = add_words(code, "train(?! general(?![/\\w-]))", f"model.summarizer_base={tiny}", after_recipe=True)
     code = add_words(code, "train-rm", f"base={tiny}", after_recipe=True)
     code = add_words(code, "eval-(?:judge|generate)", f"model={tiny} summarizer={tiny}")
     return add_words(code, "(?:demo|summarize|judge|serve)", f"--model {tiny}")
 
 
 def lay_out_workspace(folder: Path) -> None:
-    """``folder`` laid out like the repository root: copies of COPIED, ``adapters/`` with the shipped bundles."""
+    """``folder`` laid out like the repository root: copies of COPIED, ``plus_sdk/`` and ``.venv`` linked,
+    ``adapters/`` with the shipped bundles linked one by one (so a page's export lands in the copy)."""
     for name in COPIED:
         if (REPO / name).is_file():
             shutil.copy2(REPO / name, folder / name)
         else:
             shutil.copytree(REPO / name, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (folder / ".venv").symlink_to(Path(sys.executable).parent.parent, target_is_directory=True)  # .venv/bin/python
+    (folder / "plus_sdk").symlink_to(REPO / "plus_sdk", target_is_directory=True)  # package data read by path
     (folder / "adapters").mkdir()
     for bundle in (REPO / "adapters").iterdir():
         (folder / "adapters" / bundle.name).symlink_to(bundle, target_is_directory=bundle.is_dir())

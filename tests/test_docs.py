@@ -44,7 +44,8 @@ def test_the_test_gives_training_lines_the_tiny_model_and_the_port_a_free_one(tm
     from docs_blocks import Block
 
     code = ("plus train styles iterations=2 \\\n    run_dir=r   # quick\nplus train general --show\n"
-            "plus train x.yaml --resume\nplus train-rm training/pets/oracle.yaml steps=3\n"
+            "plus train general/coadapt init_from=b\nplus train x.yaml --resume\n"
+            "plus train-rm training/pets/oracle.yaml steps=3\n"
             "plus serve --port 8000 &  # start it\nplus serve --bundle b\nplus -v judge -a x\n"
             "plus eval-judge data=d backend=openai\nplus eval-generate data=d\n")
     tiny = Path("/tiny")
@@ -52,6 +53,7 @@ def test_the_test_gives_training_lines_the_tiny_model_and_the_port_a_free_one(tm
     assert rewritten.splitlines() == [f"plus train styles model.summarizer_base={tiny} iterations=2"
                                       "      run_dir=r   # quick",
                                       f"plus train general reader.base={tiny} --show",
+                                      f"plus train general/coadapt model.summarizer_base={tiny} init_from=b",
                                       f"plus train x.yaml model.summarizer_base={tiny} --resume",
                                       f"plus train-rm training/pets/oracle.yaml base={tiny} steps=3",
                                       f"plus serve --model {tiny} --port 1234 &  # start it", "plus serve --bundle b",
