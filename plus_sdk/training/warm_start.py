@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_file
-from transformers import AutoConfig
 
 from plus_sdk.bundle import find_bundle, read_card
 from plus_sdk.models import bundle_search_folders, model_id_of, resolve_model, shipped_bundle_names
@@ -85,6 +84,7 @@ def resolve_init_from(ref: str | os.PathLike[str]) -> WarmStartSource:
 
 
 def _num_layers(base: str | None) -> int:
+    from transformers import AutoConfig  # optional: transformers auto classes, on first use
 
     return int(AutoConfig.from_pretrained(resolve_model(base)).num_hidden_layers)
 

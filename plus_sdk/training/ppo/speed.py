@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 import torch
 import torch.utils.checkpoint
-from transformers.modeling_layers import GradientCheckpointingLayer
 
 from plus_sdk.training.ppo.algorithm import Autocast, PPOConfig
 from plus_sdk.training.ppo.rollout import Rollout
@@ -139,6 +138,9 @@ def checkpointed_layers(model: Any) -> Iterator[None]:
     transformers checkpoints a layer only when that layer is training; only the layers' own flag is
     set, so dropout in their children stays off and log-probs do not change.
     """
+    # transformers.modeling_layers loads modeling_utils (with accelerate, scipy, sympy: ~1,800 modules)
+    from transformers.modeling_layers import GradientCheckpointingLayer  # optional: transformers, on first use
+
     layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
     saved = [(m.training, m.gradient_checkpointing, m.__dict__.get("_gradient_checkpointing_func")) for m in layers]
     for m in layers:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from accelerate import Accelerator
 from pydantic import Field
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
@@ -315,6 +314,8 @@ def peak_rss_mb() -> float:
 
 def make_accelerator(config: RMRunConfig) -> Any:
     """An ``accelerate.Accelerator`` (works without ``accelerate launch`` for one process)."""
+    from accelerate import Accelerator  # optional: accelerate (training extra), ~400 modules loaded only when used
+
     cpu = config.device == "cpu" or (config.device is None and not torch.cuda.is_available())
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
         cpu = False  # cpu=True would turn a DeepSpeed launch into plain multi-CPU DDP (DS_ACCELERATOR picks CPU)

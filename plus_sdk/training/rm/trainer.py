@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from accelerate.utils import DistributedType
 from pydantic import Field
 
 from plus_sdk.backends.local import LocalModel, SharedBase
@@ -45,6 +44,7 @@ def uses_deepspeed(accelerator: Any) -> bool:
     """True when ``accelerator`` was set up for DeepSpeed (``accelerate launch`` with a DeepSpeed config)."""
     if accelerator is None:
         return False
+    from accelerate.utils import DistributedType  # optional: accelerate (training extra), loaded only with one
 
     return getattr(accelerator, "distributed_type", None) == DistributedType.DEEPSPEED
 

@@ -35,7 +35,6 @@ from pydantic import Field
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import AutoModel, AutoTokenizer
 
 from plus_sdk.backends.local import SharedBase
 from plus_sdk.files import atomic_write_text
@@ -93,6 +92,8 @@ class TextEncoder:
         self.max_tokens = max_tokens
         self.cache: dict[str, torch.Tensor] = {}
         if kind == "minilm":
+            from transformers import AutoModel, AutoTokenizer  # optional: transformers auto classes, on first use
+
             folder = find_minilm()
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
             self.model = AutoModel.from_pretrained(folder).to(self.device).eval()
