@@ -75,10 +75,10 @@ try:
             elif run_shell(block["code"]):
                 raise RuntimeError(f"the shell block exited non-zero")
         except BaseException:
-            print(f"DOCS-BLOCK-FAILED {block['where']}", file=sys.stderr)
+            print(f"\nDOCS-BLOCK-FAILED {block['where']}", file=sys.stderr)
             traceback.print_exc()
             sys.exit(1)
-        print(f"ran {block['where']} in {time.perf_counter() - start:.1f} s (cpu {cpu_seconds() - cpu:.1f} s)",
+        print(f"\nran {block['where']} in {time.perf_counter() - start:.1f} s (cpu {cpu_seconds() - cpu:.1f} s)",
               file=sys.stderr, flush=True)
 finally:
     for pgid in sessions:  # background servers the page started
