@@ -7,6 +7,8 @@ builder's pools.
 
     .venv/bin/python benchmarks/handwritten_contexts.py general-smollm2 pets-smollm2
         -> benchmarks/results/handwritten_contexts.json
+    .venv/bin/python benchmarks/handwritten_contexts.py general-smollm2 --users benchmarks/data/handwritten_contexts_fresh.json \
+        --out benchmarks/results/handwritten_contexts_fresh.json      # another hand-written set, from a JSON file
 """
 # ruff: noqa: E501  (the users below are sentences, kept one per line)
 from __future__ import annotations
@@ -123,19 +125,28 @@ USERS: dict[str, tuple[list[tuple[str, str, str]], tuple[str, str, str, str]]] =
 }
 
 
+def read_users(path: str) -> dict[str, tuple[list[tuple[str, str, str]], tuple[str, str, str, str]]]:
+    """Users from a JSON file: ``{"users": {name: {"pairs": [[prompt, chosen, rejected], ...],
+    "test": [prompt, a, b, expected]}}}``."""
+    users = json.loads(Path(path).read_text(encoding="utf-8"))["users"]
+    return {name: ([tuple(p) for p in u["pairs"]], tuple(u["test"])) for name, u in users.items()}  # type: ignore[misc]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Judge the hand-written users, read from their contexts.")
     parser.add_argument("bundles", nargs="+", help="bundle names or folders")
+    parser.add_argument("--users", default=None, help="a JSON file of users (default: the dozen in this file)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "handwritten_contexts.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    out: dict = {"loadavg_before": os.getloadavg()}
+    users = read_users(args.users) if args.users else USERS
+    out: dict = {"loadavg_before": os.getloadavg(), "users": args.users or "benchmarks/handwritten_contexts.py"}
     for name in args.bundles:
         judge = PersonalizedJudge.from_pretrained(name, quiet=True)
         start = time.perf_counter()
         rows = []
-        for user, (pairs, (prompt, a, b, expected)) in USERS.items():
+        for user, (pairs, (prompt, a, b, expected)) in users.items():
             context = UserContext(user_id=user.replace(" ", "-"), examples=[
                 PreferenceExample(prompt=p, chosen=c, rejected=r) for p, c, r in pairs])
             pref = judge.prefer(context, prompt, a, b)
