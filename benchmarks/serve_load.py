@@ -33,6 +33,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,64 +60,55 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def store_reads(url: str, users: list[str], reads: int, concurrency: int) -> dict[str, float]:
+async def timed_requests(url: str, count: int, concurrency: int, timeout: float,
+                         send: Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]) -> dict[str, Any]:
+    """``count`` requests ``send(client, i)``, ``concurrency`` at a time: requests/s, p50, p99 and statuses."""
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     gate = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, limits=limits,
-                                 timeout=120) as client:
+                                 timeout=timeout) as client:
         async def one(i: int) -> None:
             async with gate:
                 start = time.perf_counter()
                 try:
-                    response = await client.get(f"/v1/summaries/{users[i % len(users)]}")
-                    status = str(response.status_code)
+                    status = str((await send(client, i)).status_code)
                 except httpx.TransportError as exc:  # counted, not hidden
                     status = type(exc).__name__
                 latencies.append(time.perf_counter() - start)
                 statuses[status] = statuses.get(status, 0) + 1
 
-        start = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(reads)))
-        wall = time.perf_counter() - start
-    return {"reads": reads, "concurrency": concurrency, "wall_s": wall, "requests_per_s": reads / wall,
-            "p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * percentile(latencies, 0.99),
-            "statuses": statuses}
-
-
-async def judge_requests(url: str, summaries: list[str], count: int, concurrency: int) -> dict[str, Any]:
-    """``count`` judgements of new reply pairs for users with stored summaries, ``concurrency`` at a time."""
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, limits=limits,
-                                 timeout=600) as client:
-        async def one(i: int) -> None:
-            body = {"summary": summaries[i % len(summaries)], "prompt": f"Question {i}: how do I keep basil fresh?",
-                    "a": f"Answer {i}: stand the stems in water on the counter and change it daily.",
-                    "b": f"Answer {i}: basil keeps best in a glass of water, like cut flowers, away from the cold "
-                         "of the fridge, which blackens its leaves; change the water every day or two."}
-            async with gate:
-                start = time.perf_counter()
-                try:
-                    response = await client.post("/v1/judge", json=body)
-                    status = str(response.status_code)
-                except httpx.TransportError as exc:  # counted, not hidden
-                    status = type(exc).__name__
-                latencies.append(time.perf_counter() - start)
-                statuses[status] = statuses.get(status, 0) + 1
-
-        await one(-1)  # the first request loads nothing new but warms the encoder's caches of the summaries
-        latencies.clear()
-        statuses.clear()
         start = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(count)))
         wall = time.perf_counter() - start
     return {"requests": count, "concurrency": concurrency, "wall_s": wall, "requests_per_s": count / wall,
             "p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * percentile(latencies, 0.99),
             "statuses": statuses}
+
+
+async def store_reads(url: str, users: list[str], reads: int, concurrency: int) -> dict[str, Any]:
+    """``reads`` GETs of stored summaries."""
+    result = await timed_requests(url, reads, concurrency, 120,
+                                  lambda client, i: client.get(f"/v1/summaries/{users[i % len(users)]}"))
+    return {"reads": result.pop("requests"), **result}  # the key earlier results files use
+
+
+def judge_body(summary: str, i: int) -> dict[str, str]:
+    """A judging request with new replies (so the server embeds both) for a user's stored summary."""
+    return {"summary": summary, "prompt": f"Question {i}: how do I keep basil fresh?",
+            "a": f"Answer {i}: stand the stems in water on the counter and change it daily.",
+            "b": f"Answer {i}: basil keeps best in a glass of water, like cut flowers, away from the cold "
+                 "of the fridge, which blackens its leaves; change the water every day or two."}
+
+
+async def judge_requests(url: str, summaries: list[str], count: int, concurrency: int) -> dict[str, Any]:
+    """``count`` judgements of new reply pairs for users with stored summaries, after one warm-up request."""
+    def send(client: httpx.AsyncClient, i: int) -> Awaitable[httpx.Response]:
+        return client.post("/v1/judge", json=judge_body(summaries[i % len(summaries)], i))
+
+    await timed_requests(url, 1, 1, 600, lambda client, i: send(client, -1))  # warms the summaries' embeddings
+    return await timed_requests(url, count, concurrency, 600, send)
 
 
 def huge_context(services: Services, url: str, n: int) -> dict[str, float]:
