@@ -15,6 +15,7 @@ import torch
 from pg_server import PostgresServer, why_no_postgres
 from torch_threads import THREADS_ENV, threads_under_test
 
+from plus_sdk.cli import main
 from plus_sdk.models import default_model_dir
 from plus_sdk.server import ServeConfig, Services
 from plus_sdk.types import PreferenceExample, UserContext
@@ -90,3 +91,15 @@ def new_store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Callab
 def services(tiny_model_dir: Path) -> Services:
     """The models ``plus serve`` holds on the tiny model, shared by a module's servers."""
     return Services(ServeConfig(model=str(tiny_model_dir), served_model_name="tiny"))
+
+
+@pytest.fixture(scope="session")
+def general_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small ``plus train general`` run on the tiny LM (the bundle is ``general_run / 'bundle'``)."""
+    run = tmp_path_factory.mktemp("general")
+    code = main(["train", "general", f"run_dir={run}", "rm_steps=30", "data.n_train=160", "data.n_test=24",
+                 "data.n_ood=8", "data.n_context=2", "reader.regress_steps=20", "reader.decode_steps=2",
+                 "reader.eval_every=2", "reader.eval_users=4", "reader.max_contexts=40",
+                 f"reader.base={tiny_model_dir}", "reader.wording_variants=2", "eval_rows=24", "progress=false"])
+    assert code == 0
+    return run

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from plus_sdk import PersonalizedJudge
-from plus_sdk.cli import main
 from plus_sdk.context_reader import READER_SPEC
 from plus_sdk.encoder_reward import SPEC_FILE
 from plus_sdk.training.export import export_run
@@ -23,14 +22,9 @@ from plus_sdk.training.ppo.roles import EncoderReward, ReaderPrompts
 
 
 @pytest.fixture(scope="module")
-def general_bundle(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("general")
-    code = main(["train", "general", f"run_dir={run}", "rm_steps=20", "data.n_train=80", "data.n_test=12",
-                 "data.n_ood=4", "data.n_context=2", "reader.regress_steps=10", "reader.decode_steps=1",
-                 "reader.eval_every=1", "reader.eval_users=2", "reader.max_contexts=20",
-                 f"reader.base={tiny_model_dir}", "reader.wording_variants=2", "eval_rows=12", "progress=false"])
-    assert code == 0
-    return run / "bundle"
+def general_bundle(general_run: Path) -> Path:
+    """The encoder-path bundle of the suite's small ``plus train general`` run (conftest)."""
+    return general_run / "bundle"
 
 
 def encoder_config(model_dir: Path, bundle: Path, run_dir: Path, **changes: Any) -> CoadaptConfig:

@@ -19,17 +19,6 @@ from plus_sdk.context_reader import READER_SPEC
 from plus_sdk.encoder_reward import SPEC_FILE
 
 
-@pytest.fixture(scope="module")
-def general_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("general")
-    code = main(["train", "general", f"run_dir={run}", "rm_steps=30", "data.n_train=160", "data.n_test=24",
-                 "data.n_ood=8", "data.n_context=2", "reader.regress_steps=20", "reader.decode_steps=2",
-                 "reader.eval_every=2", "reader.eval_users=4", "reader.max_contexts=40",
-                 f"reader.base={tiny_model_dir}", "reader.wording_variants=2", "eval_rows=24", "progress=false"])
-    assert code == 0
-    return run
-
-
 def test_plus_train_general_writes_a_bundle_with_both_roles_a_card_and_curves(general_run: Path) -> None:
     bundle = general_run / "bundle"
     assert (bundle / "reward" / SPEC_FILE).is_file()
