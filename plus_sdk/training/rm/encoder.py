@@ -24,6 +24,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
+from torch import nn
 
 from plus_sdk.encoder_reward import EncoderScorer
 from plus_sdk.training.config import StrictConfig
@@ -67,7 +68,45 @@ def draw_wording(record: TrainingRecord, split: WordingSplit, seed: str) -> str:
     return describe_record(record, random.Random(seed), split)
 
 
-class EncoderTrainer:
+class HeadOptimizer:
+    """AdamW with the cosine schedule over trainable ``modules`` (the head first), and their state for checkpoints."""
+
+    def __init__(self, modules: dict[str, nn.Module], settings: EncoderSettings, *, total_steps: int) -> None:
+        self.modules = modules
+        self.params = [p for module in modules.values() for p in module.parameters()]
+        self.optimizer = torch.optim.AdamW(self.params, lr=settings.lr, weight_decay=settings.weight_decay)
+        self.schedule = scheduled(self.optimizer, schedule="cosine", total=total_steps, warmup_ratio=0.0,
+                                  floor=MIN_LR_RATIO)
+        self.step_count = 0
+
+    def train_mode(self, on: bool) -> None:
+        for module in self.modules.values():
+            module.train(on)
+
+    def update(self, loss: torch.Tensor) -> float:
+        """One optimizer step on ``loss`` (gradients clipped to norm 1); returns the learning rate after it."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        self.schedule.step()
+        self.step_count += 1
+        return float(self.schedule.get_last_lr()[0])
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {name: module.state_dict() for name, module in self.modules.items()}
+        return {**state, "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                "step": self.step_count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, module in self.modules.items():
+            module.load_state_dict(state[name])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.step_count = int(state["step"])
+
+
+class EncoderTrainer(HeadOptimizer):
     """Adam on the head of an ``EncoderScorer``; conditions come from ``condition(record, step, row)``."""
 
     def __init__(self, scorer: EncoderScorer, settings: EncoderSettings, *, total_steps: int,
@@ -76,11 +115,7 @@ class EncoderTrainer:
         self.settings = settings
         self.condition = condition
         self.head = scorer.head
-        self.optimizer = torch.optim.AdamW(self.head.parameters(), lr=settings.lr,
-                                           weight_decay=settings.weight_decay)
-        self.schedule = scheduled(self.optimizer, schedule="cosine", total=total_steps, warmup_ratio=0.0,
-                                  floor=MIN_LR_RATIO)
-        self.step_count = 0
+        super().__init__({"head": self.head}, settings, total_steps=total_steps)
 
     def prepare(self, records: Sequence[TrainingRecord], *, progress: bool = False) -> None:
         """Embed every prompt, reply and known condition of ``records`` once, in one batch."""
@@ -104,19 +139,14 @@ class EncoderTrainer:
 
     def fit(self, records: Sequence[TrainingRecord], conditions: Sequence[str | None]) -> dict[str, float]:
         """One Bradley–Terry step on a batch under the given conditions (e.g. fresh summaries)."""
-        self.head.train()
+        self.train_mode(True)
         margin = self.margins(records, conditions)
         loss = -F.logsigmoid(margin).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.head.parameters(), 1.0)
-        self.optimizer.step()
-        self.schedule.step()
-        self.step_count += 1
-        self.head.eval()
+        lr = self.update(loss)
+        self.train_mode(False)
         margin = margin.detach()
         return {"loss": loss.item(), "accuracy": float((margin > 0).float().mean()), "margin": float(margin.mean()),
-                "lr": float(self.schedule.get_last_lr()[0])}
+                "lr": lr}
 
     @torch.no_grad()
     def predict(self, records: Sequence[TrainingRecord], conditions: Sequence[str | None] | None = None,
@@ -128,16 +158,6 @@ class EncoderTrainer:
                    for s in range(0, len(records), batch_size)]
         margin = torch.cat(margins) if margins else torch.empty(0)
         return torch.sigmoid(margin), margin
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(), "step": self.step_count}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.head.load_state_dict(state["head"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.step_count = int(state["step"])
 
 
 class OracleCondition:

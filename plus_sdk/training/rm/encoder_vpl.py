@@ -25,8 +25,7 @@ from torch import nn
 
 from plus_sdk.encoder_reward import EncoderScorer, mlp
 from plus_sdk.training.data.records import TrainingRecord
-from plus_sdk.training.optim import scheduled
-from plus_sdk.training.rm.encoder import MIN_LR_RATIO, EncoderSettings
+from plus_sdk.training.rm.encoder import EncoderSettings, HeadOptimizer
 
 
 class PairPosterior(nn.Module):
@@ -54,7 +53,7 @@ def kl_to_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Te
     return 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).mean(-1)
 
 
-class EncoderVPLTrainer:
+class EncoderVPLTrainer(HeadOptimizer):
     """The encoder-path head conditioned on a VPL latent; same ``step`` / ``predict`` / state as ``EncoderTrainer``."""
 
     def __init__(self, scorer: EncoderScorer, settings: EncoderSettings, *,
@@ -69,12 +68,8 @@ class EncoderVPLTrainer:
         self.to_user = nn.Linear(settings.vpl_latent, 2 * dim)
         torch.random.set_rng_state(generator_state)
         self.sampler = torch.Generator().manual_seed(seed)
-        params = [*self.head.parameters(), *self.posterior.parameters(), *self.to_user.parameters()]
-        self.params = params
-        self.optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-        self.schedule = scheduled(self.optimizer, schedule="cosine", total=total_steps, warmup_ratio=0.0,
-                                  floor=MIN_LR_RATIO)
-        self.step_count = 0
+        super().__init__({"head": self.head, "posterior": self.posterior, "to_user": self.to_user}, settings,
+                         total_steps=total_steps)
 
     def prepare(self, records: Sequence[TrainingRecord], *, progress: bool = False) -> None:
         """Embed every text the rows and their contexts hold, once."""
@@ -109,23 +104,15 @@ class EncoderVPLTrainer:
 
     def step(self, records: Sequence[TrainingRecord]) -> dict[str, float]:
         """One step of Bradley–Terry NLL + β · KL."""
-        for module in (self.head, self.posterior, self.to_user):
-            module.train()
+        self.train_mode(True)
         margin, kl = self.margins(records, sample=True)
         nll = -F.logsigmoid(margin).mean()
         loss = nll + self.settings.vpl_kl_weight * kl.mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
-        self.optimizer.step()
-        self.schedule.step()
-        self.step_count += 1
-        for module in (self.head, self.posterior, self.to_user):
-            module.eval()
+        lr = self.update(loss)
+        self.train_mode(False)
         margin = margin.detach()
         return {"loss": loss.item(), "nll": nll.item(), "kl": float(kl.detach().mean()),
-                "accuracy": float((margin > 0).float().mean()), "margin": float(margin.mean()),
-                "lr": float(self.schedule.get_last_lr()[0])}
+                "accuracy": float((margin > 0).float().mean()), "margin": float(margin.mean()), "lr": lr}
 
     @torch.no_grad()
     def predict(self, records: Sequence[TrainingRecord], batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,19 +121,9 @@ class EncoderVPLTrainer:
         margin = torch.cat(margins) if margins else torch.empty(0)
         return torch.sigmoid(margin), margin
 
-    def modules(self) -> dict[str, nn.Module]:
-        return {"head": self.head, "posterior": self.posterior, "to_user": self.to_user}
-
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {name: module.state_dict() for name, module in self.modules().items()}
-        state.update(optimizer=self.optimizer.state_dict(), schedule=self.schedule.state_dict(), step=self.step_count,
-                     sampler=self.sampler.get_state())
-        return state
+        return {**super().state_dict(), "sampler": self.sampler.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, module in self.modules().items():
-            module.load_state_dict(state[name])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.step_count = int(state["step"])
+        super().load_state_dict(state)
         self.sampler.set_state(state["sampler"])

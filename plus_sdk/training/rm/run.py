@@ -249,7 +249,7 @@ class EncoderLearner(Learner):
 
     def save_weights(self, folder: Path) -> None:
         if isinstance(self.trainer, EncoderVPLTrainer):  # no text summary: the latent's networks go beside the head
-            save_file({f"{name}.{k}": v.detach().contiguous() for name, module in self.trainer.modules().items()
+            save_file({f"{name}.{k}": v.detach().contiguous() for name, module in self.trainer.modules.items()
                        for k, v in module.state_dict().items()}, str(folder / VPL_WEIGHTS))
             return
         self.scorer.save_pretrained(folder)
