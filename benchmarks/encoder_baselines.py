@@ -47,8 +47,10 @@ def run_recipe(recipe: str, run_root: Path, threads: int) -> dict[str, Any]:
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: train-rm would resume a finished one in 0 s
     started = time.perf_counter()
     recipe_file = ROOT / "training" / "encoder" / f"{recipe}.yaml"
+    print(f"{recipe}: training (plus train-rm {recipe_file.relative_to(ROOT)})", file=sys.stderr, flush=True)
     subprocess.run([sys.executable, "-m", "plus_sdk.cli", "train-rm", str(recipe_file), f"run_dir={run_dir}",
-                    f"threads={threads}", "progress=false"], check=True, cwd=ROOT)
+                    f"threads={threads}", f"progress={'true' if sys.stderr.isatty() else 'false'}"],
+                   check=True, cwd=ROOT)
     results = json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
     results["wall_seconds"] = time.perf_counter() - started
     return results
@@ -79,6 +81,7 @@ def score_bundle(bundle: str, threads: int) -> dict[str, Any]:
 
 def run_bundle(bundle: str, threads: int) -> dict[str, Any]:
     """``score_bundle`` in a child process (its own peak memory)."""
+    print(f"{bundle}: summarizing and scoring the held-out users", file=sys.stderr, flush=True)
     done = subprocess.run([sys.executable, __file__, "--score-bundle", bundle, "--threads", str(threads)],
                           check=True, cwd=ROOT, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
