@@ -1,7 +1,7 @@
 """Which encoder-path reward head generalizes to held-out prompts and wordings?
 
 Trains head variants on the cached embeddings of ``plus train general``'s rows (train wordings,
-8 drawn per row, batch 64, ``rm_steps`` steps, AdamW with a cosine to 10 %) and scores held-out
+8 drawn per row, batch 64, ``rm_steps`` steps, AdamW at ``rm.lr`` with a cosine to 10 %) and scores held-out
 styles users (dataset / held-out / typed wordings, per axis) and held-out Pets users:
 
 - ``A`` the shipped head (reply tower on [f, f⊙e(x), f−e(x)], user tower, similarity terms);
@@ -13,6 +13,7 @@ styles users (dataset / held-out / typed wordings, per axis) and held-out Pets u
 
     .venv/bin/python benchmarks/encoder_head_variants.py A B C                 # the variants to run
     .venv/bin/python benchmarks/encoder_head_variants.py A data.n_train=12000  # recipe overrides
+    .venv/bin/python benchmarks/encoder_head_variants.py A rm.lr=1e-2         # the head's learning rate
         -> a JSON line per variant, also appended to benchmarks/results/encoder_head_variants.jsonl
 """
 
@@ -123,10 +124,10 @@ def margin(model: nn.Module, f: Features) -> torch.Tensor:
     return model(f["z"], f["p"], f["c"]) - model(f["z"], f["p"], f["j"])
 
 
-def train(model: nn.Module, banks: list[Features], steps: int, batch: int, weight_decay: float) -> None:
-    """AdamW on Bradley–Terry, one wording bank per step in turn."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=1e-4)
+def train(model: nn.Module, banks: list[Features], steps: int, batch: int, weight_decay: float, lr: float) -> None:
+    """AdamW on Bradley–Terry (cosine to lr/10), one wording bank per step in turn."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=lr / 10)
     rng = random.Random(0)
     rows = len(banks[0]["c"])
     for step in range(steps):
@@ -157,7 +158,7 @@ def main() -> None:
     for variant in chosen:
         model = VARIANTS[variant](scorer.encoder.dim)
         started = time.time()
-        train(model, banks, config.rm_steps, config.rm.batch_size, config.rm.weight_decay)
+        train(model, banks, config.rm_steps, config.rm.batch_size, config.rm.weight_decay, config.rm.lr)
         out: dict[str, object] = {"variant": variant, "seconds": round(time.time() - started, 1),
                                   "overrides": overrides}
         with torch.no_grad():
