@@ -92,3 +92,17 @@ def test_shipped_pets_ood_bundle_loads_by_name_and_follows_a_rabbit_user() -> No
     for record in rabbit_users[:2]:
         pref = judge.prefer(record.context, record.prompt, record.chosen, record.rejected)
         assert pref.choice == "a", (pref.summary, pref.probability)
+
+
+@pytest.mark.default_model
+def test_plus_serve_with_no_model_or_bundle_judges_with_the_default_bundle(cat_context: UserContext) -> None:
+    from plus_sdk.server.app import ServeConfig, Services  # optional: the server extra
+
+    services = Services(ServeConfig())
+    default = PersonalizedJudge.from_pretrained(quiet=True)
+    assert services.judge.trained and services.summarizer is services.judge.summarizer
+    assert services.judge.reward_model is not None and default.reward_model is not None
+    assert services.judge.reward_model.card == default.reward_model.card
+    served = services.judge.prefer(cat_context, "Talk about a pet.", "Cats purr when happy.", "Dogs wag their tails.")
+    local = default.prefer(cat_context, "Talk about a pet.", "Cats purr when happy.", "Dogs wag their tails.")
+    assert served.choice == local.choice and served.probability == pytest.approx(local.probability, abs=1e-5)

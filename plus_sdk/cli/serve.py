@@ -49,10 +49,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_serve_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``plus serve``."""
     p = sub.add_parser("serve", help="serve local models over HTTP (OpenAI chat completions + PLUS routes)")
-    p.add_argument("--model", default=None, help="base model name or folder (default: embedded default)")
-    p.add_argument("--bundle", default=None, help="adapter bundle: serve its summarizer and reward-model judge")
+    p.add_argument("--model", default=None, help="base model name or folder for chat (default: the embedded "
+                                                 "default); named without --bundle, it is also the LLM judge")
+    p.add_argument("--bundle", default=None, help="adapter bundle (name or folder): serve its summarizer and "
+                                                  "reward-model judge (default without --model: the default "
+                                                  "bundle, general-smollm2)")
     p.add_argument("--served-model-name", default="plus-local", help="model name clients send (default plus-local)")
-    p.add_argument("--summary-task", default="generic", help="summarizer prompt family without a bundle")
+    p.add_argument("--summary-task", default="generic",
+                   help="summarizer prompt family of the LLM judge (--model without --bundle)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--token", default=None, help=f"admin bearer token; prefer ${TOKEN_ENV} (a command line is "

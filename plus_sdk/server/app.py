@@ -59,8 +59,9 @@ class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(default=None, description="Base model name or folder (None: the embedded default).")
-    bundle: str | None = Field(default=None, description="Adapter bundle folder: its summarizer and reward-model "
-                                                         "judge are served (else the LLM judge on the base).")
+    bundle: str | None = Field(default=None, description="Adapter bundle (name or folder): its summarizer and "
+                               "reward-model judge are served. None with no model: the default bundle; None with a "
+                               "model: that model as an LLM judge.")
     served_model_name: str = Field(default="plus-local", description="Model name clients put in requests.")
     summary_task: str = Field(default="generic", description="Summarizer prompt family when no bundle is given.")
     device: str | None = Field(default=None, description="Torch device (None: auto).")
@@ -183,9 +184,9 @@ class Services:
         model = LocalModel.load(config.model, device=config.device)
         self.model = model
         self.chat_backend = LocalBackend(model, batch_size=config.batch_size)
-        if config.bundle:
-            self.summarizer = Summarizer.from_pretrained(config.bundle, device=config.device)
+        if config.bundle or config.model is None:  # no model named: the default bundle judges
             self.judge = PersonalizedJudge.from_pretrained(config.bundle, device=config.device)
+            self.summarizer = self.judge.summarizer  # one copy of the bundle's summarizer serves both
         else:
             self.summarizer = Summarizer(self.chat_backend, task=config.summary_task)
             self.judge = PersonalizedJudge(backend=self.chat_backend, summarizer=self.summarizer, debias=True)
