@@ -41,6 +41,7 @@ import httpx
 from pydantic import SecretStr
 
 from plus_sdk.bundle import DEFAULT_BUNDLE
+from plus_sdk.models import DEFAULT_MODEL
 from plus_sdk.server import ServeConfig, Services, create_app, serve_in_thread
 from plus_sdk.store import SummaryStore
 from plus_sdk.types import PreferenceExample, UserContext
@@ -179,7 +180,8 @@ def main() -> None:
             for user, text in zip(users, stored, strict=True):
                 store.edit(user, text)
         bundle = None if args.bundle == "none" else args.bundle
-        config = ServeConfig(model=args.model, bundle=bundle, served_model_name="bench", token=SecretStr(TOKEN),
+        model = args.model or (DEFAULT_MODEL if bundle is None else None)  # a model and no bundle: the LLM judge
+        config = ServeConfig(model=model, bundle=bundle, served_model_name="bench", token=SecretStr(TOKEN),
                              store=str(db), header_timeout_s=10.0, body_timeout_s=10.0)
         services = Services(config)
         services.summarizer.sampling = services.summarizer.sampling.model_copy(update={"max_new_tokens": 8})
