@@ -16,6 +16,10 @@ written by SmolLM2 (+ LoRA) from a few soft tokens.
 - **Soft tokens** enter the LM as token ids past its vocabulary: ``SoftEmbedding`` replaces the
   input embedding layer and looks those ids up in a per-batch table. Generation, log-probs and the
   PPO update therefore run on plain token ids, unchanged.
+- **Hints** (optional): a reader may hold a bank of known descriptions (their texts in the spec,
+  their unit embeddings in the weights). The ``hints`` texts nearest to ê are written after the soft
+  tokens as one line of the prompt, so the LM can copy a description instead of decoding ê. A
+  reader without a bank renders exactly the prompt it always did.
 
 ``ContextReader`` holds the two small networks; ``ReaderBackend`` is what ``Summarizer`` drives for
 a bundle of this kind (``summarizer/reader.json``).
@@ -47,6 +51,8 @@ SOFT_TOKENS = 4
 SLOT = "<context>"
 SYSTEM = "Describe what this user likes in replies."
 INSTRUCTION = SLOT
+#: Leads the line of hints after the soft tokens.
+HINTS_LEAD = "Closest known descriptions:"
 
 
 def is_reader(folder: str | os.PathLike[str] | None) -> bool:
@@ -132,6 +138,39 @@ class ContextReader(nn.Module):
         self.regress = mlp([pair_hidden + feature_size(dim), hidden, dim])
         self.project = mlp([dim, hidden, k * d_model])
         self.register_buffer("embed_rms", torch.tensor(float(embed_rms)))
+        self.hint_texts: list[str] = []
+        self.hint_count = 0
+
+    def set_hints(self, texts: Sequence[str], vectors: torch.Tensor, count: int) -> None:
+        """Hold a bank of known descriptions: ``texts`` and their unit embeddings ``vectors`` ``[G, dim]``;
+        ``count`` of them (the nearest to ê) are shown per prompt."""
+        if vectors.shape != (len(texts), self.dim):
+            raise ValueError(f"a hint bank of {len(texts)} texts needs vectors of shape ({len(texts)}, {self.dim}), "
+                             f"got {tuple(vectors.shape)}")
+        self.hint_texts = list(texts)
+        self.hint_count = int(count)
+        self.register_buffer("bank", nn.functional.normalize(vectors.detach().float(), dim=-1))
+
+    def hints(self, described: torch.Tensor, n: int | None = None) -> list[list[str]]:
+        """Per row of ``described`` (ê or e(text)), the texts of the ``n`` bank entries of highest cosine,
+        distinct and best first (``n``: the reader's own count; none without a bank)."""
+        n = self.hint_count if n is None else n
+        if not self.hint_texts or n <= 0:
+            return [[] for _ in range(described.shape[0])]
+        with torch.no_grad():
+            bank = self.get_buffer("bank")
+            cosine = nn.functional.normalize(described.float().to(bank.device), dim=-1) @ bank.T
+            order = cosine.argsort(-1, descending=True)
+        out: list[list[str]] = []
+        for row in order.tolist():
+            texts: list[str] = []
+            for index in row:
+                if self.hint_texts[index] not in texts:
+                    texts.append(self.hint_texts[index])
+                if len(texts) == n:
+                    break
+            out.append(texts)
+        return out
 
     def features(self, encoder: SentenceEncoder, contexts: Sequence[UserContext], *,
                  progress: bool = False) -> torch.Tensor:
@@ -149,8 +188,11 @@ class ContextReader(nn.Module):
         return raw * self.embed_rms / raw.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": "encoder", "dim": self.dim, "d_model": self.d_model, "k": self.k, "hidden": self.hidden,
+        spec = {"kind": "encoder", "dim": self.dim, "d_model": self.d_model, "k": self.k, "hidden": self.hidden,
                 "pair_hidden": self.pair_hidden}
+        if self.hint_texts:  # a reader without a bank writes the spec it always did
+            spec.update(hints=self.hint_count, hint_texts=self.hint_texts)
+        return spec
 
 
 class SoftEmbedding(nn.Module):
@@ -206,11 +248,22 @@ def soft_table(embedding: SoftEmbedding, table: torch.Tensor) -> Iterator[None]:
         embedding.table = None
 
 
-def prompt_ids(tokenizer: Any, vocab: int, slot: int, k: int = SOFT_TOKENS) -> list[int]:
-    """Token ids of the summarizer prompt whose soft tokens are rows ``slot·k … slot·k + k − 1`` of the table."""
-    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": INSTRUCTION}]
+def hint_line(hints: Sequence[str]) -> str:
+    """The line of the prompt that shows ``hints``: ``Closest known descriptions: 1) … 2) …``."""
+    return " ".join([HINTS_LEAD] + [f"{i}) {text.strip()}" for i, text in enumerate(hints, start=1)])
+
+
+def instruction(hints: Sequence[str] = ()) -> str:
+    """The user turn: the soft-token slot, then the line of hints when there are any."""
+    return f"{INSTRUCTION}\n{hint_line(hints)}" if hints else INSTRUCTION
+
+
+def prompt_ids(tokenizer: Any, vocab: int, slot: int, k: int = SOFT_TOKENS, hints: Sequence[str] = ()) -> list[int]:
+    """Token ids of the summarizer prompt whose soft tokens are rows ``slot·k … slot·k + k − 1`` of the table,
+    with the line of ``hints`` after them (none: the bare instruction)."""
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": instruction(hints)}]
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    before, after = text.split(SLOT)
+    before, after = text.split(SLOT, 1)
     ids_before = tokenizer(before, add_special_tokens=False)["input_ids"]
     ids_after = tokenizer(after, add_special_tokens=False)["input_ids"]
     return ids_before + [vocab + slot * k + j for j in range(k)] + ids_after
@@ -219,6 +272,21 @@ def prompt_ids(tokenizer: Any, vocab: int, slot: int, k: int = SOFT_TOKENS) -> l
 def move_slot(slot0_ids: list[int], vocab: int, slot: int, k: int = SOFT_TOKENS) -> list[int]:
     """The ids of ``prompt_ids(..., slot=0)`` with its soft tokens pointed at ``slot`` instead."""
     return [i + slot * k if i >= vocab else i for i in slot0_ids]
+
+
+class PromptCache:
+    """``prompt_ids`` for any slot and hints: each distinct list of hints is rendered and tokenized once,
+    then only the soft ids move."""
+
+    def __init__(self, tokenizer: Any, vocab: int, k: int = SOFT_TOKENS) -> None:
+        self.tokenizer, self.vocab, self.k = tokenizer, vocab, k
+        self._slot0: dict[tuple[str, ...], list[int]] = {}
+
+    def ids(self, slot: int, hints: Sequence[str] = ()) -> list[int]:
+        key = tuple(hints)
+        if key not in self._slot0:
+            self._slot0[key] = prompt_ids(self.tokenizer, self.vocab, 0, self.k, key)
+        return move_slot(self._slot0[key], self.vocab, slot, self.k)
 
 
 def save_reader(reader: ContextReader, encoder_name: str, folder: str | os.PathLike[str]) -> None:
@@ -244,6 +312,9 @@ def load_reader(folder: str | os.PathLike[str]) -> tuple[ContextReader, str]:
         spec = json.loads((folder / READER_SPEC).read_text(encoding="utf-8"))
         reader = ContextReader(int(spec["dim"]), int(spec["d_model"]), k=int(spec["k"]), hidden=int(spec["hidden"]),
                                pair_hidden=int(spec["pair_hidden"]))
+        texts = [str(t) for t in spec.get("hint_texts") or []]
+        if texts:  # the bank's vectors are in the weights file
+            reader.set_hints(texts, torch.zeros(len(texts), reader.dim), int(spec["hints"]))
         reader.load_state_dict(load_file(str(folder / READER_FILE)))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise ValueError(f"{folder} holds a damaged context reader ({exc.__class__.__name__}: "
@@ -262,19 +333,17 @@ class ReaderBackend:
         self.reader = reader
         self.encoder = encoder
         self.batch_size = batch_size
-        self._prompt: list[int] | None = None
         with model.active() as lm:
             self.embedding = install_soft_embedding(lm)
+        self.prompts = PromptCache(model.tokenizer, self.embedding.vocab, reader.k)
 
     @property
     def model_id(self) -> str:
         return f"{self.model.model_id}+reader:{self.encoder.name}"
 
-    def prompt(self, slot: int) -> list[int]:
-        """``prompt_ids`` for ``slot``: the template is rendered and tokenized once, then only the soft ids move."""
-        if self._prompt is None:
-            self._prompt = prompt_ids(self.model.tokenizer, self.embedding.vocab, 0, self.reader.k)
-        return move_slot(self._prompt, self.embedding.vocab, slot, self.reader.k)
+    def prompt(self, slot: int, hints: Sequence[str] = ()) -> list[int]:
+        """``prompt_ids`` for ``slot`` and ``hints`` (rendered once per distinct hints; only the soft ids move)."""
+        return self.prompts.ids(slot, hints)
 
     @torch.inference_mode()
     def read(self, contexts: Sequence[UserContext], sampling: SamplingConfig) -> list[str]:
@@ -283,8 +352,9 @@ class ReaderBackend:
         outputs: list[str] = []
         for start in range(0, len(contexts), self.batch_size):
             chunk = list(contexts[start:start + self.batch_size])
-            soft = self.reader.soft_tokens(self.reader.describe(self.reader.features(self.encoder, chunk)))
-            rows = [self.prompt(i) for i in range(len(chunk))]
+            described = self.reader.describe(self.reader.features(self.encoder, chunk))
+            soft = self.reader.soft_tokens(described)
+            rows = [self.prompt(i, hints) for i, hints in enumerate(self.reader.hints(described))]
             width = max(len(r) for r in rows)
             ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows], device=self.model.device)
             mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.model.device)

@@ -10,6 +10,12 @@
    tokens (the remedy for the collapse onto one description for everyone). The other half comes
    from ê of real contexts, with a wording of that user as the target.
 
+With ``hints`` > 0 the reader also holds a bank of known descriptions, built after stage 1: one
+entry per dataset description of the train users (``record.oracle``), at the normalized mean
+embedding of the wordings drawn for its users. Each decode prompt then shows the ``hints`` texts
+nearest to its soft tokens' source (ê for the context half, e(w) for the autoencoding half), and
+so do the evaluation and the saved summarizer.
+
 Every ``eval_every`` steps the held-out users are summarized greedily and the share whose summary
 names what they prefer (``summary_metrics.hooks.names_user``) is logged with the loss in
 ``metrics.jsonl``; ``plots/`` gets the curves. The result is a summarizer folder (LoRA adapter +
@@ -35,10 +41,9 @@ from plus_sdk.backends.local import LocalModel, SharedBase
 from plus_sdk.bundle import portable_base_name
 from plus_sdk.context_reader import (
     ContextReader,
+    PromptCache,
     ReaderBackend,
     install_soft_embedding,
-    move_slot,
-    prompt_ids,
     save_reader,
     soft_table,
 )
@@ -81,6 +86,8 @@ class ReaderConfig(StrictConfig):
     wording_variants: int = Field(8, ge=1, description="Descriptions drawn per context (embedded once up front).")
     max_contexts: int = Field(2000, ge=1, description="Distinct train contexts read (their items are embedded "
                                                       "once; more costs encoder time, not LM time).")
+    hints: int = Field(0, ge=0, description="Known descriptions (the train users' dataset descriptions nearest to "
+                                            "ê) written as text after the soft tokens, for the LM to copy; 0: none.")
 
 
 def distinct_contexts(records: Sequence[TrainingRecord]) -> list[TrainingRecord]:
@@ -128,6 +135,7 @@ class ReaderTraining:
         self.features = self.reader.features(self.encoder, [r.context for r in self.train], progress=progress)
         variants = range(config.wording_variants)
         self.encoder.encode(sorted({self.wording(r, k) for r in self.train for k in variants}))
+        self.prompts = PromptCache(self.base.tokenizer, self.embedding.vocab, self.reader.k)
 
     def wording(self, record: TrainingRecord, k: int) -> str:
         """The ``k``-th drawn description of ``record``'s user (one of ``wording_variants``)."""
@@ -152,7 +160,26 @@ class ReaderTraining:
             if (step + 1) % 100 == 0 or step + 1 == cfg.regress_steps:
                 append_jsonl(self.run_dir / "metrics.jsonl", {"stage": "regress", "step": step + 1,
                                                               "cosine_loss": loss.item()})
+        if cfg.hints:
+            self.build_hints()
         return {"regress_cosine_loss": loss.item(), **self.regress_eval()}
+
+    @torch.no_grad()
+    def build_hints(self) -> None:
+        """The reader's bank: per dataset description of the train users, the normalized mean embedding of
+        the wordings drawn for its users (``wording_variants`` each), with the description as its text."""
+        groups: dict[str, list[str]] = {}
+        for record in self.train:
+            if record.oracle:
+                groups.setdefault(record.oracle, []).extend(
+                    self.wording(record, k) for k in range(self.config.wording_variants))
+        if not groups:
+            raise ValueError("hints need train records with a dataset description ('oracle'); these have none")
+        texts = sorted(groups)
+        centroids = torch.stack([self.encoder.encode(groups[text]).mean(0) for text in texts])
+        self.reader.set_hints(texts, F.normalize(centroids, dim=-1), self.config.hints)
+        logger.info("reader hints: a bank of %d known descriptions, %d shown per prompt", len(texts),
+                    self.config.hints)
 
     @torch.no_grad()
     def regress_eval(self) -> dict[str, float]:
@@ -177,9 +204,9 @@ class ReaderTraining:
                                    self.reader.describe(self.features[ctx_rows])])
         encoded = []
         eos = tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tok.get_vocab() else tok.eos_token_id
-        slot0 = prompt_ids(tok, self.embedding.vocab, 0, self.reader.k)  # rendered once per step, not per row
+        hints = self.reader.hints(described)  # autoencoding half: nearest to e(w); context half: nearest to ê
         for slot, text in enumerate(targets):
-            prompt = move_slot(slot0, self.embedding.vocab, slot, self.reader.k)
+            prompt = self.prompts.ids(slot, hints[slot])
             answer = tok(text, add_special_tokens=False)["input_ids"] + [eos]
             encoded.append((prompt + answer, len(prompt)))
         return batch_tensors(encoded, tok.pad_token_id), described
@@ -187,6 +214,8 @@ class ReaderTraining:
     def decode(self) -> dict[str, float]:
         """Train the LoRA adapter and the projector to write descriptions from soft tokens."""
         cfg = self.config
+        if cfg.hints and not self.reader.hint_texts:  # stage 1 builds the bank; decoding alone builds it here
+            self.build_hints()
         lora = [p for _, p in adapter_parameters(self.base.model, ADAPTER)]
         for p in lora:
             p.requires_grad_(True)

@@ -6,8 +6,10 @@ makes those prompts readable for as long as the batch is in use (``reading``):
 - ``TextPrompts``: the paper's design, the context rendered as text in the summarizer's prompt;
 - ``ReaderPrompts``: the encoder path, a short instruction around soft tokens that the frozen
   context reader (``plus_sdk.context_reader``) makes of each context; ``reading`` sets the
-  soft-token table the LM's input embedding looks them up in. Ids are plain ints either way, so
-  generation, log-probs and the PPO update do not know which role they run on.
+  soft-token table the LM's input embedding looks them up in. A reader with a bank of known
+  descriptions adds the line of hints nearest to each context's ê, as the bundle will serve it.
+  Ids are plain ints either way, so generation, log-probs and the PPO update do not know which
+  role they run on.
 
 A **reward role** scores r(chosen | z) − r(rejected | z) for (summary, record) pairs, takes the
 Bradley–Terry NLL steps of step 2 of Algorithm 1, and holds its own weights for checkpoints:
@@ -29,11 +31,10 @@ from plus_sdk import prompts
 from plus_sdk.backends.local import SharedBase
 from plus_sdk.context_reader import (
     ContextReader,
+    PromptCache,
     install_soft_embedding,
     is_reader,
     load_reader,
-    move_slot,
-    prompt_ids,
     save_reader,
     soft_table,
 )
@@ -43,6 +44,7 @@ from plus_sdk.training.data.records import TrainingRecord
 from plus_sdk.training.ppo.rollout import summarizer_prompt_ids
 from plus_sdk.training.rm.encoder import EncoderSettings, EncoderTrainer
 from plus_sdk.training.rm.trainer import RewardTrainer, RMExample, RMTrainConfig, add_reward_lora
+from plus_sdk.types import UserContext
 
 
 class SummarizerPrompts(Protocol):
@@ -119,7 +121,8 @@ class ReaderPrompts:
         self.reader = reader.eval()
         self.encoder = scorer.encoder
         self.embedding = install_soft_embedding(base.model)
-        self.template = prompt_ids(base.tokenizer, self.embedding.vocab, 0, reader.k)
+        self.prompts = PromptCache(base.tokenizer, self.embedding.vocab, reader.k)
+        self._hints: dict[str, list[str]] = {}  # context hash → its hints (the reader is frozen)
 
     @staticmethod
     def slots(records: Sequence[TrainingRecord]) -> dict[str, int]:
@@ -129,18 +132,33 @@ class ReaderPrompts:
             slots.setdefault(record.context.source_hash(), len(slots))
         return slots
 
+    @torch.no_grad()
+    def described(self, contexts: Sequence[UserContext]) -> torch.Tensor:
+        """ê of ``contexts`` ``[n, dim]``."""
+        return self.reader.describe(self.reader.features(self.encoder, contexts))
+
+    def hints(self, records: Sequence[TrainingRecord]) -> list[list[str]]:
+        """The reader's hints for each record's context (computed once per context; none without a bank)."""
+        if not self.reader.hint_texts:
+            return [[] for _ in records]
+        keys = [r.context.source_hash() for r in records]
+        missing = {key: r.context for key, r in zip(keys, records, strict=True) if key not in self._hints}
+        if missing:
+            found = self.reader.hints(self.described(list(missing.values())))
+            self._hints.update(zip(missing, found, strict=True))
+        return [self._hints[key] for key in keys]
+
     def prompt_ids(self, records: Sequence[TrainingRecord]) -> list[list[int]]:
         slots = self.slots(records)
-        return [move_slot(self.template, self.embedding.vocab, slots[r.context.source_hash()], self.reader.k)
-                for r in records]
+        return [self.prompts.ids(slots[r.context.source_hash()], hints)
+                for r, hints in zip(records, self.hints(records), strict=True)]
 
     @contextlib.contextmanager
     def reading(self, records: Sequence[TrainingRecord]) -> Iterator[None]:
         """The soft-token table of ``records``' contexts, visible to the LM for the duration."""
         first = {r.context.source_hash(): r.context for r in records}
         with torch.no_grad():
-            features = self.reader.features(self.encoder, list(first.values()))
-            soft = self.reader.soft_tokens(self.reader.describe(features))
+            soft = self.reader.soft_tokens(self.described(list(first.values())))
         with soft_table(self.embedding, soft.reshape(-1, soft.shape[-1])):
             yield
 
