@@ -31,7 +31,7 @@ from plus_sdk.bundle import open_bundle
 from plus_sdk.cache import SummaryCache, cache_key
 from plus_sdk.cancel import raise_if_cancelled
 from plus_sdk.coalesce import CoalesceSettings, coalescer_for, is_local, run_on_worker, settings_of
-from plus_sdk.context_reader import ReaderBackend, is_reader, load_reader
+from plus_sdk.context_reader import ReaderBackend, is_reader, load_reader, save_reader
 from plus_sdk.encoder import SentenceEncoder
 from plus_sdk.inputs import as_context
 from plus_sdk.store import summarize_with_store
@@ -114,11 +114,13 @@ class Summarizer:
         return cls(LocalBackend(model), card=card, cache=cache, **kwargs)
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
-        """Save the LoRA adapter of a local summarizer into ``folder``."""
+        """Save the LoRA adapter of a local summarizer into ``folder`` (and an encoder-path one's context reader)."""
         model = getattr(self.backend, "model", None)
         if model is None or model.adapter is None:
             raise ValueError("only a local summarizer with a LoRA adapter can be saved")
         model.base.save_adapter(model.adapter, folder)
+        if isinstance(self.backend, ReaderBackend):  # the encoder path: its reader (and hint bank) beside the adapter
+            save_reader(self.backend.reader, self.backend.encoder.name, folder)
 
     # ------------------------------------------------------------------
     @property
