@@ -120,9 +120,10 @@ def trained(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> R
     """A few steps of both stages with ``hints: 2`` on Pets users (two dataset descriptions)."""
     data = build_pets(24, 4, 2, 0)
     encoder = SentenceEncoder.load(cache_folder=tmp_path_factory.mktemp("embeddings"))
-    config = ReaderConfig(base=str(tiny_model_dir), hints=2, regress_steps=5, regress_batch=8, decode_steps=1,
-                          decode_batch=4, eval_every=1, eval_users=2, wording_variants=2, max_contexts=20,
-                          hidden=16, max_new_tokens=8)
+    config = ReaderConfig.model_validate({
+        "base": str(tiny_model_dir), "hints": 2, "regress_steps": 5, "regress_batch": 8, "decode_steps": 1,
+        "decode_batch": 4, "eval_every": 1, "eval_users": 2, "wording_variants": 2, "max_contexts": 20,
+        "hidden": 16, "max_new_tokens": 8})
     training = ReaderTraining(config, data["train"], data["test"], run_dir=tmp_path_factory.mktemp("reader"),
                               progress=False, encoder=encoder)
     training.regress()
