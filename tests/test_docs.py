@@ -4,9 +4,10 @@ Blocks of one page run in order in one fresh subprocess, as a reader would: pyth
 namespace, shell blocks run in bash with ``plus`` on PATH, in a temporary folder laid out like the
 repository root, on the embedded default model unless the page chooses another
 (``tests/docs_blocks.py`` says how, and the few stated changes the test makes: a free port for
-``8000``, the suite's tiny model for ``plus train`` and ``plus train-rm``). A block that needs a GPU or
-a remote server (one the page does not start) is marked in the markdown, on the line right before
-its fence, with ``<!-- docs-test: skip (why) -->``; the skipped blocks and their reasons are reported.
+``8000``, the suite's tiny model for the training commands, and a long run shortened by the settings
+its ``<!-- docs-test: scaled (why; appends: ...) -->`` mark names). Only a block that needs a GPU or
+a remote server (one the page does not start) is marked in the markdown, right before its fence,
+with ``<!-- docs-test: skip (why) -->``; the skipped blocks and their reasons are reported.
 The environment gets a placeholder ``OPENAI_API_KEY`` so blocks that only *build* an OpenAI backend run.
 """
 
@@ -21,7 +22,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from docs_blocks import REPO, RUNNER, extract_blocks, free_port, lay_out_workspace, rewrite_for_test
+from docs_blocks import REPO, RUNNER, Block, extract_blocks, free_port, lay_out_workspace, rewrite_for_test
 
 FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 #: a page whose shell and python blocks a dedicated test runs in order, as a reader would (named in the mark)
@@ -61,6 +62,78 @@ def test_the_test_gives_training_lines_the_tiny_model_and_the_port_a_free_one(tm
                                       f"plus eval-generate model={tiny} summarizer={tiny} data=d"]
 
 
+def test_a_scaled_mark_is_read_even_when_it_wraps_over_lines(tmp_path: Path) -> None:
+    text = ("<!-- docs-test: scaled (an hour; the test\nshortens it; appends: iterations=1\n  eval.test_rows=2) -->\n"
+            "```bash\nplus train x.yaml\n```\n<!-- docs-test: skip (needs a GPU) -->\n\n```python\ny = 2\n```\n")
+    blocks = extract_blocks(text, tmp_path / "t.md")
+    assert [(b.line, b.skip, b.scaled) for b in blocks] == [
+        (4, None, "an hour; the test shortens it; appends: iterations=1 eval.test_rows=2"), (9, "needs a GPU", None)]
+
+
+def test_a_scaled_block_runs_its_training_lines_with_the_stated_settings_last() -> None:
+    code = ("plus train x.yaml iterations=60 \\\n    'init_roles=[summarizer]' --resume  # go\n"
+            "plus export runs/x adapters/y --checkpoint latest\nplus train-rm r.yaml steps=9\n")
+    block = Block(REPO / "t.md", 1, "bash", code, None, "long; appends: iterations=1 eval.test_rows=2")
+    assert rewrite_for_test(block, Path("/tiny"), 1234).splitlines() == [
+        "plus train x.yaml model.summarizer_base=/tiny iterations=60      'init_roles=[summarizer]' iterations=1 "
+        "eval.test_rows=2 --resume  # go", "plus export runs/x adapters/y --checkpoint latest",
+        "plus train-rm r.yaml base=/tiny steps=9"]
+    from plus_sdk.cli import build_parser
+
+    parsed = build_parser().parse_args(rewrite_for_test(block, Path("/tiny"), 1234).split("  #")[0].split()[1:])
+    assert parsed.overrides[-2:] == ["iterations=1", "eval.test_rows=2"] and parsed.resume
+
+
+def test_a_scaled_python_block_gets_its_stated_text_replaced() -> None:
+    block = Block(REPO / "t.md", 1, "python", 'load(["iterations=10"])\n', None,
+                  'long; replaces: ["iterations=10"] => ["iterations=10", "iterations=1"]')
+    assert rewrite_for_test(block, Path("/tiny"), 1) == 'load(["iterations=10", "iterations=1"])\n'
+
+
+def test_a_scaled_mark_that_no_longer_fits_its_block_fails() -> None:
+    for lang, code, mark in (("python", "x = 1\n", "long; replaces: y = 1 => y = 2"),
+                             ("bash", "plus export a b\n", "long; appends: iterations=1"),
+                             ("bash", "plus train x\n", "long, and no settings")):
+        with pytest.raises(ValueError, match=r"t\.md:1"):
+            rewrite_for_test(Block(REPO / "t.md", 1, lang, code, None, mark), Path("/tiny"), 1)
+
+
+def test_a_later_setting_wins_so_a_scaled_block_gets_its_short_schedule() -> None:
+    from plus_sdk.training.config import load_config
+    from plus_sdk.training.ppo.coadapt_config import CoadaptConfig
+
+    config = load_config(CoadaptConfig, REPO / "training/pets-ood/plus.yaml", ["iterations=60", "eval.every=10",
+                                                                               "iterations=1", "eval.every=1"])
+    assert (config.iterations, config.eval.every) == (1, 1)
+
+
+def test_training_from_a_shipped_bundle_keeps_the_real_base_and_the_summarizer_run_gets_the_tiny_one() -> None:
+    code = ("plus train p.yaml init_from=adapters/pets-smollm2 'init_roles=[summarizer]'\n"
+            "plus train p.yaml init_from=pets-ood-smollm2\nplus train p.yaml init_from=adapters/pets-smollm2-mine\n"
+            "plus train-summarizer styles/summarizer steps=2\n")
+    assert rewrite_for_test(Block(REPO / "t.md", 1, "bash", code, None), Path("/tiny"), 1).splitlines() == [
+        "plus train p.yaml init_from=adapters/pets-smollm2 'init_roles=[summarizer]'",
+        "plus train p.yaml init_from=pets-ood-smollm2",
+        "plus train p.yaml model.summarizer_base=/tiny init_from=adapters/pets-smollm2-mine",
+        "plus train-summarizer styles/summarizer base=/tiny steps=2"]
+
+
+ALL_BLOCKS = [b for file in FILES for b in extract_blocks(file.read_text(encoding="utf-8"), file)]
+
+
+def test_every_scaled_mark_in_the_docs_fits_its_block() -> None:
+    scaled = [b for b in ALL_BLOCKS if b.scaled]
+    assert len(scaled) >= 4
+    for block in scaled:
+        assert rewrite_for_test(block, Path("/tiny"), 1) != rewrite_for_test(
+            Block(block.file, block.line, block.lang, block.code, None), Path("/tiny"), 1), block.where
+
+
+def test_a_block_is_skipped_only_when_it_needs_a_gpu_or_a_server() -> None:
+    for block in ALL_BLOCKS:
+        assert block.skip is None or re.search(r"\b(GPU|server|servers|network)\b", block.skip), block.where
+
+
 DOC_BLOCKS = {file: extract_blocks(file.read_text(encoding="utf-8"), file) for file in FILES
               if not WHOLE_PAGE.search(file.read_text(encoding="utf-8"))}
 
@@ -97,6 +170,7 @@ def test_doc_code_blocks_run(file: Path, tmp_path: Path, tiny_model_dir: Path) -
            "OPENAI_API_KEY": "docs-test-placeholder", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     result = subprocess.run([sys.executable, "-c", RUNNER, str(script)], cwd=work, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800)
+    print("\n".join(re.findall(r"^ran \S+:\d+ in .*$", result.stdout, re.M)))  # each block's time (pytest -s)
     assert result.returncode == 0, f"{result.stdout[-6000:]}"
     assert len(re.findall(r"^ran \S+:\d+ in ", result.stdout, re.M)) == len(runnable)
 

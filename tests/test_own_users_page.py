@@ -1,10 +1,12 @@
-"""docs/own_users.md runs as written, start to finish: validate -> train (quick settings) -> export ->
-load by name -> judge a new pair, on the example users that ship with the docs.
+"""docs/own_users.md runs as written, start to finish: validate -> train (quick settings, then the full
+settings shortened) -> export -> load by name -> judge a new pair -> a reward-model run and a supervised
+summarizer run -> one bundle of the two, on the example users that ship with the docs.
 
 Every ```bash and ```python block of the page runs in order, in a fresh folder holding a copy of
-``docs/examples``, with ``plus`` on PATH. One change, stated in the page: each ``plus train`` line
-gets ``model.summarizer_base=<the suite's tiny random model>`` so that training takes seconds.
-Blocks marked ``<!-- docs-test: skip (why) -->`` (the hour-long full settings) are left out.
+``docs/examples``, with ``plus`` on PATH, changed only in the ways ``tests/docs_blocks.py`` states
+(``rewrite_for_test``): the suite's tiny random model for each training command, so that training
+takes seconds, and the hour-long run shortened by the settings its ``docs-test: scaled`` mark names.
+No block of the page is skipped.
 """
 
 from __future__ import annotations
@@ -15,31 +17,15 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from docs_blocks import extract_blocks, free_port, rewrite_for_test
 from test_coadapt import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "own_users.md"
-BLOCK = re.compile(r"^```(bash|python)\n(.*?)^```", re.S | re.M)
-SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s*\((.+?)\)\s*-->\s*$")
-
-
-def page_blocks(text: str) -> list[tuple[str, str, int]]:
-    """(language, code, line) of the page's bash and python blocks not marked skip, in order."""
-    blocks = []
-    for match in BLOCK.finditer(text):
-        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        if not SKIP.search(before):
-            blocks.append((match.group(1), match.group(2), text.count("\n", 0, match.start()) + 1))
-    return blocks
-
-
-def on_tiny_model(script: str, tiny: Path) -> str:
-    """The shell script with ``model.summarizer_base=TINY`` added to each ``plus train`` command."""
-    joined = script.replace("\\\n", " ")
-    return re.sub(r"^(\s*plus train .*?)\s*$", rf"\1 model.summarizer_base={tiny}", joined, flags=re.M)
 
 
 def test_the_own_users_page_runs_as_written_from_validation_to_a_judgement(tiny_model_dir: Path,
@@ -48,19 +34,24 @@ def test_the_own_users_page_runs_as_written_from_validation_to_a_judgement(tiny_
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PLUS_SDK_BUNDLES": str(tmp_path / "ub"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("PLUS_SDK_QUIET", None)
-    blocks = page_blocks(PAGE.read_text(encoding="utf-8"))
-    assert [lang for lang, _, _ in blocks] == ["bash", "bash", "bash", "python"]
+    blocks = [b for b in extract_blocks(PAGE.read_text(encoding="utf-8"), PAGE) if b.lang in ("bash", "python")]
+    assert not [b.where for b in blocks if b.skip]
+    assert [b.lang for b in blocks] == ["bash", "bash", "bash", "bash", "python", "bash", "bash"]
+    assert [bool(b.scaled) for b in blocks] == [False, False, True, False, False, False, False]
     outputs = []
-    for lang, code, line in blocks:
-        command = (["bash", "-e", "-c", on_tiny_model(code, tiny_model_dir)] if lang == "bash"
-                   else [sys.executable, "-c", code])
+    for block in blocks:
+        code = rewrite_for_test(block, tiny_model_dir, free_port())
+        command = ["bash", "-e", "-c", code] if block.lang == "bash" else [sys.executable, "-c", code]
+        start = time.perf_counter()
         result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, f"docs/own_users.md:{line} failed:\n{result.stderr[-4000:]}"
+        print(f"ran {block.where} in {time.perf_counter() - start:.1f} s")
+        assert result.returncode == 0, f"{block.where} failed:\n{result.stderr[-4000:]}"
         outputs.append(result)
-    validate, train, export, judge = outputs
+    validate, train, full, export, judge, warm_runs, warm_export = outputs
     assert validate.stdout.count("ready to train on") == 2
     # the run: a bar over the iterations with the time left, no raw cursor-up escapes, curves in the run folder
     assert re.search(r"co-adapt.*\| 1/2 \[[\d:]+<[\d:]+", train.stderr) and "\x1b[A" not in train.stderr
+    assert re.search(r"co-adapt.*\| 1/1 \[", full.stderr)  # the full settings, shortened to one iteration
     run = tmp_path / "runs" / "my-bundle"
     assert (run / "plots" / "curves.png").stat().st_size > 1000
     assert json.loads(export.stdout)["bundle"] == "adapters/my-bundle"
@@ -70,6 +61,12 @@ def test_the_own_users_page_runs_as_written_from_validation_to_a_judgement(tiny_
     assert len(said) == 1 and "'my-bundle'" in said[0] and "files docs/examples/my_users/train.jsonl" in said[0]
     choice, probability, *_summary = judge.stdout.split()
     assert choice in ("a", "b", "tie") and 0.0 <= float(probability) <= 1.0
+    # the warm bundle: the oracle reward model with the supervised summarizer
+    assert (tmp_path / "runs" / "my-summarizer-sft" / "summarizer").is_dir(), warm_runs.stderr[-2000:]
+    assert json.loads(warm_export.stdout)["bundle"] == "adapters/my-warm"
+    warm = tmp_path / "adapters" / "my-warm"
+    assert (warm / "summarizer").is_dir() and (warm / "reward").is_dir()
+    assert json.loads((warm / "card.json").read_text(encoding="utf-8"))["trained_on"] == card["trained_on"]
 
 
 def test_each_evaluation_point_is_evaluated_once(tiny_model_dir: Path, tmp_path: Path,
