@@ -122,7 +122,7 @@ class ReaderPrompts:
         self.encoder = scorer.encoder
         self.embedding = install_soft_embedding(base.model)
         self.prompts = PromptCache(base.tokenizer, self.embedding.vocab, reader.k)
-        self._hints: dict[str, list[str]] = {}  # context hash → its hints (the reader is frozen)
+        self._described: dict[str, torch.Tensor] = {}  # context hash → ê (the reader and encoder are frozen)
 
     @staticmethod
     def slots(records: Sequence[TrainingRecord]) -> dict[str, int]:
@@ -134,19 +134,19 @@ class ReaderPrompts:
 
     @torch.no_grad()
     def described(self, contexts: Sequence[UserContext]) -> torch.Tensor:
-        """ê of ``contexts`` ``[n, dim]``."""
-        return self.reader.describe(self.reader.features(self.encoder, contexts))
+        """ê of ``contexts`` ``[n, dim]``, computed once per context and reused by prompts and soft tokens."""
+        keys = [c.source_hash() for c in contexts]
+        missing = {key: c for key, c in zip(keys, contexts, strict=True) if key not in self._described}
+        if missing:
+            fresh = self.reader.describe(self.reader.features(self.encoder, list(missing.values())))
+            self._described.update(zip(missing, fresh, strict=True))
+        return torch.stack([self._described[key] for key in keys])
 
     def hints(self, records: Sequence[TrainingRecord]) -> list[list[str]]:
-        """The reader's hints for each record's context (computed once per context; none without a bank)."""
+        """The reader's hints for each record's context (none without a bank)."""
         if not self.reader.hint_texts:
             return [[] for _ in records]
-        keys = [r.context.source_hash() for r in records]
-        missing = {key: r.context for key, r in zip(keys, records, strict=True) if key not in self._hints}
-        if missing:
-            found = self.reader.hints(self.described(list(missing.values())))
-            self._hints.update(zip(missing, found, strict=True))
-        return [self._hints[key] for key in keys]
+        return self.reader.hints(self.described([r.context for r in records]))
 
     def prompt_ids(self, records: Sequence[TrainingRecord]) -> list[list[int]]:
         slots = self.slots(records)
